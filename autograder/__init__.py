@@ -1,0 +1,1 @@
+"""The autograder for the neuroevolution assignment: ``python -m autograder --help``."""
