@@ -1,0 +1,60 @@
+# Parallel neuroevolution with multiprocessing: instructor and student entry points.
+# Every target bootstraps the environment it needs; override any UPPER_CASE variable,
+# e.g. `make grade STUDENT=alice` or `make render AGENT_ID=3`.
+
+PYTHON     ?= python3
+VENV       ?= .venv
+SUBMITTED  ?= submitted
+OUTPUT     ?= grades
+STUDENT    ?=
+AGENT_ID   ?= 1
+NOTEBOOK   ?= assignment/neuroevolution/neuroevolution.ipynb
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export UV_PYTHON_DOWNLOADS ?= never
+
+.DEFAULT_GOAL := help
+.PHONY: help install assignment check grade test render bench lock clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml uv.lock requirements.lock
+	@if command -v uv >/dev/null 2>&1; then \
+		uv sync --frozen --python $(PYTHON); \
+	else \
+		echo "uv not found: installing the locked requirements with pip"; \
+		$(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q -r requirements.lock; \
+	fi
+	@touch $@
+
+install: $(STAMP) ## Create .venv with the locked packages (uv if present, else pip)
+
+lock: ## Re-resolve uv.lock and requirements.lock after editing pyproject.toml
+	uv lock --python $(PYTHON)
+	uv export --frozen --no-hashes --no-header --format requirements-txt -o requirements.lock
+
+assignment: $(STAMP) ## Regenerate the student release from solutions/ with nbgrader
+	$(PY) -m tools.release
+
+check: $(STAMP) ## Student self-check: run the visible tests on NOTEBOOK
+	$(PY) -m tools.selfcheck $(NOTEBOOK)
+
+grade: $(STAMP) ## Grade every submission in SUBMITTED into OUTPUT (or one: STUDENT=id)
+	$(PY) -m autograder grade --submitted $(SUBMITTED) --output $(OUTPUT) $(if $(STUDENT),--student $(STUDENT))
+
+test: $(STAMP) ## Run the project's own tests
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+render: $(STAMP) ## Watch the saved agent AGENT_ID (a GIF on a machine without a display)
+	$(PY) render.py --agent_id $(AGENT_ID)
+
+bench: $(STAMP) ## Run the benchmarks (minutes) and print their tables
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+clean: ## Remove the environment, grades and caches
+	rm -rf $(VENV) $(OUTPUT) build .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
