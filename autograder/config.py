@@ -24,3 +24,8 @@ class AgentBudget:
 
 
 AGENT = AgentBudget()
+
+# Points per category. The notebook's five graded test cells (grade_id test_<category>)
+# carry the same points, so nbgrader's gradebook and export agree with results.json.
+CATEGORIES = ("serial", "parallel", "determinism", "speedup", "agent")
+POINTS = {"serial": 25, "parallel": 20, "determinism": 20, "speedup": 15, "agent": 20}
