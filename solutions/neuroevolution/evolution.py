@@ -19,8 +19,12 @@ Determinism
     depends only on ``seed`` and the dynamics have no other randomness.
 Saved agents
     ``save_params(params, agent_id)`` writes ``agent-<agent_id>.npz`` (plain arrays,
-    no pickle) to ``AGENTS_DIR``: the ``agents/`` folder beside this file, or the
-    folder named by the ``NEUROEVO_AGENTS_DIR`` environment variable.
+    no pickle) to ``agents_dir()``: the folder named by the ``NEUROEVO_AGENTS_DIR``
+    environment variable if it is set, otherwise ``AGENTS_DIR``, the ``agents/``
+    folder beside this file (whatever the working directory is).
+Bad inputs
+    Every public function checks its arguments and raises ``ValueError`` or
+    ``TypeError`` with a message saying what to pass instead.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ PARAM_KEYS = ("w1", "b1", "w2", "b2")
 
 AGENTS_DIR = Path(os.environ.get("NEUROEVO_AGENTS_DIR") or Path(__file__).resolve().parent / "agents")
 _AGENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PARAMS_HINT = "pass the dict returned by initialize_parameters, sample_params or load_params"
 
 # One environment per process, created on first use. A forked worker inherits the
 # parent's copy, which is harmless: every episode starts with env.reset(seed=...).
@@ -58,6 +63,43 @@ def _env() -> gym.Env:
     return _ENV
 
 
+def _check_size(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_rng(rng) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator such as np.random.default_rng(seed), got {type(rng).__name__}")
+
+
+def _check_params(params) -> dict[str, np.ndarray]:
+    """``params``' four arrays as float64, after checking their shapes agree and are finite."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}: {_PARAMS_HINT}")
+    missing = [key for key in PARAM_KEYS if key not in params]
+    if missing:
+        raise ValueError(f"params is missing {missing}: {_PARAMS_HINT}")
+    arrays = {}
+    for key in PARAM_KEYS:
+        try:
+            arrays[key] = np.asarray(params[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"params[{key!r}] is not an array of numbers: {_PARAMS_HINT}") from None
+    w1, b1, w2, b2 = (arrays[key] for key in PARAM_KEYS)
+    hidden = w1.shape[1:]
+    if w1.ndim != 2 or w2.ndim != 2 or b1.shape != hidden or w2.shape[:1] != hidden or b2.shape != w2.shape[1:]:
+        shapes = ", ".join(f"{key} {arrays[key].shape}" for key in PARAM_KEYS)
+        raise ValueError(
+            f"params have shapes {shapes}; expected w1 (i, h), b1 (h,), w2 (h, o), b2 (o,): {_PARAMS_HINT}"
+        )
+    for key, value in arrays.items():
+        if not np.isfinite(value).all():
+            raise ValueError(f"params[{key!r}] contains NaN or inf: check sigma and how the parameters were made")
+    return arrays
+
+
 def initialize_parameters(
     i_size: int, h_size: int, o_size: int, rng: np.random.Generator | None = None
 ) -> dict[str, np.ndarray]:
@@ -73,7 +115,10 @@ def initialize_parameters(
         ``{"w1": (i_size, h_size), "b1": (h_size,), "w2": (h_size, o_size), "b2": (o_size,)}``,
         drawn in that order.
     """
-    rng = np.random.default_rng() if rng is None else rng
+    i_size, h_size, o_size = _check_size("i_size", i_size), _check_size("h_size", h_size), _check_size("o_size", o_size)
+    if rng is None:
+        rng = np.random.default_rng()
+    _check_rng(rng)
     shapes = {"w1": (i_size, h_size), "b1": (h_size,), "w2": (h_size, o_size), "b2": (o_size,)}
     return {key: rng.standard_normal(shape) for key, shape in shapes.items()}
 
@@ -83,13 +128,18 @@ def forward(observation: np.ndarray, params: dict) -> np.ndarray:
 
     Args:
         observation: shape ``(i_size,)``.
-        params: a dict from :func:`initialize_parameters`.
+        params: a dict from :func:`initialize_parameters` (other keys are ignored).
 
     Returns:
         The action, shape ``(o_size,)``, every entry in ``[-1, 1]``.
     """
-    hidden = np.tanh(np.asarray(observation, dtype=np.float64) @ params["w1"] + params["b1"])
-    return np.tanh(hidden @ params["w2"] + params["b2"])
+    w1, b1, w2, b2 = _check_params(params).values()
+    observation = np.asarray(observation, dtype=np.float64)
+    if observation.shape != w1.shape[:1]:
+        raise ValueError(f"observation has shape {observation.shape}, expected ({w1.shape[0]},): pass one observation")
+    if not np.isfinite(observation).all():
+        raise ValueError(f"observation contains NaN or inf: {observation}")
+    return np.tanh(np.tanh(observation @ w1 + b1) @ w2 + b2)
 
 
 def episode(params: dict, seed: int | None = None) -> float:
@@ -97,17 +147,24 @@ def episode(params: dict, seed: int | None = None) -> float:
 
     Args:
         params: a dict from :func:`initialize_parameters` or :func:`sample_params`.
-        seed: seeds ``env.reset`` and so fixes the start state; ``None`` gives a random one.
+        seed: a whole number >= 0 that seeds ``env.reset`` and so fixes the start state;
+            ``None`` gives a random one.
 
     Returns:
         The episode's return as a Python float. Same ``params`` and ``seed``, same float.
     """
-    # Read the arrays once per episode: the step loop below is the hot path.
-    w1, b1 = np.asarray(params["w1"], np.float64), np.asarray(params["b1"], np.float64)
-    w2, b2 = np.asarray(params["w2"], np.float64), np.asarray(params["b2"], np.float64)
+    w1, b1, w2, b2 = _check_params(params).values()
+    if w1.shape[0] != I_SIZE or w2.shape[1] != O_SIZE:
+        raise ValueError(f"params map {w1.shape[0]} inputs to {w2.shape[1]} outputs; {ENV_ID} needs "
+                         f"{I_SIZE} -> {O_SIZE}: use initialize_parameters(I_SIZE, H_SIZE, O_SIZE)")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be None or a whole number >= 0, got {seed!r}")
+        seed = int(seed)  # gymnasium refuses numpy integers such as rng.integers(...) returns
     env = _env()
     observation, _ = env.reset(seed=seed)
     total = 0.0
+    # The step loop is the hot path: the same arithmetic as forward(), without its checks.
     for _ in range(MAX_STEPS):
         action = np.tanh(np.tanh(observation @ w1 + b1) @ w2 + b2)
         observation, reward, terminated, truncated, _ = env.step(action)
@@ -121,45 +178,67 @@ def sample_params(best: dict, rng: np.random.Generator, sigma: float = 1.0) -> d
     """A new candidate around ``best``: ``best + sigma * N(0, I)``, key by key.
 
     Args:
-        best: the parameters to centre on.
+        best: the parameters to centre on (keys other than w1, b1, w2, b2 are ignored).
         rng: the generator to draw from (all randomness stays with the caller).
-        sigma: the standard deviation of the added noise.
+        sigma: the standard deviation of the added noise, a finite number >= 0.
 
     Returns:
-        A new dict with the same keys, in the same order, and the same shapes as ``best``.
+        A new dict with keys w1, b1, w2, b2, drawn in that order, shaped as in ``best``.
     """
-    return {key: value + sigma * rng.standard_normal(np.shape(value)) for key, value in best.items()}
+    arrays = _check_params(best)
+    _check_rng(rng)
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) or not (
+        np.isfinite(sigma) and sigma >= 0
+    ):
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    return {key: value + sigma * rng.standard_normal(value.shape) for key, value in arrays.items()}
+
+
+def agents_dir() -> Path:
+    """The folder saved agents live in: ``$NEUROEVO_AGENTS_DIR`` if set, else ``AGENTS_DIR``."""
+    override = os.environ.get("NEUROEVO_AGENTS_DIR")
+    return Path(override).expanduser() if override else AGENTS_DIR
 
 
 def _agent_path(agent_id) -> Path:
-    text = str(agent_id)
-    if not _AGENT_ID.match(text):
+    text = str(int(agent_id)) if isinstance(agent_id, np.integer) else str(agent_id)
+    if isinstance(agent_id, bool) or not isinstance(agent_id, (int, str, np.integer)) or not _AGENT_ID.match(text):
         raise ValueError(f"agent_id must be a number or a short name of letters, digits, '-' or '_', got {agent_id!r}")
-    return AGENTS_DIR / f"agent-{text}.npz"
+    return agents_dir() / f"agent-{text}.npz"
 
 
 def saved_agent_ids() -> list[str]:
-    """The ids of the agents saved in ``AGENTS_DIR``, sorted."""
-    if not AGENTS_DIR.is_dir():
+    """The ids of the agents saved in ``agents_dir()``, numbers first, sorted."""
+    folder = agents_dir()
+    if not folder.is_dir():
         return []
-    ids = [p.name[len("agent-") : -len(".npz")] for p in AGENTS_DIR.glob("agent-*.npz")]
+    ids = [p.name[len("agent-") : -len(".npz")] for p in folder.glob("agent-*.npz")]
+    ids = [i for i in ids if _AGENT_ID.match(i)]
     return sorted(ids, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
+
+
+def _saved_hint() -> str:
+    return f"saved agents: {', '.join(saved_agent_ids()) or 'none yet'}"
 
 
 def save_params(params: dict, agent_id) -> Path:
     """Save ``params`` as agent ``agent_id`` (for ``python render.py --agent_id N``).
 
     Returns:
-        The path written, ``AGENTS_DIR / "agent-<agent_id>.npz"``.
+        The path written, ``agents_dir() / "agent-<agent_id>.npz"``; an agent saved
+        earlier under the same id is replaced.
     """
-    missing = [key for key in PARAM_KEYS if key not in params]
-    if missing:
-        raise ValueError(f"params is missing {missing}: save the dict returned by initialize_parameters or evolve_*")
+    arrays = _check_params(params)
     path = _agent_path(agent_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **{key: np.asarray(params[key], dtype=np.float64) for key in PARAM_KEYS})
-    os.replace(tmp, path)  # a reader never sees half a file
+    # Write beside the target under a name saved_agent_ids() skips, then rename:
+    # a reader never sees half a file.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -168,17 +247,21 @@ def load_params(agent_id) -> dict:
 
     Raises:
         FileNotFoundError: no such agent (the message lists the saved ids).
-        ValueError: the file is not a saved agent.
+        ValueError: the file is not a saved agent, e.g. damaged or holding pickled objects.
     """
     path = _agent_path(agent_id)
     if not path.is_file():
-        saved = ", ".join(saved_agent_ids()) or "none yet"
         raise FileNotFoundError(
-            f"no agent {agent_id!r} in {AGENTS_DIR} (saved agents: {saved}); save one with save_params(params, {agent_id!r})"
+            f"no agent {str(agent_id)!r} in {path.parent} ({_saved_hint()}); "
+            f"save one with save_params(params, {agent_id!r})"
         )
     try:
-        with np.load(path, allow_pickle=False) as data:
-            params = {key: np.array(data[key], dtype=np.float64) for key in PARAM_KEYS}
-    except Exception as exc:  # zip errors, missing keys, pickled content
-        raise ValueError(f"{path} is not a saved agent ({exc}); save it again with save_params(params, {agent_id!r})") from exc
+        with np.load(path, allow_pickle=False) as data:  # pickled content raises instead of running
+            params = {key: np.array(data[key]) for key in PARAM_KEYS}
+        params = _check_params(params)
+    except Exception as exc:  # zip errors, missing keys, pickled or non-numeric content, bad shapes
+        raise ValueError(
+            f"{path} is not a saved agent ({type(exc).__name__}: {exc}); {_saved_hint()}; "
+            f"save it again with save_params(params, {agent_id!r})"
+        ) from None
     return params

@@ -1,0 +1,40 @@
+"""Where the grader finds its trusted inputs (never the student's copies)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "neuroevolution"
+NOTEBOOK = "neuroevolution.ipynb"
+RELEASE_DIR = ROOT / "assignment" / ASSIGNMENT
+SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
+CHECKS_DIR = Path(__file__).resolve().parent / "checks"
+
+
+def _release_or_source(name: str) -> Path:
+    # The release copy is what students got; before `make assignment` has produced it, the
+    # source copy holds the same locked setup cell and the same helper module.
+    release = RELEASE_DIR / name
+    return release if release.is_file() else SOURCE_DIR / name
+
+
+def setup_notebook() -> Path:
+    """The trusted notebook the ``practical_setup`` cell is taken from."""
+    return _release_or_source(NOTEBOOK)
+
+
+def helper_module() -> Path:
+    """The trusted ``evolution.py``."""
+    return _release_or_source("evolution.py")
+
+
+def reference_notebook() -> Path:
+    """The instructor's notebook holding the reference solution."""
+    return SOURCE_DIR / NOTEBOOK
+
+
+def submission_notebook(submitted: Path, student: str) -> Path:
+    """Where nbgrader's submitted layout puts one student's notebook."""
+    return Path(submitted) / student / ASSIGNMENT / NOTEBOOK

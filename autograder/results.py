@@ -1,0 +1,91 @@
+"""results.json (Gradescope's schema) per student, and grades.csv rebuilt from them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from autograder.config import CATEGORIES, POINTS
+from autograder.paths import ASSIGNMENT
+
+CSV_COLUMNS = ("assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+               "raw_score", "late_submission_penalty", "score", "max_score")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def build(scored: list[dict], extra: dict, seconds: dict[str, float]) -> dict:
+    """The results.json document for one student."""
+    tests = []
+    for category in CATEGORIES:
+        mine = [t for t in scored if t["category"] == category]
+        for t in mine:
+            tests.append({
+                "name": f"{t['name']}: {t['doc']}" if t["doc"] else t["name"],
+                "score": t["score"],
+                "max_score": t["max_score"],
+                "status": "passed" if t["passed"] else "failed",
+                "output": t["message"] or ("passed" if t["passed"] else "failed"),
+                "tags": [category],
+                "visibility": "after_published" if t["hidden"] else "visible",
+                "execution_time": round(seconds.get(category, 0.0) / len(mine), 3),
+            })
+    by_category = category_scores(tests)
+    total = round(sum(t["score"] for t in tests), 2)
+    lines = [f"Part {c}: {s:g}/{m:g}" for c, (s, m) in by_category.items()]
+    maximum = sum(m for _, m in by_category.values())
+    lines.append(f"Total: {total:g}/{maximum:g}")
+    return {"score": total, "output": "\n".join(lines), "visibility": "visible",
+            "execution_time": round(sum(seconds.values()), 3), "tests": tests,
+            "extra_data": {**extra, "category_scores": {c: s for c, (s, _) in by_category.items()},
+                           "category_seconds": {c: round(v, 3) for c, v in seconds.items()}}}
+
+
+def category_scores(tests: list[dict]) -> dict[str, tuple[float, float]]:
+    """(score, max score) per category present in ``tests``, in category order."""
+    out = {}
+    for category in CATEGORIES:
+        mine = [t for t in tests if t["tags"] == [category]]
+        if mine:
+            out[category] = (round(sum(t["score"] for t in mine), 2), round(sum(t["max_score"] for t in mine), 2))
+    return out
+
+
+def read_results(path: Path) -> dict | None:
+    """A results.json written by this grader, or None if absent or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("tests"), list) else None
+
+
+def grades_csv(rows: list[tuple[str, dict]]) -> str:
+    """grades.csv text (nbgrader's export columns) for ``(student_id, results)`` pairs."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for student, results in sorted(rows):
+        extra = results.get("extra_data", {})
+        score = round(float(results["score"]), 2)
+        writer.writerow([ASSIGNMENT, "", extra.get("timestamp") or "", student, "", "", "",
+                         score, 0.0, score, float(sum(POINTS.values()))])
+    return out.getvalue()

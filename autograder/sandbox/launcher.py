@@ -1,0 +1,139 @@
+"""First process of every sandboxed run: applies the limits, runs the command, reports how it ended.
+
+It runs before any untrusted code, with the standard library only (``python -I -S -c``,
+source passed on the command line so it needs no file inside the sandbox), as:
+
+    python -I -S -c <this source> '<settings as JSON>' COMMAND [ARGS...]
+
+Settings: ``status_fd`` (write end of a pipe to the grader), ``cwd``, ``memory_bytes``, ``nproc``
+(RLIMIT_NPROC, or null), ``uid``/``gid`` (drop to these ids first, or null). It writes two
+lines on ``status_fd``: ``started PID`` when the command is forked and ``exited STATUS KILLED
+CPU_US`` when it has ended (raw wait status, leftover processes it killed, CPU microseconds
+of everything it waited for: bubblewrap exits without waiting for its init, so the grader's
+own ``wait4`` cannot see that time). The command never
+inherits ``status_fd``, and this process turns itself non-dumpable so the command cannot
+reach the pipe through ``/proc``. As a child subreaper it adopts every orphan of the
+command (Pool workers, double-forked daemons) and kills them before reporting.
+"""
+
+import json
+import os
+import resource
+import signal
+import sys
+
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _cap(kind: int, value: int) -> None:
+    soft, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(kind, (value, value))
+
+
+def _children() -> list:
+    """PIDs whose parent is this process (orphans of the command land here too)."""
+    me = os.getpid()
+    try:
+        text = open(f"/proc/{me}/task/{me}/children").read()
+        return [int(pid) for pid in text.split()]
+    except OSError:
+        pass
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                found.append(int(entry))
+    return found
+
+
+def _reap_all() -> None:
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+def _kill_leftovers() -> int:
+    """Kill every remaining descendant; orphans are re-parented here, so loop until none is left."""
+    killed = set()
+    for _ in range(10000):
+        _reap_all()
+        alive = _children()
+        if not alive:
+            break
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        for pid in alive:  # wait for each, so its own children are re-parented to us
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    return len(killed)
+
+
+def main() -> int:
+    settings = json.loads(sys.argv[1])
+    command = sys.argv[2:]
+    status_fd = settings["status_fd"]
+    os.set_inheritable(status_fd, False)
+    _cap(resource.RLIMIT_CORE, 0)
+    _cap(resource.RLIMIT_AS, settings["memory_bytes"])
+    if settings.get("nproc"):
+        _cap(resource.RLIMIT_NPROC, settings["nproc"])
+    if settings.get("uid") is not None:
+        os.setgroups([])
+        os.setresgid(settings["gid"], settings["gid"], settings["gid"])
+        os.setresuid(settings["uid"], settings["uid"], settings["uid"])
+    os.chdir(settings["cwd"])
+    _prctl(PR_SET_DUMPABLE, 0)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(status_fd)
+            os.execvp(command[0], command)
+        except OSError as exc:
+            os.write(2, f"sandbox: cannot start {command[0]}: {exc.strerror}\n".encode())
+        os._exit(127)
+    os.write(status_fd, f"started {pid}\n".encode())
+    status = 0
+    while True:
+        try:
+            done, raw = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if done == pid:
+            status = raw
+            break
+    killed = _kill_leftovers()
+    # Everything this process waited for: the command, its waited-for workers, the leftovers.
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_us = int((usage.ru_utime + usage.ru_stime) * 1e6)
+    os.write(status_fd, f"exited {status} {killed} {cpu_us}\n".encode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

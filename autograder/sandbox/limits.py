@@ -1,0 +1,120 @@
+"""What a sandboxed run may use (:class:`Limits`) and what came of it (:class:`Outcome`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+MiB = 2**20
+
+
+def _default_max_processes() -> int:
+    # Pool() with no argument starts one worker per core: leave room for that on big machines.
+    return max(64, 2 * (os.cpu_count() or 1) + 16)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one sandboxed run."""
+
+    wall_seconds: float = 120.0
+    """Wall-clock time before the whole process tree is killed."""
+    memory_bytes: int = 4 * 2**30
+    """Address-space cap of each process (RLIMIT_AS), and cap of the whole run's resident memory."""
+    max_processes: int = _default_max_processes()
+    """Processes and threads the run may have alive at once; trying to exceed it ends the run."""
+    output_bytes: int = 256 * 2**10
+    """Bytes of stdout and of stderr kept; the rest is read and dropped."""
+
+    def __post_init__(self) -> None:
+        bad = [name for name, ok in (("wall_seconds", self.wall_seconds > 0),
+                                     ("memory_bytes", self.memory_bytes >= 16 * MiB),
+                                     ("max_processes", self.max_processes >= 1),
+                                     ("output_bytes", self.output_bytes >= 0)) if not ok]
+        if bad:
+            raise ValueError(f"Limits: {', '.join(bad)} out of range in {self!r}: use a positive time, "
+                             "at least 16 MiB of memory, at least 1 process and a non-negative output cap")
+
+
+@dataclass
+class Outcome:
+    """What happened to one sandboxed run, as seen from outside it."""
+
+    returncode: int | None
+    """Exit status; negative means killed by that signal; None if it never started."""
+    timed_out: bool
+    """The wall-clock limit was hit and the process tree was killed."""
+    wall_seconds: float
+    """Wall time measured by the grader, from start to exit."""
+    cpu_seconds: float
+    """User + system CPU time of the child and the descendants it waited for."""
+    stdout: str
+    """Standard output, up to ``Limits.output_bytes``."""
+    stderr: str
+    """Standard error, up to ``Limits.output_bytes``."""
+    output_truncated: bool
+    """More than ``output_bytes`` was written to stdout or stderr."""
+    isolation: str
+    """"bubblewrap" (own namespaces, read-only view of the Python environment) or "process" (plain child)."""
+    memory_exceeded: bool = False
+    """The run went over ``Limits.memory_bytes`` (killed by the grader, or an allocation failed)."""
+    process_limit_hit: bool = False
+    """The run tried to have more than ``Limits.max_processes`` processes and threads; it was killed."""
+    killed_orphans: int = 0
+    """Processes still alive after the main process ended, killed by the sandbox."""
+    verdict: str = ""
+    """One line saying what happened, for feedback pages and logs."""
+
+    @property
+    def ok(self) -> bool:
+        """The run finished by itself with status 0, within every limit."""
+        return (self.returncode == 0 and not self.timed_out and not self.memory_exceeded
+                and not self.process_limit_hit)
+
+
+# Messages a Python process prints when an allocation fails under RLIMIT_AS.
+_MEMORY_MARKERS = ("MemoryError", "Unable to allocate", "Cannot allocate memory", "std::bad_alloc",
+                   "out of memory")
+
+
+def looks_out_of_memory(returncode: int | None, stderr: str) -> bool:
+    """A failed run whose error output ends with an allocation failure."""
+    if returncode in (0, None):
+        return False
+    tail = stderr[-2000:]
+    return any(marker in tail for marker in _MEMORY_MARKERS)
+
+
+def signal_name(signum: int) -> str:
+    """``SIGSEGV (segmentation fault)``-style name of a signal number."""
+    try:
+        sig = signal.Signals(signum)
+    except ValueError:
+        return f"signal {signum}"
+    described = signal.strsignal(sig)
+    return f"{sig.name} ({described.lower()})" if described else sig.name
+
+
+def describe(outcome: Outcome, limits: Limits) -> str:
+    """The one-line verdict of ``outcome``, most important cause first."""
+    if outcome.returncode is None and not outcome.timed_out:
+        reason = "did not start"
+    elif outcome.timed_out:
+        reason = f"time limit: still running after {limits.wall_seconds:g} s, stopped"
+    elif outcome.process_limit_hit:
+        reason = f"process limit: tried to run more than {limits.max_processes} processes/threads, stopped"
+    elif outcome.memory_exceeded:
+        reason = f"memory limit: used more than {limits.memory_bytes / MiB:.0f} MiB, stopped"
+    elif outcome.returncode is not None and outcome.returncode < 0:
+        reason = f"crashed: killed by {signal_name(-outcome.returncode)}"
+    elif outcome.returncode:
+        reason = f"exited with status {outcome.returncode}"
+    else:
+        reason = "finished normally"
+    extras = []
+    if outcome.output_truncated:
+        extras.append(f"output beyond {limits.output_bytes // 1024} KiB per stream was dropped")
+    if outcome.killed_orphans:
+        extras.append(f"{outcome.killed_orphans} leftover process(es) killed")
+    return "; ".join([reason, *extras])

@@ -1,0 +1,304 @@
+"""Start one sandboxed run, watch it from outside, stop it, and say what happened.
+
+The grader's side of a run: a waiter thread blocks in ``wait4`` (exact wall time, CPU time
+of every descendant that was waited for), two reader threads drain stdout and stderr
+(keeping at most ``output_bytes`` of each), and the calling thread is the watchdog: every
+few milliseconds it measures the run's process tree through ``/proc`` and kills the whole
+tree when time, memory or the process count runs out.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterable, Mapping, Sequence
+
+from . import bwrap, reaper
+from .limits import Limits, Outcome, describe, looks_out_of_memory
+
+BUBBLEWRAP = "bubblewrap"
+PROCESS = "process"
+POLL_SECONDS = 0.01
+LAUNCHER_SOURCE = (Path(__file__).with_name("launcher.py")).read_text(encoding="utf-8")
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself cannot be used as asked (not a problem of the code it runs)."""
+
+
+# ---------------------------------------------------------------- isolation mode
+
+def _requested_mode(isolation: str | None) -> str:
+    mode = (isolation or os.environ.get(bwrap.ENV_MODE) or "auto").strip().lower()
+    if mode not in ("auto", BUBBLEWRAP, PROCESS):
+        raise SandboxError(f"{bwrap.ENV_MODE}={mode!r} is not a sandbox mode: use auto, bubblewrap or process")
+    return mode
+
+
+@functools.lru_cache(maxsize=None)
+def _bubblewrap_problem() -> str:
+    """Why bubblewrap cannot run a sandbox here ("" if it can): tried once per grader process."""
+    if not sys.platform.startswith("linux"):
+        return f"bubblewrap needs Linux (this is {sys.platform})"
+    if bwrap.executable() is None:
+        return "the bwrap program is not installed"
+    with tempfile.TemporaryDirectory(prefix="sandbox-probe-") as tmp:
+        outcome = _run(["true"], workdir=Path(tmp), limits=Limits(wall_seconds=20), env=None,
+                       readonly_paths=(), mode=BUBBLEWRAP)
+    if outcome.returncode == 0:
+        return ""
+    detail = (outcome.stderr.strip().splitlines() or [outcome.verdict])[-1]
+    return f"bwrap cannot create a sandbox here ({detail})"
+
+
+def isolation_mode(isolation: str | None = None) -> str:
+    """The isolation runs get: "bubblewrap" when usable (or required), else "process".
+
+    ``isolation`` (or the NEUROEVO_SANDBOX environment variable) may force "process", or
+    require "bubblewrap", which raises :class:`SandboxError` when it cannot work here.
+    """
+    mode = _requested_mode(isolation)
+    if mode == PROCESS:
+        return PROCESS
+    problem = _bubblewrap_problem()
+    if problem and mode == BUBBLEWRAP:
+        raise SandboxError(f"bubblewrap isolation was required but {problem}; install bubblewrap "
+                           f"(apt-get install bubblewrap) or set {bwrap.ENV_MODE}=process")
+    return PROCESS if problem else BUBBLEWRAP
+
+
+def isolation_warning(isolation: str | None = None) -> str:
+    """A loud warning to show once per batch when runs are not isolated; "" when they are."""
+    if isolation_mode(isolation) == BUBBLEWRAP:
+        return ""
+    forced = _requested_mode(isolation) == PROCESS
+    why = f"{bwrap.ENV_MODE}=process was set" if forced else _bubblewrap_problem()
+    return ("WARNING: submissions run WITHOUT isolation (" + why + "). Student code can read and "
+            "write every file this user can, including solutions/ and other students' grades, and use "
+            "the network. Time, memory and process limits still apply. Grade on Linux with bubblewrap "
+            "installed (apt-get install bubblewrap), or inside a throw-away container or VM.")
+
+
+# ---------------------------------------------------------------- one run
+
+def _child_env(workdir: Path, env: Mapping[str, str] | None) -> dict[str, str]:
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "LANG": "C.UTF-8",
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    base.update(env or {})
+    return base
+
+
+class _Capture:
+    """Reads one pipe to its end, keeping the first ``limit`` bytes and counting the rest."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        self.stream, self.limit = stream, limit
+        self.kept: list[bytes] = []
+        self.kept_size = 0
+        self.size = 0
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        fd = self.stream.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:
+                break
+            if not chunk:
+                break
+            room = self.limit - self.kept_size
+            if room > 0:
+                self.kept.append(chunk[:room])
+                self.kept_size += len(self.kept[-1])
+            self.size += len(chunk)
+
+    def result(self, timeout: float) -> tuple[str, bool]:
+        """(decoded text kept, whether anything was dropped)."""
+        self.thread.join(timeout)
+        return b"".join(self.kept).decode("utf-8", "replace"), self.size > self.limit
+
+
+@dataclass
+class _Exit:
+    status: int | None = None
+    cpu_seconds: float = 0.0
+    ended: float = 0.0
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    """Give the sandbox's uid the working folder (never following symlinks)."""
+    os.chown(root, uid, gid, follow_symlinks=False)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+
+
+def _read_status(fd: int) -> dict[str, list[int]]:
+    """The launcher's report lines, by first word; nothing the command wrote can reach this pipe."""
+    os.set_blocking(fd, False)
+    data = b""
+    try:
+        while chunk := os.read(fd, 4096):
+            data += chunk
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+    report: dict[str, list[int]] = {}
+    for line in data.decode("ascii", "replace").splitlines():
+        word, *numbers = line.split()
+        try:
+            report.setdefault(word, [int(n) for n in numbers])
+        except ValueError:
+            continue
+    return report
+
+
+def run(argv: Sequence[str], *, workdir: Path, limits: Limits = Limits(), env: Mapping[str, str] | None = None,
+        readonly_paths: Iterable[Path] = (), isolation: str | None = None) -> Outcome:
+    """Run ``argv`` in ``workdir`` under ``limits`` and report what happened.
+
+    ``readonly_paths`` are extra host files or folders the run may read (bubblewrap only;
+    without it everything is readable anyway). ``isolation`` overrides NEUROEVO_SANDBOX.
+    """
+    workdir = Path(workdir).absolute()
+    if not workdir.is_dir():
+        raise SandboxError(f"sandbox working folder {workdir} does not exist: create it and put the code in it")
+    if not argv:
+        raise SandboxError("nothing to run: argv is empty")
+    extra = [Path(p).absolute() for p in readonly_paths]
+    missing = [str(p) for p in extra if not p.exists()]
+    if missing:
+        raise SandboxError(f"read-only paths not found: {', '.join(missing)}")
+    return _run(argv, workdir=workdir, limits=limits, env=env, readonly_paths=extra, mode=isolation_mode(isolation))
+
+
+def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str, str] | None,
+         readonly_paths: Sequence[Path], mode: str) -> Outcome:
+    sandboxed = mode == BUBBLEWRAP
+    status_r, status_w = os.pipe()
+    settings = {"status_fd": status_w, "cwd": str(workdir), "memory_bytes": limits.memory_bytes, "uid": None, "gid": None,
+                            "nproc": _nproc(limits, sandboxed)}
+    if sandboxed and bwrap.privileged():
+        settings["uid"], settings["gid"] = bwrap.next_sandbox_ids()
+        _chown_tree(workdir, settings["uid"], settings["gid"])
+    launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER_SOURCE, json.dumps(settings), *argv]
+    cmd = bwrap.command(launcher, workdir=workdir, readonly_paths=readonly_paths) if sandboxed else launcher
+
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=_child_env(workdir, env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_w,),
+                                start_new_session=True)
+    except OSError as exc:
+        os.close(status_r)
+        os.close(status_w)
+        outcome = Outcome(None, False, 0.0, 0.0, "", f"cannot start {cmd[0]}: {exc}", False, mode)
+        outcome.verdict = f"did not start: {exc}"
+        return outcome
+    os.close(status_w)
+    out, err = _Capture(proc.stdout, limits.output_bytes), _Capture(proc.stderr, limits.output_bytes)
+    exit_ = _Exit()
+    finished = threading.Event()
+
+    def wait() -> None:
+        _, status, usage = os.wait4(proc.pid, 0)
+        exit_.ended = time.perf_counter()
+        exit_.status = status
+        exit_.cpu_seconds = usage.ru_utime + usage.ru_stime
+        finished.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    tracker = reaper.Tracker()
+    cpu_seen = 0.0
+    timed_out = memory_hit = process_hit = False
+    deadline = start + limits.wall_seconds
+    while not finished.wait(POLL_SECONDS):
+        tree = reaper.descendants(proc.pid)
+        if not sandboxed:
+            tree.append(proc.pid)
+        tracker.note(tree)
+        usage = reaper.measure(tree)
+        # Under bubblewrap the first descendant is bubblewrap's own init, not the run's.
+        tasks = usage.tasks - (1 if sandboxed and tree else 0)
+        cpu_seen = max(cpu_seen, usage.cpu_seconds)
+        # One cause per run, the first that applies: a fork bomb also fills memory and time.
+        process_hit = tasks > limits.max_processes
+        memory_hit = not process_hit and usage.memory_bytes > limits.memory_bytes
+        timed_out = not (process_hit or memory_hit) and time.perf_counter() > deadline
+        if timed_out or memory_hit or process_hit:
+            _stop(proc.pid, tracker, sandboxed)
+            finished.wait()
+            break
+    wall = exit_.ended - start
+    proc.returncode = exit_.status  # keep subprocess from waiting on a reaped pid
+    leftovers = reaper.sweep(tracker, proc.pid) if not sandboxed else 0
+    report = _read_status(status_r)
+    stdout, cut_out = out.result(timeout=5)
+    stderr, cut_err = err.result(timeout=5)
+    for stream in (proc.stdout, proc.stderr):
+        stream.close()
+    returncode: int | None
+    cpu = max(exit_.cpu_seconds, cpu_seen)
+    if "exited" in report and len(report["exited"]) == 3:
+        status, killed, cpu_us = report["exited"]
+        returncode = os.waitstatus_to_exitcode(status)
+        leftovers += killed
+        cpu = max(cpu, cpu_us / 1e6)
+    elif "started" in report or timed_out or memory_hit or process_hit:
+        # The launcher was killed (by the watchdog, or by the code it ran) before it could report.
+        returncode = _outer_code(exit_.status, sandboxed)
+    else:
+        returncode = None
+    outcome = Outcome(returncode=returncode, timed_out=timed_out, wall_seconds=wall,
+                      cpu_seconds=cpu, stdout=stdout, stderr=stderr,
+                      output_truncated=cut_out or cut_err, isolation=mode,
+                      memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
+                      process_limit_hit=process_hit, killed_orphans=leftovers)
+    outcome.verdict = describe(outcome, limits)
+    return outcome
+
+
+def _nproc(limits: Limits, sandboxed: bool) -> int | None:
+    """RLIMIT_NPROC for the launcher: the kernel's own stop for fork bombs, where it counts only this run.
+
+    Under bubblewrap the count is of the run's spare uid (as root) or of its user namespace,
+    which also holds bubblewrap's init; one extra task lets the watchdog see the attempt to
+    go over. Without bubblewrap the kernel counts every task of this user (and never limits
+    root): allow what the user runs now plus the run's share, and rely on the watchdog for root.
+    """
+    if sandboxed:
+        return limits.max_processes + (1 if bwrap.privileged() else 2)
+    if bwrap.privileged() or not reaper.HAS_PROC:
+        return None
+    return reaper.user_tasks(os.getuid()) + limits.max_processes + 1
+
+
+def _outer_code(status: int | None, sandboxed: bool) -> int | None:
+    """Exit code of the outermost process; bubblewrap reports a signal N as 128 + N."""
+    if status is None:
+        return None
+    code = os.waitstatus_to_exitcode(status)
+    return -(code - 128) if sandboxed and 128 < code < 128 + 65 else code
+
+
+def _stop(pid: int, tracker: reaper.Tracker, sandboxed: bool) -> None:
+    """Kill the whole run now."""
+    if sandboxed:
+        # Killing the PID namespace's init makes the kernel kill everything inside it.
+        for child in reaper.children(pid):
+            reaper.kill(child)
+        reaper.kill(pid)
+    else:
+        reaper.sweep(tracker, pid)

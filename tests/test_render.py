@@ -1,0 +1,109 @@
+"""render.py: a GIF on a machine without a display, and one clear line for every user error."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+HELPER_DIR = ROOT / "solutions" / "neuroevolution"
+sys.path[:0] = [str(HELPER_DIR), str(ROOT)]
+import evolution as ev  # noqa: E402
+import render  # noqa: E402
+
+
+@pytest.fixture
+def agents(tmp_path, monkeypatch) -> Path:
+    """A private agents folder, as NEUROEVO_AGENTS_DIR."""
+    folder = tmp_path / "agents"
+    monkeypatch.setenv("NEUROEVO_AGENTS_DIR", str(folder))
+    return folder
+
+
+def some_agent(seed: int) -> dict:
+    return ev.initialize_parameters(ev.I_SIZE, ev.H_SIZE, ev.O_SIZE, rng=np.random.default_rng(seed))
+
+
+def run_headless(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run render.py as a user would, on a Linux machine without a display."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    command = [sys.executable, str(ROOT / "render.py"), "--helper-dir", str(HELPER_DIR), *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the headless fallback is defined for Linux")
+def test_render_writes_gif_when_headless(agents, tmp_path):
+    """Without a display, a saved agent becomes an animated GIF whose path and returns are printed."""
+    params = some_agent(1)
+    ev.save_params(params, 4)
+    result = run_headless(["--agent_id", "4", "--agents-dir", str(agents), "--seed", "3", "--episodes", "2"], tmp_path)
+    assert result.returncode == 0, f"render.py failed:\n{result.stderr}"
+    returns = [float(r) for r in re.findall(r"return (-?\d+\.\d+)", result.stdout)]
+    assert returns == [round(ev.episode(params, seed=s), 2) for s in (3, 4)], "printed returns differ from episode()"
+    gif = tmp_path / "agent-4.gif"
+    assert f"wrote {gif}" in result.stdout, f"the GIF's path was not printed:\n{result.stdout}"
+    with Image.open(gif) as image:
+        assert image.format == "GIF" and image.n_frames > 10, "the GIF should hold an animation"
+        assert image.size == (300, 200), "frames should be downscaled by --scale 0.5"
+    assert gif.stat().st_size < 2_000_000, "the GIF should stay small"
+
+
+def test_render_missing_agent_lists_saved_ids(agents, tmp_path):
+    """Asking for an agent nobody saved prints one line naming the saved ids, exit status 1, no traceback."""
+    for agent_id in (9, 2):
+        ev.save_params(some_agent(agent_id), agent_id)
+    result = run_headless(["--agent_id", "5", "--agents-dir", str(agents)], tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "saved agents: 2, 9" in lines[0], f"unclear error:\n{result.stderr}"
+    assert not list(tmp_path.glob("*.gif")), "no GIF may be written for a missing agent"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--agent_id", "1", "--episodes", "0"],
+        ["--agent_id", "1", "--seed", "-3"],
+        ["--agent_id", "1", "--scale", "2"],
+        ["--agent_id", "1", "--window", "--out", "car.gif"],
+        ["--agent_id", "1", "--no-such-flag"],
+    ],
+    ids=["no-agent-id", "zero-episodes", "negative-seed", "scale-too-big", "window-and-out", "unknown-flag"],
+)
+def test_render_bad_flags_exit_2(argv, capsys):
+    """A bad command line exits with status 2 and a usage message naming the problem."""
+    with pytest.raises(SystemExit) as stop:
+        render.main(argv)
+    assert stop.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_render_window_without_display_says_what_to_do(monkeypatch, capsys):
+    """--window on a machine without a display fails with one line suggesting the GIF."""
+    monkeypatch.setattr(render.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert render.main(["--agent_id", "1", "--window"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no display" in err[0] and "GIF" in err[0]
+
+
+def test_render_missing_pygame_says_what_to_do(monkeypatch, capsys, tmp_path):
+    """Without pygame, one line says how to install it."""
+    for name in ("SDL_VIDEODRIVER", "PYGAME_HIDE_SUPPORT_PROMPT"):
+        monkeypatch.setenv(name, os.environ.get(name, "dummy" if name == "SDL_VIDEODRIVER" else "1"))
+    real_find_spec = render.importlib.util.find_spec
+    monkeypatch.setattr(render.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pygame" else real_find_spec(name, *a))
+    assert render.main(["--agent_id", "1", "--out", str(tmp_path / "car.gif")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pygame is not installed" in err[0] and "make install" in err[0]

@@ -1,0 +1,315 @@
+"""Unit tests of ``autograder.sandbox.run``: limits, crashes, leftovers and isolation.
+
+Each behaviour runs under bubblewrap (when this machine can use it) and as a plain child
+process (the fallback); the isolation tests need bubblewrap. Limits are kept to a few
+seconds so the file runs quickly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from autograder.sandbox import Limits, Outcome, SandboxError, isolation_mode, isolation_warning, run
+
+HAVE_BWRAP = isolation_mode() == "bubblewrap"
+MODES = [pytest.param("bubblewrap", marks=pytest.mark.skipif(not HAVE_BWRAP, reason=isolation_warning())),
+         "process"]
+needs_bwrap = pytest.mark.skipif(not HAVE_BWRAP, reason=isolation_warning() or "bubblewrap unusable")
+PROJECT = Path(__file__).resolve().parents[1]
+FAST = Limits(wall_seconds=3, memory_bytes=1 * 2**30, max_processes=24, output_bytes=64 * 1024)
+
+
+def survivors(token: str) -> list[int]:
+    """PIDs of live processes whose command line mentions ``token``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if token.encode() in cmdline and state not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+def run_code(tmp_path: Path, source: str, mode: str, limits: Limits = FAST, **kwargs) -> tuple[Outcome, str]:
+    """Run ``source`` as a script in a fresh working folder; returns the outcome and the script's token."""
+    token = f"sbx_{uuid.uuid4().hex}"
+    workdir = tmp_path / "work"
+    workdir.mkdir(exist_ok=True)
+    script = workdir / f"{token}.py"
+    script.write_text(textwrap.dedent(source), encoding="utf-8")
+    outcome = run([sys.executable, script.name], workdir=workdir, limits=limits, isolation=mode, **kwargs)
+    return outcome, token
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_run_normal_exit_reports_output_and_times(tmp_path, mode):
+    """A well-behaved script: status 0, its output, the isolation used, times measured by the grader."""
+    outcome, _ = run_code(tmp_path, "print('hello'); import sys; print('warn', file=sys.stderr)", mode)
+    assert outcome.ok, outcome.verdict
+    assert (outcome.stdout, outcome.stderr) == ("hello\n", "warn\n")
+    assert outcome.isolation == mode
+    assert outcome.verdict == "finished normally"
+    assert 0 < outcome.wall_seconds < FAST.wall_seconds
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("how, code", [("sys.exit", 7), ("os._exit", 3)])
+def test_run_exit_codes_are_passed_through(tmp_path, mode, how, code):
+    """sys.exit(n) and os._exit(n) give returncode n and a verdict naming the status."""
+    outcome, _ = run_code(tmp_path, f"import os, sys\n{how}({code})", mode)
+    assert outcome.returncode == code
+    assert f"status {code}" in outcome.verdict
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("source", ["import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)",
+                                    "import ctypes\nctypes.string_at(0)"], ids=["kill", "ctypes"])
+def test_run_segfault_gives_negative_returncode(tmp_path, mode, source):
+    """A segmentation fault is reported as returncode -SIGSEGV with a readable verdict."""
+    outcome, _ = run_code(tmp_path, source, mode)
+    assert outcome.returncode == -signal.SIGSEGV, outcome
+    assert "SIGSEGV" in outcome.verdict and "crashed" in outcome.verdict
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_run_hang_is_killed_at_the_time_limit(tmp_path, mode):
+    """An endless loop (with a Pool worker) is killed at the wall-clock limit, workers included."""
+    source = """
+        import time
+        from multiprocessing import Pool
+        pool = Pool(2)
+        pool.map_async(time.sleep, [100, 100])
+        while True:
+            time.sleep(0.1)
+    """
+    limits = Limits(wall_seconds=1.5, memory_bytes=FAST.memory_bytes, max_processes=24)
+    outcome, token = run_code(tmp_path, source, mode, limits)
+    assert outcome.timed_out and not outcome.ok
+    assert outcome.returncode == -signal.SIGKILL
+    assert 1.5 <= outcome.wall_seconds < 4, "the run should stop right after its limit"
+    assert "time limit" in outcome.verdict
+    assert survivors(token) == [], "Pool workers outlived a timed-out run"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_run_memory_hog_gets_a_memory_verdict(tmp_path, mode):
+    """Allocating without end ends in a memory-limit verdict, not a machine out of memory."""
+    source = """
+        chunks = []
+        while True:
+            chunks.append(b"x" * 2**24)
+    """
+    limits = Limits(wall_seconds=10, memory_bytes=256 * 2**20, max_processes=24)
+    outcome, _ = run_code(tmp_path, source, mode, limits)
+    assert outcome.memory_exceeded, outcome
+    assert "memory limit" in outcome.verdict
+    assert not outcome.timed_out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_run_memory_hog_in_pool_workers_is_stopped(tmp_path, mode):
+    """Workers that each stay under the per-process cap but together exceed it are stopped."""
+    source = """
+        import time
+        from multiprocessing import Pool
+
+        def hog(_):
+            block = b"x" * (150 * 2**20)
+            time.sleep(30)
+            return len(block)
+
+        with Pool(4) as pool:
+            pool.map(hog, range(4))
+    """
+    limits = Limits(wall_seconds=8, memory_bytes=400 * 2**20, max_processes=24)
+    outcome, token = run_code(tmp_path, source, mode, limits)
+    assert outcome.memory_exceeded and not outcome.timed_out, outcome
+    assert "memory limit" in outcome.verdict
+    assert survivors(token) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_run_fork_bomb_is_contained(tmp_path, mode):
+    """A fork bomb hits the process limit, is killed quickly and leaves nothing behind."""
+    source = """
+        import os
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+    """
+    limits = Limits(wall_seconds=3, memory_bytes=FAST.memory_bytes, max_processes=20)
+    outcome, token = run_code(tmp_path, source, mode, limits)
+    assert outcome.process_limit_hit, outcome
+    assert "process limit" in outcome.verdict
+    assert outcome.wall_seconds < 3, "the fork bomb should be stopped as soon as it passes the limit"
+    deadline = time.monotonic() + 2
+    while survivors(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert survivors(token) == [], "fork bomb processes survived the run"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_run_output_flood_is_truncated(tmp_path, mode):
+    """Megabytes of output are read and dropped beyond the cap, with the flag set."""
+    source = """
+        import sys
+        line = "y" * 1023 + "\\n"
+        for _ in range(8 * 1024):
+            sys.stdout.write(line)
+        sys.stderr.write(line * 2048)
+    """
+    outcome, _ = run_code(tmp_path, source, mode)
+    assert outcome.returncode == 0
+    assert outcome.output_truncated
+    assert len(outcome.stdout) == FAST.output_bytes and len(outcome.stderr) == FAST.output_bytes
+    assert "dropped" in outcome.verdict
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_run_setsid_double_fork_leaves_no_survivor(tmp_path, mode):
+    """A daemon that setsid()s and double-forks is found and killed when the run ends."""
+    source = """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(60)
+            os._exit(0)
+        time.sleep(0.3)
+    """
+    outcome, token = run_code(tmp_path, source, mode)
+    assert outcome.returncode == 0, outcome
+    assert outcome.killed_orphans >= 1
+    assert survivors(token) == [], "a double-forked daemon survived the run"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_run_cpu_time_counts_pool_workers(tmp_path, mode):
+    """CPU time includes the Pool workers, measured from outside the run."""
+    source = """
+        import time
+        from multiprocessing import Pool
+
+        def spin(seconds):
+            end = time.process_time() + seconds
+            while time.process_time() < end:
+                pass
+
+        with Pool(2) as pool:
+            pool.map(spin, [0.4, 0.4], chunksize=1)
+    """
+    outcome, _ = run_code(tmp_path, source, mode, Limits(wall_seconds=10, memory_bytes=FAST.memory_bytes))
+    assert outcome.ok, outcome.verdict
+    assert outcome.cpu_seconds >= 0.75, f"workers' CPU time missing: {outcome.cpu_seconds:.2f} s"
+
+
+@needs_bwrap
+def test_isolation_cannot_read_outside_files(tmp_path):
+    """Files outside the working folder (a solutions folder, the project tree) are invisible."""
+    secret = tmp_path / "solutions" / "answer.py"
+    secret.parent.mkdir()
+    secret.write_text("ANSWER = 42\n")
+    source = f"""
+        import os
+        for path in [{str(secret)!r}, "../solutions/answer.py", {str(PROJECT / "pyproject.toml")!r},
+                     {str(PROJECT / "solutions")!r}, {str(Path.home() / ".bashrc")!r}, "/etc/passwd", "/home"]:
+            print(path, os.path.exists(path))
+    """
+    outcome, _ = run_code(tmp_path, source, "bubblewrap")
+    assert outcome.ok, outcome.stderr
+    assert "True" not in outcome.stdout, f"the sandbox could see outside files:\n{outcome.stdout}"
+
+
+@needs_bwrap
+def test_isolation_cannot_write_outside_workdir(tmp_path):
+    """Writes outside the working folder fail or vanish with the sandbox; inside it they work."""
+    outside = tmp_path / "grades"
+    outside.mkdir()
+    source = f"""
+        import sys
+        open("inside.txt", "w").write("ok")
+        for path in [{str(outside / "results.json")!r}, "/usr/evil", {sys.prefix + "/evil"!r}]:
+            try:
+                open(path, "w").write("0")
+                print("wrote", path)
+            except OSError as exc:
+                print("refused", path, type(exc).__name__)
+        open("/tmp/left_behind", "w").write("x")
+    """
+    outcome, _ = run_code(tmp_path, source, "bubblewrap")
+    assert outcome.ok, outcome.stderr
+    assert "wrote" not in outcome.stdout, outcome.stdout
+    assert (tmp_path / "work" / "inside.txt").read_text() == "ok"
+    assert list(outside.iterdir()) == [] and not Path(sys.prefix, "evil").exists()
+
+
+@needs_bwrap
+def test_isolation_has_no_network(tmp_path):
+    """A socket connect to a port listening on the host's 127.0.0.1 fails inside the sandbox."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        source = f"""
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", {port}), timeout=1)
+                print("connected")
+            except OSError as exc:
+                print("refused", exc)
+        """
+        outcome, _ = run_code(tmp_path, source, "bubblewrap")
+    assert outcome.ok, outcome.stderr
+    assert outcome.stdout.startswith("refused"), outcome.stdout
+
+
+@needs_bwrap
+def test_isolation_has_its_own_pid_namespace(tmp_path):
+    """The run sees only its own processes, with small PIDs."""
+    source = """
+        import os
+        print(os.getpid(), sum(name.isdigit() for name in os.listdir("/proc")))
+    """
+    outcome, _ = run_code(tmp_path, source, "bubblewrap")
+    pid, visible = map(int, outcome.stdout.split())
+    assert pid < 10 and visible <= 4, f"pid {pid}, {visible} processes visible"
+
+
+def test_fallback_can_be_forced_and_warns(tmp_path, monkeypatch):
+    """NEUROEVO_SANDBOX=process forces plain child processes and a loud warning."""
+    monkeypatch.setenv("NEUROEVO_SANDBOX", "process")
+    outcome, _ = run_code(tmp_path, "print(1)", None)
+    assert outcome.isolation == "process" and outcome.ok
+    assert "WITHOUT isolation" in isolation_warning()
+
+
+def test_fallback_warning_is_empty_when_isolated():
+    """With bubblewrap working, there is nothing to warn about."""
+    assert (isolation_warning() == "") == HAVE_BWRAP
+
+
+def test_run_rejects_bad_requests(tmp_path, monkeypatch):
+    """A missing working folder, an unknown mode or silly limits are clear errors."""
+    with pytest.raises(SandboxError, match="does not exist"):
+        run([sys.executable, "-c", "0"], workdir=tmp_path / "missing")
+    monkeypatch.setenv("NEUROEVO_SANDBOX", "docker")
+    with pytest.raises(SandboxError, match="not a sandbox mode"):
+        run([sys.executable, "-c", "0"], workdir=tmp_path)
+    with pytest.raises(ValueError, match="max_processes"):
+        Limits(max_processes=0)

@@ -1,0 +1,1 @@
+"""Instructor and student tooling: the nbgrader release and the self-check."""
