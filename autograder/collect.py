@@ -182,7 +182,8 @@ class Collector:
             attempts.append(attempt)
             if attempt["heldout_mean"] is not None and (best is None or attempt["heldout_mean"] > best["heldout_mean"]):
                 best = attempt
-            if result.outcome.timed_out or (best and best["heldout_mean"] >= AGENT.solved_return):
+            # A failed run would fail again (and a hang would hang again): do not spend the budget on it.
+            if attempt["problem"] or (best and best["heldout_mean"] >= AGENT.solved_return):
                 break
         return {"attempts": attempts, "best": best, "budget": asdict(AGENT), "heldout": len(heldout_seeds())}
 

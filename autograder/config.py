@@ -84,6 +84,8 @@ class SpeedupSettings:
     """Share of the reference's speedup that earns full marks."""
     zero_speedup: float = 1.1
     """Speedup at or below which the main speedup test earns nothing."""
+    min_reference_speedup: float = 1.3
+    """Below this the reference itself barely sped up (a busy machine): the category is inconclusive."""
     min_cpu_ratio: float = 1.25
     """CPU seconds per wall second the parallel run must reach to count as really parallel."""
     wall_seconds: float = 60.0

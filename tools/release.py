@@ -159,16 +159,21 @@ def build(*, use_gradebook: bool) -> dict[str, bytes]:
     return files
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it, for messages."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.release",
-        description=f"Generate {RELEASE_DIR.relative_to(ROOT)} from {SOURCE_DIR.relative_to(ROOT)} "
+        description=f"Generate {shown(RELEASE_DIR)} from {shown(SOURCE_DIR)} "
                     "with nbgrader's generate_assignment.",
     )
     parser.add_argument("--check", action="store_true",
                         help="do not write anything; exit 1 if the committed release differs from a fresh one")
     args = parser.parse_args(argv)
-    where = RELEASE_DIR.relative_to(ROOT)
+    where = shown(RELEASE_DIR)
     try:
         expected = build(use_gradebook=not args.check)
     except ReleaseError as exc:
@@ -181,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{where} is stale ({'; '.join(stale)}): run `make assignment` and commit the result",
                   file=sys.stderr)
             return 1
-        print(f"{where} is up to date with {SOURCE_DIR.relative_to(ROOT)}")
+        print(f"{where} is up to date with {shown(SOURCE_DIR)}")
         return 0
     touched = write(expected, RELEASE_DIR, patterns)
     summary = f"updated {', '.join(touched)}" if touched else "already up to date"

@@ -118,8 +118,9 @@ def explain(run: CellRun, stubs_left: list[str]) -> str:
     return f"{name}: {first_line}" if first_line else f"{name} (no message)"
 
 
-def report(runs: list[CellRun], sources: dict[str, str], out=sys.stdout) -> bool:
-    """Print the per-part summary; True when every test cell passed."""
+def report(runs: list[CellRun], sources: dict[str, str], out=None) -> bool:
+    """Print the per-part summary to ``out`` (default: standard output); True when every test passed."""
+    out = out or sys.stdout
     by_id = {run.grade_id: run for run in runs}
     stubs_left = [stub for stub in STUB_IDS if STUB_LEFT.search(sources[stub])]
     for stub in stubs_left:

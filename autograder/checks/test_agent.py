@@ -22,7 +22,8 @@ def test_agent_solves_heldout_start_states(obs, credit):
     """The trained agent's mean return on held-out start states reaches the solved threshold."""
     agent = obs.section("agent")
     if agent["best"] is None:
-        fail("no trained agent to score (see the training test)")
+        problems = [a["problem"] for a in agent["attempts"] if a["problem"]]
+        fail("no trained agent to score: " + (problems[0] if problems else "no training run finished"))
     budget, mean = agent["budget"], agent["best"]["heldout_mean"]
     runs = len(agent["attempts"])
     credit.partial(mean / budget["solved_return"],

@@ -1,0 +1,138 @@
+"""The notebooks run: the instructor source top to bottom, the release up to its stubs, and the self-check."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools import selfcheck  # noqa: E402
+from tools.selfcheck import CellRun  # noqa: E402
+
+SOURCE_DIR = ROOT / "solutions" / "neuroevolution"
+RELEASE_DIR = ROOT / "assignment" / "neuroevolution"
+NOTEBOOK = "neuroevolution.ipynb"
+CELL_TIMEOUT = 600
+
+
+@pytest.fixture
+def agents_dir(tmp_path, monkeypatch) -> Path:
+    """Saved agents go to a private folder (kernels and self-checks inherit the variable)."""
+    folder = tmp_path / "agents"
+    monkeypatch.setenv("NEUROEVO_AGENTS_DIR", str(folder))
+    return folder
+
+
+def copy_folder(source: Path, tmp_path: Path) -> Path:
+    """A scratch copy of an assignment folder, without saved agents or caches."""
+    target = tmp_path / source.parent.name / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("agents", "__pycache__", ".ipynb_checkpoints"))
+    return target
+
+
+def execute(folder: Path, allow_errors: bool = False) -> nbformat.NotebookNode:
+    """Run the folder's notebook top to bottom in a fresh kernel started in that folder."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
+    NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=allow_errors,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return nb
+
+
+def run_selfcheck(notebook: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tools.selfcheck", str(notebook)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_notebooks_solution_runs_top_to_bottom(tmp_path, agents_dir):
+    """The instructor notebook, hidden tests included, runs without an error and saves the trained agent."""
+    from nbclient.exceptions import CellExecutionError
+
+    folder = copy_folder(SOURCE_DIR, tmp_path)
+    try:
+        nb = execute(folder)
+    except CellExecutionError as exc:
+        pytest.fail(f"the solutions notebook failed: {exc.ename}: {exc.evalue}")
+    printed = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+    for line in ("evolve_serial: visible checks passed", "evolve_parallel: visible checks passed",
+                 "determinism: visible checks passed", "agent: best run reached the flag"):
+        assert line in printed, f"the test cells did not print {line!r}"
+    assert (agents_dir / "agent-1.npz").is_file(), "the notebook did not save the trained agent as agent 1"
+    assert not (folder / "agents").exists(), "the notebook saved agents beside it despite NEUROEVO_AGENTS_DIR"
+
+
+@pytest.mark.slow
+def test_notebooks_release_runs_until_the_stubs(tmp_path, agents_dir):
+    """The student notebook runs the whole lesson; its first error is the stubs' NotImplementedError."""
+    from nbclient.exceptions import CellExecutionError
+
+    folder = copy_folder(RELEASE_DIR, tmp_path)
+    with pytest.raises(CellExecutionError) as failure:
+        execute(folder)
+    assert failure.value.ename == "NotImplementedError", \
+        f"the release notebook's first error is {failure.value.ename}: {failure.value.evalue}"
+    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
+    ids = [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nb.cells]
+    first_stub = ids.index("evolve_serial")
+    executed = execute(folder, allow_errors=True)
+    failing = [i for i, cell in enumerate(executed.cells) if cell.cell_type == "code"
+               and any(out.output_type == "error" for out in cell.outputs)]
+    assert failing and failing[0] > first_stub + 1, \
+        f"a lesson cell before the stubs fails in the release (cell {failing[0] if failing else None})"
+
+
+@pytest.mark.slow
+def test_notebooks_selfcheck_gives_the_solution_full_marks(tmp_path, agents_dir):
+    """The self-check on the reference solution prints 100/100 and exits 0."""
+    folder = copy_folder(SOURCE_DIR, tmp_path)
+    result = run_selfcheck(folder / NOTEBOOK)
+    assert result.returncode == 0 and "Total: 100/100" in result.stdout, \
+        f"self-check on the solution: exit {result.returncode}\n{result.stdout}{result.stderr}"
+    assert "BEGIN HIDDEN TESTS" not in result.stdout
+
+
+@pytest.mark.slow
+def test_notebooks_selfcheck_fails_clearly_on_the_release(tmp_path, agents_dir):
+    """The self-check on the untouched release exits 1, names the stubs and gives 0/100, no traceback."""
+    folder = copy_folder(RELEASE_DIR, tmp_path)
+    result = run_selfcheck(folder / NOTEBOOK)
+    assert result.returncode == 1, f"self-check on the release exited {result.returncode}\n{result.stdout}{result.stderr}"
+    assert "evolve_serial: still raises NotImplementedError" in result.stdout
+    assert "evolve_parallel: still raises NotImplementedError" in result.stdout
+    assert "Total: 0/100" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_notebooks_selfcheck_drops_hidden_tests():
+    """Hidden-test blocks, indented or not, are removed before the self-check runs a test cell."""
+    source = ("x = 1\n### BEGIN HIDDEN TESTS\nassert secret()\n### END HIDDEN TESTS\n"
+              "if x:\n    ### BEGIN HIDDEN TESTS\n    assert other()\n    ### END HIDDEN TESTS\nprint(x)\n")
+    assert selfcheck.strip_hidden_tests(source) == "x = 1\nif x:\nprint(x)\n"
+
+
+def test_notebooks_selfcheck_report_shows_each_failure_in_one_line(capsys):
+    """A failing part shows the test's own message, a stub left alone says so, and the total adds up."""
+    runs = [CellRun("practical_setup"), CellRun("evolve_serial"), CellRun("evolve_parallel"),
+            CellRun("test_serial", printed=["evolve_serial: visible checks passed"]),
+            CellRun("test_parallel", error=("NotImplementedError", ""), traceback="in evolve_parallel(...)"),
+            CellRun("test_determinism", error=("AssertionError", "evolve_parallel returned different returns\nmore")),
+            CellRun("test_speedup"), CellRun("test_agent", error=("NameError", "name 'helper' is not defined"))]
+    sources = {"practical_setup": "", "evolve_serial": "def evolve_serial(): pass",
+               "evolve_parallel": "def evolve_parallel():\n    raise NotImplementedError()"}
+    assert selfcheck.report(runs, sources) is False
+    out = capsys.readouterr().out
+    assert "evolve_parallel: still raises NotImplementedError" in out
+    assert "Part serial:       25/25" in out
+    assert "Part parallel:      0/20   evolve_parallel still raises NotImplementedError" in out
+    assert "AssertionError: evolve_parallel returned different returns" in out and "more" not in out
+    assert "define it inside one of your two solution cells" in out
+    assert "Total: 40/100" in out
