@@ -209,8 +209,7 @@ def grade_batch(submitted: Path, output: Path, students: list[str], categories: 
             graded.append(item)
             progress.update(item)
         if reference._timing:
-            graded_reference = reference._timing
-            (output / "reference-timing.json").write_text(json.dumps(graded_reference, indent=1), encoding="utf-8")
+            results.write_atomic(output / "reference-timing.json", json.dumps(reference._timing, indent=1))
     rebuild_outputs(output, find_students(submitted))
     return graded
 

@@ -47,6 +47,7 @@ def rebuild(path: Path, rows: list[tuple[str, dict]]) -> None:
                     grade.auto_score = float(scores.get(category, 0.0))
                     grade.needs_manual_grade = False
             gb.db.commit()
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -26,6 +26,7 @@ def write_atomic(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide grades from the course staff's group
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

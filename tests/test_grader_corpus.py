@@ -54,6 +54,8 @@ def test_grader_corpus_speedup_losses(tmp_path):
     for name in entries:
         result = support.results(output, name)
         speedup = [t for t in result["tests"] if t["tags"] == ["speedup"]]
+        if any("inconclusive" in t["output"] for t in speedup):
+            pytest.skip("the grading machine is too busy for a speedup measurement")
         assert sum(t["score"] for t in speedup) < sum(t["max_score"] for t in speedup), (
             f"{name} kept full speedup marks:\n" + "\n".join(t["output"] for t in speedup))
         assert all(t["output"] for t in speedup if t["status"] == "failed"), name

@@ -1,0 +1,57 @@
+"""A batch killed half-way (SIGKILL) and run again ends with the same grades as an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
+import support  # noqa: E402
+
+from autograder import demo  # noqa: E402
+
+CATEGORIES = "serial,determinism"  # deterministic categories: the grades must match exactly
+
+
+def _batch(submitted: Path) -> None:
+    entries = support.corpus()
+    support.write_student(submitted, "a-reference", demo.reference_source())
+    for name in ("argmin_selection", "unseeded_episodes", "returns_sorted"):
+        support.write_student(submitted, f"b-{name}", entries[name][0])
+    support.write_student(submitted, "c-untouched", None)
+
+
+@pytest.mark.slow
+def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
+    """Kill the grader with SIGKILL after the first student, re-run it: grades.csv equals an uninterrupted run's."""
+    submitted = tmp_path / "submitted"
+    _batch(submitted)
+    env = {**os.environ, "PYTHONPATH": str(support.ROOT), "TMPDIR": str(tmp_path)}
+    whole = tmp_path / "whole"
+    done = support.grade(submitted, whole, "--categories", CATEGORIES)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "--submitted", str(submitted),
+                             "--output", str(killed), "--categories", CATEGORIES], cwd=support.ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(killed.glob("*/results.json")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the batch finished before it could be killed: make it longer"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert not (killed / "grades.csv").exists() or len(list(killed.glob("*/results.json"))) < 5
+
+    again = support.grade(submitted, killed, "--categories", CATEGORIES)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "kept" in again.stderr, "the re-run regraded students finished before the kill"
+    assert (killed / "grades.csv").read_text() == (whole / "grades.csv").read_text()
