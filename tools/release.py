@@ -82,9 +82,10 @@ def generate(scratch: Path, *, use_gradebook: bool = True) -> Path:
     converter.create_assignment = use_gradebook
     result = capture_log(converter)
     if not result["success"]:
-        # The informative line is the last exception raised inside nbgrader's own traceback.
+        # The informative line is the last exception inside nbgrader's log, not its closing summary.
         lines = [line.strip() for line in (result.get("log") or "").splitlines()]
-        causes = [line for line in lines if line and ": " in line and line.split(":")[0].endswith(("Error", "Exception", "Entry"))]
+        causes = [line for line in lines if ": " in line and "NbGraderException" not in line
+                  and line.split(":")[0].endswith(("Error", "Exception", "Entry"))]
         detail = causes[-1] if causes else "no message"
         raise ReleaseError(f"nbgrader generate_assignment failed ({detail}); "
                            f"run `nbgrader generate_assignment {ASSIGNMENT_ID} --force` for the full log")

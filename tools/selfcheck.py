@@ -4,8 +4,9 @@ Runs, in a fresh kernel in the notebook's own folder, only what the grader runs:
 cell, your two solution cells (``evolve_serial``, ``evolve_parallel``) and the five visible test
 cells, found by their nbgrader ``grade_id``. Anything else in the notebook is ignored, so a
 helper defined elsewhere fails here just as it would in grading. Hidden tests, if the notebook
-holds any, are left out. Prints one line per part with its points and, for a failed part, the
-test's own message, then the total.
+holds any, are left out. A failed speedup test is measured again (three times in all), since a
+busy machine can spoil one timing. Prints one line per part with its points and, for a failed
+part, the test's own message, then the total.
 
 Exit status: 0 when every visible test passed, 1 when one failed, 2 when the notebook cannot be
 read or run.
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the notebook to check (default: {DEFAULT_NOTEBOOK.relative_to(ROOT)})")
     args = parser.parse_args(argv)
     notebook = args.notebook.resolve()
+    if not notebook.is_file():
+        print(f"error: no notebook at {notebook}: pass the path of your neuroevolution.ipynb", file=sys.stderr)
+        return 2
     try:
         check, sources = build_check_notebook(notebook)
     except NotebookError as exc:
