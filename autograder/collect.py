@@ -205,6 +205,9 @@ def call_problem(result: workspace.RunResult, call: dict, wall_seconds: float) -
         if not isinstance(data.get("result"), dict):
             return f"{function} returned nothing the grader could read"
         return None
+    unreadable = [note for note in result.garbled if note.startswith(f"{phase}.json:")]
+    if unreadable:
+        return f"the result of {describe_call(call)} could not be read back ({unreadable[0]})"
     if phase in result.started:
         return messages.run_failure(result.outcome, f"running {describe_call(call)}", wall_seconds)
     return "not run: " + messages.run_failure(result.outcome, "running an earlier call", wall_seconds)
@@ -229,9 +232,9 @@ def best_params(info, function: str) -> tuple[dict | None, str | None]:
             return None, f"{what}: {key} has shape {tuple(entry.get('shape') or ())}, expected {shape}"
         values[key] = entry.get("values")
     try:
-        return {key: array.tolist() for key, array in validate.params(values, what).items()}, None
+        return {key: array.tolist() for key, array in validate.params(values, "best_params").items()}, None
     except validate.Invalid as exc:
-        return None, str(exc)
+        return None, f"{what}: {exc}"
 
 
 def history(info, function: str, generations: int, pop_size: int) -> tuple[list | None, str | None]:

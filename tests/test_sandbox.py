@@ -200,6 +200,39 @@ def test_run_setsid_double_fork_leaves_no_survivor(tmp_path, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_run_leaves_only_regular_files_in_workdir(tmp_path, mode):
+    """Symlinks and FIFOs the run leaves behind are removed, so the grader never follows or blocks on them."""
+    source = """
+        import os
+        os.makedirs("out/deep", exist_ok=True)
+        os.symlink("/dev/zero", "out/result.json")
+        os.symlink("/etc", "out/deep/etc")
+        os.mkfifo("out/pipe.json")
+        with open("out/kept.json", "w") as f:
+            f.write("{}")
+    """
+    outcome, _ = run_code(tmp_path, source, mode)
+    assert outcome.ok, outcome.verdict
+    assert sorted(outcome.removed_paths) == ["out/deep/etc", "out/pipe.json", "out/result.json"]
+    out = tmp_path / "work" / "out"
+    assert sorted(p.name for p in out.rglob("*")) == ["deep", "kept.json"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_run_file_size_is_capped(tmp_path, mode):
+    """Writing a file larger than file_bytes fails ("File too large": Python ignores SIGXFSZ) instead of filling the disk."""
+    source = """
+        with open("big.bin", "wb") as f:
+            for _ in range(64):
+                f.write(b"0" * 2**20)
+    """
+    limits = Limits(wall_seconds=5, memory_bytes=FAST.memory_bytes, file_bytes=4 * 2**20)
+    outcome, _ = run_code(tmp_path, source, mode, limits)
+    assert outcome.returncode == 1 and "File too large" in outcome.stderr, outcome
+    assert (tmp_path / "work" / "big.bin").stat().st_size <= 4 * 2**20
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_run_cpu_time_counts_pool_workers(tmp_path, mode):
     """CPU time includes the Pool workers, measured from outside the run."""
     source = """
@@ -257,6 +290,22 @@ def test_isolation_cannot_write_outside_workdir(tmp_path):
     assert "wrote" not in outcome.stdout, outcome.stdout
     assert (tmp_path / "work" / "inside.txt").read_text() == "ok"
     assert list(outside.iterdir()) == [] and not Path(sys.prefix, "evil").exists()
+
+
+@needs_bwrap
+def test_isolation_private_tmp_is_capped(tmp_path):
+    """The in-memory /tmp holds at most memory_bytes: filling it fails with 'no space' instead of eating RAM."""
+    source = """
+        try:
+            with open("/tmp/fill", "wb") as f:
+                for _ in range(64):
+                    f.write(b"0" * 2**20)
+        except OSError as exc:
+            print(exc.strerror)
+    """
+    limits = Limits(wall_seconds=5, memory_bytes=32 * 2**20, file_bytes=2**30)
+    outcome, _ = run_code(tmp_path, source, "bubblewrap", limits)
+    assert outcome.stdout.strip() == "No space left on device", outcome
 
 
 @needs_bwrap

@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 ENV_MODE = "NEUROEVO_SANDBOX"
 """Environment variable choosing the isolation: "auto" (default), "bubblewrap" or "process"."""
@@ -25,6 +25,9 @@ ENV_MODE = "NEUROEVO_SANDBOX"
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # Single files from /etc the dynamic loader and the C library read.
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime")
+
+# Mount points bubblewrap creates itself (with their own modes).
+FRESH_DIRS = (Path("/"), Path("/tmp"), Path("/dev"), Path("/proc"))
 
 # uids handed to root-mode runs: far above any real account, distinct per run so the
 # per-user process count of one run never includes another run's processes.
@@ -67,8 +70,13 @@ def _covered(path: Path) -> bool:
     return len(parts) > 1 and parts[1] in SYSTEM_DIRS
 
 
-def command(launcher: Sequence[str], *, workdir: Path, readonly_paths: Iterable[Path] = ()) -> list[str]:
-    """The ``bwrap`` argv that runs ``launcher`` inside the sandbox, in ``workdir``."""
+def command(launcher: Sequence[str], *, workdir: Path, readonly_paths: Iterable[Path] = (),
+            files: Mapping[Path, str] | None = None, tmpfs_bytes: int = 2**30) -> list[str]:
+    """The ``bwrap`` argv that runs ``launcher`` inside the sandbox, in ``workdir``.
+
+    ``files`` maps host files to the read-only path they get inside the sandbox;
+    ``tmpfs_bytes`` caps each in-memory folder (/tmp, /dev/shm).
+    """
     exe = executable()
     if exe is None:
         raise FileNotFoundError("bwrap not found")
@@ -87,14 +95,18 @@ def command(launcher: Sequence[str], *, workdir: Path, readonly_paths: Iterable[
     for name in ETC_FILES:
         if (Path("/etc") / name).exists():
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-    # Fresh /proc, /dev and /tmp; a world-writable /dev/shm for multiprocessing's semaphores.
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",
-             "--perms", "1777", "--tmpfs", "/tmp"]
+    # Fresh /proc, /dev and /tmp; a world-writable /dev/shm for multiprocessing's semaphores. Both
+    # live in memory the watchdog does not see, hence their size cap.
+    size = str(tmpfs_bytes)
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
+             "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
     readonly = [root for root in python_roots() if not _covered(root)]
     readonly += [Path(p).absolute() for p in readonly_paths]
-    args += _parent_dirs([*readonly, workdir])
+    args += _parent_dirs([*readonly, *map(Path, (files or {}).values()), workdir])
     for path in readonly:
         args += ["--ro-bind", str(path), str(path)]
+    for host, inside in (files or {}).items():
+        args += ["--ro-bind", str(host), inside]
     # The launcher enters workdir itself, after switching to the uid that owns it.
     args += ["--bind", str(workdir), str(workdir), "--chdir", "/", "--", *launcher]
     return args
@@ -106,7 +118,7 @@ def _parent_dirs(paths: Iterable[Path]) -> list[str]:
     made: set[Path] = set()
     for path in paths:
         for parent in reversed(path.parents):
-            if parent == Path("/") or parent in made or _covered(parent) or parent.parts[1] in ("proc", "dev"):
+            if parent in made or parent in FRESH_DIRS or _covered(parent) or parent.parts[1] in ("proc", "dev"):
                 continue
             made.add(parent)
             args += ["--perms", "0755", "--dir", str(parent)]

@@ -1,11 +1,12 @@
 """First process of every sandboxed run: applies the limits, runs the command, reports how it ended.
 
-It runs before any untrusted code, with the standard library only (``python -I -S -c``,
-source passed on the command line so it needs no file inside the sandbox), as:
+It runs before any untrusted code, with the standard library only, as:
 
-    python -I -S -c <this source> '<settings as JSON>' COMMAND [ARGS...]
+    python -I -S launcher.py '<settings as JSON>' COMMAND [ARGS...]
 
-Settings: ``status_fd`` (write end of a pipe to the grader), ``cwd``, ``memory_bytes``, ``nproc``
+(bubblewrap shows this one file to the run read-only, not the package it lives in).
+
+Settings: ``status_fd`` (write end of a pipe to the grader), ``cwd``, ``memory_bytes``, ``file_bytes``, ``nproc``
 (RLIMIT_NPROC, or null), ``uid``/``gid`` (drop to these ids first, or null). It writes two
 lines on ``status_fd``: ``started PID`` when the command is forked and ``exited STATUS KILLED
 CPU_US`` when it has ended (raw wait status, leftover processes it killed, CPU microseconds
@@ -99,6 +100,7 @@ def main() -> int:
     os.set_inheritable(status_fd, False)
     _cap(resource.RLIMIT_CORE, 0)
     _cap(resource.RLIMIT_AS, settings["memory_bytes"])
+    _cap(resource.RLIMIT_FSIZE, settings["file_bytes"])
     if settings.get("nproc"):
         _cap(resource.RLIMIT_NPROC, settings["nproc"])
     if settings.get("uid") is not None:

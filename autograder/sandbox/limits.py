@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MiB = 2**20
 
@@ -26,12 +26,15 @@ class Limits:
     """Processes and threads the run may have alive at once; trying to exceed it ends the run."""
     output_bytes: int = 256 * 2**10
     """Bytes of stdout and of stderr kept; the rest is read and dropped."""
+    file_bytes: int = 256 * 2**20
+    """Largest file the run may write (RLIMIT_FSIZE); bubblewrap's private /tmp holds at most memory_bytes."""
 
     def __post_init__(self) -> None:
         bad = [name for name, ok in (("wall_seconds", self.wall_seconds > 0),
                                      ("memory_bytes", self.memory_bytes >= 16 * MiB),
                                      ("max_processes", self.max_processes >= 1),
-                                     ("output_bytes", self.output_bytes >= 0)) if not ok]
+                                     ("output_bytes", self.output_bytes >= 0),
+                                     ("file_bytes", self.file_bytes >= 0)) if not ok]
         if bad:
             raise ValueError(f"Limits: {', '.join(bad)} out of range in {self!r}: use a positive time, "
                              "at least 16 MiB of memory, at least 1 process and a non-negative output cap")
@@ -63,6 +66,8 @@ class Outcome:
     """The run tried to have more than ``Limits.max_processes`` processes and threads; it was killed."""
     killed_orphans: int = 0
     """Processes still alive after the main process ended, killed by the sandbox."""
+    removed_paths: list[str] = field(default_factory=list)
+    """Symlinks, FIFOs and other non-regular files the run left in workdir, removed (paths relative to it)."""
     verdict: str = ""
     """One line saying what happened, for feedback pages and logs."""
 
@@ -117,4 +122,6 @@ def describe(outcome: Outcome, limits: Limits) -> str:
         extras.append(f"output beyond {limits.output_bytes // 1024} KiB per stream was dropped")
     if outcome.killed_orphans:
         extras.append(f"{outcome.killed_orphans} leftover process(es) killed")
+    if outcome.removed_paths:
+        extras.append(f"{len(outcome.removed_paths)} symlink(s) or special file(s) removed from its folder")
     return "; ".join([reason, *extras])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,9 @@ from .limits import Limits, Outcome, describe, looks_out_of_memory
 BUBBLEWRAP = "bubblewrap"
 PROCESS = "process"
 POLL_SECONDS = 0.01
-LAUNCHER_SOURCE = (Path(__file__).with_name("launcher.py")).read_text(encoding="utf-8")
+LAUNCHER = Path(__file__).resolve().with_name("launcher.py")
+LAUNCHER_IN_SANDBOX = "/run/sandbox/launcher.py"
+"""Where bubblewrap shows the launcher to the run (read-only, alone: not the grader's package)."""
 
 
 class SandboxError(RuntimeError):
@@ -144,6 +147,26 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
 
+def _remove_non_regular(workdir: Path) -> list[str]:
+    """Delete symlinks, FIFOs, sockets and device nodes the run left in ``workdir``.
+
+    The grader reads result files back from the folder: a symlink to /dev/zero or to a file
+    outside, or a FIFO, would make it hang or read what the run could not. Nothing is followed.
+    """
+    removed: list[str] = []
+    for folder, dirs, files in os.walk(workdir):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                os.unlink(path)
+                removed.append(os.path.relpath(path, workdir))
+    return removed
+
+
 def _read_status(fd: int) -> dict[str, list[int]]:
     """The launcher's report lines, by first word; nothing the command wrote can reach this pipe."""
     os.set_blocking(fd, False)
@@ -184,89 +207,121 @@ def run(argv: Sequence[str], *, workdir: Path, limits: Limits = Limits(), env: M
     return _run(argv, workdir=workdir, limits=limits, env=env, readonly_paths=extra, mode=isolation_mode(isolation))
 
 
-def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str, str] | None,
-         readonly_paths: Sequence[Path], mode: str) -> Outcome:
-    sandboxed = mode == BUBBLEWRAP
-    status_r, status_w = os.pipe()
-    settings = {"status_fd": status_w, "cwd": str(workdir), "memory_bytes": limits.memory_bytes, "uid": None, "gid": None,
-                            "nproc": _nproc(limits, sandboxed)}
-    if sandboxed and bwrap.privileged():
+def _command(argv: Sequence[str], workdir: Path, limits: Limits, readonly_paths: Sequence[Path], sandboxed: bool,
+             status_fd: int) -> list[str]:
+    """The full command line: bubblewrap (or nothing), the launcher and its settings, then ``argv``."""
+    settings = {"status_fd": status_fd, "cwd": str(workdir), "memory_bytes": limits.memory_bytes,
+                "file_bytes": limits.file_bytes, "nproc": _nproc(limits, sandboxed), "uid": None, "gid": None}
+    if not sandboxed:
+        return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(settings), *argv]
+    if bwrap.privileged():
         settings["uid"], settings["gid"] = bwrap.next_sandbox_ids()
         _chown_tree(workdir, settings["uid"], settings["gid"])
-    launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER_SOURCE, json.dumps(settings), *argv]
-    cmd = bwrap.command(launcher, workdir=workdir, readonly_paths=readonly_paths) if sandboxed else launcher
+    launcher = [sys.executable, "-I", "-S", LAUNCHER_IN_SANDBOX, json.dumps(settings), *argv]
+    return bwrap.command(launcher, workdir=workdir, readonly_paths=readonly_paths,
+                         files={LAUNCHER: LAUNCHER_IN_SANDBOX}, tmpfs_bytes=limits.memory_bytes)
 
-    start = time.perf_counter()
-    try:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=_child_env(workdir, env), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_w,),
-                                start_new_session=True)
-    except OSError as exc:
-        os.close(status_r)
-        os.close(status_w)
-        outcome = Outcome(None, False, 0.0, 0.0, "", f"cannot start {cmd[0]}: {exc}", False, mode)
-        outcome.verdict = f"did not start: {exc}"
-        return outcome
-    os.close(status_w)
-    out, err = _Capture(proc.stdout, limits.output_bytes), _Capture(proc.stderr, limits.output_bytes)
-    exit_ = _Exit()
-    finished = threading.Event()
+
+def _wait_in_background(pid: int) -> tuple[_Exit, threading.Event]:
+    """A thread blocked in wait4 on ``pid``: exact end time and the CPU time of what it waited for."""
+    exit_, finished = _Exit(), threading.Event()
 
     def wait() -> None:
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(pid, 0)
         exit_.ended = time.perf_counter()
         exit_.status = status
         exit_.cpu_seconds = usage.ru_utime + usage.ru_stime
         finished.set()
 
     threading.Thread(target=wait, daemon=True).start()
-    tracker = reaper.Tracker()
-    cpu_seen = 0.0
-    timed_out = memory_hit = process_hit = False
-    deadline = start + limits.wall_seconds
+    return exit_, finished
+
+
+@dataclass
+class _Watch:
+    """What the watchdog saw and did."""
+
+    tracker: reaper.Tracker
+    timed_out: bool = False
+    memory_hit: bool = False
+    process_hit: bool = False
+    cpu_seconds: float = 0.0
+
+    @property
+    def stopped(self) -> bool:
+        return self.timed_out or self.memory_hit or self.process_hit
+
+
+def _watch(pid: int, finished: threading.Event, limits: Limits, deadline: float, sandboxed: bool) -> _Watch:
+    """Measure the run's tree every few milliseconds until it ends; kill it all when a limit is passed."""
+    seen = _Watch(reaper.Tracker())
     while not finished.wait(POLL_SECONDS):
-        tree = reaper.descendants(proc.pid)
+        tree = reaper.descendants(pid)
         if not sandboxed:
-            tree.append(proc.pid)
-        tracker.note(tree)
+            tree.append(pid)
+        seen.tracker.note(tree)
         usage = reaper.measure(tree)
         # Under bubblewrap the first descendant is bubblewrap's own init, not the run's.
         tasks = usage.tasks - (1 if sandboxed and tree else 0)
-        cpu_seen = max(cpu_seen, usage.cpu_seconds)
+        seen.cpu_seconds = max(seen.cpu_seconds, usage.cpu_seconds)
         # One cause per run, the first that applies: a fork bomb also fills memory and time.
-        process_hit = tasks > limits.max_processes
-        memory_hit = not process_hit and usage.memory_bytes > limits.memory_bytes
-        timed_out = not (process_hit or memory_hit) and time.perf_counter() > deadline
-        if timed_out or memory_hit or process_hit:
-            _stop(proc.pid, tracker, sandboxed)
+        seen.process_hit = tasks > limits.max_processes
+        seen.memory_hit = not seen.process_hit and usage.memory_bytes > limits.memory_bytes
+        seen.timed_out = not (seen.process_hit or seen.memory_hit) and time.perf_counter() > deadline
+        if seen.stopped:
+            _stop(pid, seen.tracker, sandboxed)
             finished.wait()
             break
-    wall = exit_.ended - start
+    return seen
+
+
+def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str, str] | None,
+         readonly_paths: Sequence[Path], mode: str) -> Outcome:
+    sandboxed = mode == BUBBLEWRAP
+    status_r, status_w = os.pipe()
+    try:
+        cmd = _command(argv, workdir, limits, readonly_paths, sandboxed, status_w)
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=workdir, env=_child_env(workdir, env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_w,),
+                                start_new_session=True)
+    except OSError as exc:
+        os.close(status_r)
+        return Outcome(None, False, 0.0, 0.0, "", f"sandbox: cannot start: {exc}", False, mode,
+                       verdict=f"did not start: {exc}")
+    finally:
+        os.close(status_w)
+    out, err = _Capture(proc.stdout, limits.output_bytes), _Capture(proc.stderr, limits.output_bytes)
+    exit_, finished = _wait_in_background(proc.pid)
+    seen = _watch(proc.pid, finished, limits, start + limits.wall_seconds, sandboxed)
     proc.returncode = exit_.status  # keep subprocess from waiting on a reaped pid
-    leftovers = reaper.sweep(tracker, proc.pid) if not sandboxed else 0
+    leftovers = 0 if sandboxed else reaper.sweep(seen.tracker, proc.pid)
     report = _read_status(status_r)
     stdout, cut_out = out.result(timeout=5)
     stderr, cut_err = err.result(timeout=5)
     for stream in (proc.stdout, proc.stderr):
         stream.close()
-    returncode: int | None
-    cpu = max(exit_.cpu_seconds, cpu_seen)
-    if "exited" in report and len(report["exited"]) == 3:
+    removed = _remove_non_regular(workdir)
+
+    # CPU time: exact when the launcher reported it, else what the grader saw (/proc ticks, wait4).
+    cpu = max(exit_.cpu_seconds, seen.cpu_seconds)
+    if len(report.get("exited", ())) == 3:
         status, killed, cpu_us = report["exited"]
-        returncode = os.waitstatus_to_exitcode(status)
+        returncode: int | None = os.waitstatus_to_exitcode(status)
         leftovers += killed
-        cpu = max(cpu, cpu_us / 1e6)
-    elif "started" in report or timed_out or memory_hit or process_hit:
+        cpu = cpu_us / 1e6
+    elif "started" in report or seen.stopped:
         # The launcher was killed (by the watchdog, or by the code it ran) before it could report.
         returncode = _outer_code(exit_.status, sandboxed)
     else:
         returncode = None
-    outcome = Outcome(returncode=returncode, timed_out=timed_out, wall_seconds=wall,
-                      cpu_seconds=cpu, stdout=stdout, stderr=stderr,
-                      output_truncated=cut_out or cut_err, isolation=mode,
-                      memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
-                      process_limit_hit=process_hit, killed_orphans=leftovers)
+    outcome = Outcome(returncode=returncode, timed_out=seen.timed_out, wall_seconds=exit_.ended - start,
+                      cpu_seconds=cpu, stdout=stdout, stderr=stderr, output_truncated=cut_out or cut_err,
+                      isolation=mode, memory_exceeded=seen.memory_hit or looks_out_of_memory(returncode, stderr),
+                      process_limit_hit=seen.process_hit, killed_orphans=leftovers, removed_paths=removed)
     outcome.verdict = describe(outcome, limits)
+    if "started" in report and "exited" not in report and not seen.stopped:
+        outcome.verdict = f"the run killed the sandbox's supervisor process (exit status unknown; {outcome.verdict})"
     return outcome
 
 
@@ -276,13 +331,14 @@ def _nproc(limits: Limits, sandboxed: bool) -> int | None:
     Under bubblewrap the count is of the run's spare uid (as root) or of its user namespace,
     which also holds bubblewrap's init; one extra task lets the watchdog see the attempt to
     go over. Without bubblewrap the kernel counts every task of this user (and never limits
-    root): allow what the user runs now plus the run's share, and rely on the watchdog for root.
+    root): allow what the user runs now, the run's share and a few spare tasks (this grader's
+    own threads start after the count), and rely on the watchdog alone as root.
     """
     if sandboxed:
         return limits.max_processes + (1 if bwrap.privileged() else 2)
     if bwrap.privileged() or not reaper.HAS_PROC:
         return None
-    return reaper.user_tasks(os.getuid()) + limits.max_processes + 1
+    return reaper.user_tasks(os.getuid()) + limits.max_processes + 8
 
 
 def _outer_code(status: int | None, sandboxed: bool) -> int | None:

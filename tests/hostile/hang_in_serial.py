@@ -1,0 +1,24 @@
+"""evolve_serial never returns (an endless loop); evolve_parallel is correct."""
+
+LOSES = ("serial", "determinism", "speedup")
+MESSAGE = "timed out"
+
+
+def evolve_serial(generations, pop_size, seed, sigma=1.0):
+    while True:
+        pass
+
+
+def evolve_parallel(generations, pop_size, seed, sigma=1.0, processes=None):
+    rng = np.random.default_rng(seed)
+    population = [initialize_parameters(I_SIZE, H_SIZE, O_SIZE, rng=rng) for _ in range(pop_size)]
+    history = []
+    with Pool(processes) as pool:
+        for generation in range(generations):
+            episode_seed = int(rng.integers(2**31 - 1))
+            returns = pool.map(partial(episode, seed=episode_seed), population)
+            history.append(returns)
+            best = population[int(np.argmax(returns))]
+            if generation + 1 < generations:
+                population = [sample_params(best, rng, sigma) for _ in range(pop_size)]
+    return best, history

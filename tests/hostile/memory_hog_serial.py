@@ -1,0 +1,25 @@
+"""evolve_serial keeps every candidate ever made, plus a huge buffer per generation, until memory runs out."""
+
+LOSES = ("serial", "determinism", "speedup")
+MESSAGE = "MemoryError"
+
+
+def evolve_serial(generations, pop_size, seed, sigma=1.0):
+    hoard = []
+    while True:
+        hoard.append(b"x" * 2**28)
+
+
+def evolve_parallel(generations, pop_size, seed, sigma=1.0, processes=None):
+    rng = np.random.default_rng(seed)
+    population = [initialize_parameters(I_SIZE, H_SIZE, O_SIZE, rng=rng) for _ in range(pop_size)]
+    history = []
+    with Pool(processes) as pool:
+        for generation in range(generations):
+            episode_seed = int(rng.integers(2**31 - 1))
+            returns = pool.map(partial(episode, seed=episode_seed), population)
+            history.append(returns)
+            best = population[int(np.argmax(returns))]
+            if generation + 1 < generations:
+                population = [sample_params(best, rng, sigma) for _ in range(pop_size)]
+    return best, history
