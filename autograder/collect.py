@@ -142,9 +142,12 @@ class Collector:
 
     # --- speedup -------------------------------------------------------------------------
 
-    def time_runs(self, skip_parallel: str | None = None) -> dict:
-        """Timed noop / serial / parallel runs of this submission, interleaved, ``repeats`` times."""
-        return timed_series(self.workdir, skip_parallel)
+    def time_beside(self, reference: "Reference") -> dict:
+        """This submission's timed runs interleaved with the reference's (see ``timed_side_by_side``)."""
+        timing = timed_side_by_side(self.workdir, reference.workdir)
+        reference.measured.append({"speedup": timing["reference"]["speedup"], "rounds": timing["reference"]["rounds"],
+                                   "series": timing["reference"]["series"]})
+        return timing
 
     # --- agent ---------------------------------------------------------------------------
 
@@ -162,7 +165,7 @@ class Collector:
                         "kwargs": {**base, "seed": seed, "processes": max(2, cores)}, "fallback": serial_call}
             result = workspace.run_job(self.workdir, [call], wall_seconds=SANDBOX.agent_wall_seconds, record=False)
             attempt = {"seed": seed, "function": None, "problem": call_problem(result, call, SANDBOX.agent_wall_seconds),
-                       "note": None, "heldout_mean": None, "history": None}
+                       "note": None, "heldout_mean": None, "history": None, "progress": None}
             data = result.phases.get("train") or {}
             attempt["function"] = data.get("function") if isinstance(data.get("function"), str) else None
             if attempt["function"] == "evolve_serial" and not parallel_problem and data.get("errors"):
@@ -179,11 +182,12 @@ class Collector:
                     arrays = {key: np.array(value) for key, value in params.items()}
                     returns = [float(helper.episode(arrays, s)) for s in heldout_seeds()]
                     attempt["heldout_mean"] = float(np.mean(returns))
+            attempt["progress"] = progress(attempt["history"])
             attempts.append(attempt)
-            if attempt["heldout_mean"] is not None and (best is None or attempt["heldout_mean"] > best["heldout_mean"]):
+            if attempt["heldout_mean"] is not None and (best is None or _rank(attempt) > _rank(best)):
                 best = attempt
             # A failed run would fail again (and a hang would hang again): do not spend the budget on it.
-            if attempt["problem"] or (best and best["heldout_mean"] >= AGENT.solved_return):
+            if attempt["problem"] or (best and _rank(best) >= (True, AGENT.solved_return)):
                 break
         return {"attempts": attempts, "best": best, "budget": asdict(AGENT), "heldout": len(heldout_seeds())}
 
@@ -260,39 +264,99 @@ def history(info, function: str, generations: int, pop_size: int) -> tuple[list 
     return out, None
 
 
-# --- timing (also used for the reference solution) -----------------------------------------
+def progress(rows: list | None) -> float | None:
+    """How much the population's mean return rose from the first generation to the last."""
+    if not rows or len(rows) < 2:
+        return None
+    return float(np.mean(rows[-1]) - np.mean(rows[0]))
 
 
-def timed_series(workdir: Path, skip_parallel: str | None = None) -> dict:
-    """Wall and CPU seconds of noop, evolve_serial and evolve_parallel runs, measured outside the child."""
+def _rank(attempt: dict) -> tuple[bool, float]:
+    """Training runs that made progress come first, then the higher held-out mean."""
+    return (attempt["progress"] is not None and attempt["progress"] >= AGENT.min_progress, attempt["heldout_mean"])
+
+
+# --- timing: each submission side by side with the reference solution -----------------------
+
+
+def timing_jobs() -> dict[str, list[dict]]:
+    """The three timed jobs: an empty one (start-up cost), evolve_serial, evolve_parallel."""
     kwargs = {"generations": SPEEDUP.generations, "pop_size": SPEEDUP.pop_size, "seed": 11, "sigma": OBSERVE.sigma}
-    jobs = {
+    return {
         "noop": [],
         "serial": [{"phase": "timed", "function": "evolve_serial", "kwargs": kwargs, "keep": "summary"}],
         "parallel": [{"phase": "timed", "function": "evolve_parallel", "keep": "summary",
                       "kwargs": {**kwargs, "processes": SPEEDUP.processes}}],
     }
-    series: dict = {kind: {"wall": [], "cpu": [], "episodes": [], "worker_pids": []} for kind in jobs}
-    problem = {"parallel": skip_parallel} if skip_parallel else {}
-    for _ in range(SPEEDUP.repeats):
-        for kind, calls in jobs.items():
-            if problem.get(kind) or problem.get("serial") or problem.get("noop"):
+
+
+def _timed_run(workdir: Path, calls: list[dict]) -> tuple[dict | None, str | None]:
+    """One timed run: wall and CPU seconds measured outside the child, episodes and workers it played."""
+    result = workspace.run_job(workdir, calls, wall_seconds=SPEEDUP.wall_seconds)
+    found = call_problem(result, calls[0], SPEEDUP.wall_seconds) if calls else (
+        None if result.import_info and "error" not in result.import_info
+        else call_problem(result, {"phase": "-", "function": "import"}, SPEEDUP.wall_seconds))
+    if found:
+        return None, found
+    caller = result.import_info.get("pid")
+    return {"wall": result.outcome.wall_seconds, "cpu": result.outcome.cpu_seconds,
+            "episodes": len(result.episodes),
+            "worker_pids": len({e.pid for e in result.episodes if e.pid != caller})}, None
+
+
+def _empty_side(skip_parallel: str | None = None) -> dict:
+    series = {kind: {"wall": [], "cpu": [], "episodes": [], "worker_pids": []} for kind in timing_jobs()}
+    return {"series": series, "problems": {"parallel": skip_parallel} if skip_parallel else {},
+            "expected_episodes": SPEEDUP.generations * SPEEDUP.pop_size}
+
+
+def _measure_round(sides: dict[str, tuple[Path, dict]], order: list[str]) -> None:
+    """One round: each job kind run for every side back to back, so a burst of other work hits both."""
+    for kind, calls in timing_jobs().items():
+        for name in order:
+            workdir, side = sides[name]
+            if side["problems"]:
                 continue
-            result = workspace.run_job(workdir, calls, wall_seconds=SPEEDUP.wall_seconds)
-            found = call_problem(result, calls[0], SPEEDUP.wall_seconds) if calls else (
-                None if result.import_info and "error" not in result.import_info
-                else call_problem(result, {"phase": "-", "function": "import"}, SPEEDUP.wall_seconds))
-            if found:
-                problem[kind] = found
+            sample, problem = _timed_run(workdir, calls)
+            if problem:
+                side["problems"][kind] = problem
                 continue
-            caller = result.import_info.get("pid")
-            series[kind]["wall"].append(result.outcome.wall_seconds)
-            series[kind]["cpu"].append(result.outcome.cpu_seconds)
-            series[kind]["episodes"].append(len(result.episodes))
-            series[kind]["worker_pids"].append(len({e.pid for e in result.episodes if e.pid != caller}))
-    out = {"series": series, "problems": problem, "expected_episodes": SPEEDUP.generations * SPEEDUP.pop_size}
-    out.update(summarise(series) if not problem else {"speedup": None, "cpu_ratio": None})
-    return out
+            for key, value in sample.items():
+                side["series"][kind][key].append(value)
+
+
+def _summarised(side: dict) -> dict:
+    side.update(summarise(side["series"]) if not side["problems"] else {"speedup": None, "cpu_ratio": None})
+    side["rounds"] = len(side["series"]["noop"]["wall"])
+    return side
+
+
+def timed_side_by_side(student_dir: Path, reference_dir: Path, skip_parallel: str | None = None) -> dict:
+    """Time a submission and the reference in interleaved rounds; more rounds while the student falls short.
+
+    Both speedups come from the same rounds, so load on the machine moves them together. After
+    ``SPEEDUP.repeats`` rounds, a student below full marks (or a reference below
+    ``min_reference_speedup``) gets up to ``SPEEDUP.max_repeats`` rounds in all: a short burst of
+    other work costs a correct submission nothing, a slow one stays slow.
+    """
+    student, reference = _empty_side(skip_parallel), _empty_side()
+    sides = {"student": (student_dir, student), "reference": (reference_dir, reference)}
+    for round_ in range(SPEEDUP.max_repeats):
+        _measure_round(sides, ["student", "reference"] if round_ % 2 == 0 else ["reference", "student"])
+        if reference["problems"] or student["problems"]:
+            break  # nothing more to learn: the failure is reported instead
+        if round_ + 1 < SPEEDUP.repeats:
+            continue
+        mine, ref = summarise(student["series"])["speedup"], summarise(reference["series"])["speedup"]
+        if ref is not None and ref >= SPEEDUP.min_reference_speedup and (
+                mine is not None and mine >= full_marks_speedup(ref)):
+            break
+    return {"student": _summarised(student), "reference": _summarised(reference)}
+
+
+def full_marks_speedup(reference_speedup: float) -> float:
+    """The speedup that earns full marks, given the reference's measured beside it."""
+    return max(SPEEDUP.full_fraction * reference_speedup, SPEEDUP.zero_speedup + 0.1)
 
 
 def summarise(series: dict) -> dict:
@@ -307,15 +371,18 @@ def summarise(series: dict) -> dict:
 
 
 class Reference:
-    """The reference solution's speedup, measured once per batch in the same way as a student's."""
+    """The reference solution, loaded once per batch and timed beside every submission."""
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
-        self._timing: dict | None = None
+        self.problem: str | None = None
+        self.loaded = False
+        self.measured: list[dict] = []
+        """Each submission's reference measurement, in grading order (written to reference-timing.json)."""
 
-    def timing(self) -> dict:
-        if self._timing is None:
-            collector = Collector(self.workdir, CATEGORIES)
-            problem = collector.load(paths.reference_notebook())
-            self._timing = {"problems": {"load": problem}, "speedup": None} if problem else timed_series(self.workdir)
-        return self._timing
+    def ready(self) -> str | None:
+        """Load the reference into its sandbox folder once; why it failed, or None."""
+        if not self.loaded:
+            self.problem = Collector(self.workdir, CATEGORIES).load(paths.reference_notebook())
+            self.loaded = True
+        return self.problem

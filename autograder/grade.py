@@ -99,14 +99,17 @@ def speedup_observation(collector, reference, serial_problem, parallel_problem) 
     if cores < 2:
         out["inconclusive"] = f"fewer than 2 cores ({cores}) available to the grader"
         return out
-    out["reference"] = reference.timing()
-    if out["reference"].get("problems"):  # the grader's own solution failed: no grade can be trusted
+    problem = reference.ready()
+    if problem:  # the grader's own solution failed: no grade can be trusted
+        raise GraderFault(f"the reference solution could not be loaded: {problem}")
+    timing = collector.time_beside(reference)
+    out["student"], out["reference"] = timing["student"], timing["reference"]
+    if out["reference"].get("problems"):
         raise GraderFault(f"the reference solution could not be timed: {out['reference']['problems']}")
     if (out["reference"].get("speedup") or 0) < SPEEDUP.min_reference_speedup:
-        out["inconclusive"] = (f"the reference solution itself reached only {out['reference'].get('speedup') or 0:.2f}x "
-                               "on the grading machine (other work is probably using its cores)")
-        return out
-    out["student"] = collector.time_runs()
+        out["inconclusive"] = (f"the reference solution, timed beside yours, reached only "
+                               f"{out['reference'].get('speedup') or 0:.2f}x on the grading machine "
+                               "(other work is probably using its cores)")
     return out
 
 
@@ -152,7 +155,8 @@ def speedup_lines(obs: dict) -> dict | None:
     fmt = lambda x: f"{x:.2f}x" if isinstance(x, (int, float)) else "not measured"  # noqa: E731
     return {"your speedup": fmt(mine), "reference solution": fmt(ref),
             "workload": f"{SPEEDUP.generations} generations x {SPEEDUP.pop_size} candidates, "
-                        f"{SPEEDUP.processes} workers, median of {SPEEDUP.repeats} runs"}
+                        f"{SPEEDUP.processes} workers, median of {timing['student'].get('rounds', SPEEDUP.repeats)} runs "
+                        "interleaved with the reference's"}
 
 
 # --- batches -----------------------------------------------------------------------------
@@ -208,8 +212,8 @@ def grade_batch(submitted: Path, output: Path, students: list[str], categories: 
                     item = Graded(student, None, error=f"{type(exc).__name__}: {exc}")
             graded.append(item)
             progress.update(item)
-        if reference._timing:
-            results.write_atomic(output / "reference-timing.json", json.dumps(reference._timing, indent=1))
+        if reference.measured:
+            results.write_atomic(output / "reference-timing.json", json.dumps(reference.measured, indent=1))
     rebuild_outputs(output, find_students(submitted))
     return graded
 

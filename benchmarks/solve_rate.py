@@ -144,9 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"first held-out episode seed; the others follow it (default: {HELDOUT_SEED})")
     parser.add_argument("--solved", type=float, default=AGENT.solved_return,
                         help=f"held-out mean that counts as solved (default: {AGENT.solved_return:g})")
-    parser.add_argument("--partial", type=float, default=AGENT.partial_return,
-                        help="also report how often the held-out mean reaches this value (default: the "
-                             "grading budget's partial_return, if any)")
+    parser.add_argument("--partial", type=float, default=80.0,
+                        help="also report how often the held-out mean reaches this value (default: 80)")
     parser.add_argument("--attempts", type=positive_int, default=AGENT.attempts,
                         help=f"runs per submission used for P(fail) and the expected time (default: {AGENT.attempts})")
     parser.add_argument("--notebook", type=Path, default=NOTEBOOK,

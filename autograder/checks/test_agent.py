@@ -24,8 +24,13 @@ def test_agent_solves_heldout_start_states(obs, credit):
     if agent["best"] is None:
         problems = [a["problem"] for a in agent["attempts"] if a["problem"]]
         fail("no trained agent to score: " + (problems[0] if problems else "no training run finished"))
-    budget, mean = agent["budget"], agent["best"]["heldout_mean"]
-    runs = len(agent["attempts"])
+    budget, best = agent["budget"], agent["best"]
+    mean, runs = best["heldout_mean"], len(agent["attempts"])
+    if best.get("progress") is None or best["progress"] < budget["min_progress"]:
+        rose = "could not be read from its history" if best.get("progress") is None else f"rose by {best['progress']:.1f}"
+        fail(f"the population's mean return {rose} from the first generation to the last (at least "
+             f"{budget['min_progress']:g} expected) in your best training run (held-out mean {mean:.1f}): "
+             "each new generation should be sampled around the best candidate of the previous one")
     credit.partial(mean / budget["solved_return"],
                    f"mean return {mean:.1f} on {agent['heldout']} held-out start states (full marks from "
                    f"{budget['solved_return']:.0f}), best of {runs} training run(s) of {budget['generations']} "

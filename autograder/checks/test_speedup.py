@@ -28,7 +28,7 @@ def test_speedup_near_reference(obs, credit):
     full_at = max(rules["full_fraction"] * ref, rules["zero_speedup"] + 0.1)
     zero_at = rules["zero_speedup"]
     detail = (f"speedup {mine:.2f}x with {rules['processes']} workers (reference solution {ref:.2f}x, "
-              f"measured in the same batch; full marks from {full_at:.2f}x)")
+              f"timed beside yours; full marks from {full_at:.2f}x)")
     if mine <= zero_at:
         fail(f"{detail}: no real speedup; start the Pool once per call (not once per generation), map whole "
              "generations with pool.map, and use processes, not threads")

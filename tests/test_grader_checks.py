@@ -1,0 +1,102 @@
+"""The agent and speedup checks on hand-made observations: the rules, without running any loop."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autograder import collect, grade, runchecks  # noqa: E402
+from autograder.config import AGENT, POINTS, SPEEDUP  # noqa: E402
+
+
+def observations(agent: dict | None = None, speedup: dict | None = None) -> dict:
+    """A student's observations holding only the sections given."""
+    return {"student": "x", "settings": grade.settings_snapshot(), "cores": 2, "calls": {}, "seconds": {},
+            "not_collected": {}, "load_problem": None, "agent": agent, "speedup": speedup}
+
+
+def agent_section(heldout_mean: float, first: float, last: float) -> dict:
+    """One training run whose population mean went from ``first`` to ``last``."""
+    rows = [[first] * AGENT.pop_size] + [[first] * AGENT.pop_size] * (AGENT.generations - 2) + [[last] * AGENT.pop_size]
+    attempt = {"seed": 1, "function": "evolve_parallel", "problem": None, "note": None, "heldout_mean": heldout_mean,
+               "history": rows, "progress": collect.progress(rows)}
+    return {"attempts": [attempt], "best": attempt, "budget": grade.settings_snapshot()["agent"], "heldout": 20}
+
+
+def speedup_section(mine: float, ref: float, cpu_ratio: float = 1.8) -> dict:
+    """Timed runs that measured ``mine`` for the student and ``ref`` for the reference."""
+    def side(speedup: float) -> dict:
+        series = {kind: {"wall": [1.0], "cpu": [1.0], "episodes": [SPEEDUP.generations * SPEEDUP.pop_size],
+                         "worker_pids": [2]} for kind in ("noop", "serial", "parallel")}
+        return {"series": series, "problems": {}, "speedup": speedup, "cpu_ratio": cpu_ratio, "rounds": 3}
+    return {"cores": 2, "inconclusive": None, "expected_episodes": SPEEDUP.generations * SPEEDUP.pop_size,
+            "student": side(mine), "reference": side(ref)}
+
+
+def category_score(tmp_path: Path, obs: dict, category: str) -> float:
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(obs), encoding="utf-8")
+    scored = runchecks.score(runchecks.run_checks(path, (category,)))
+    return sum(t["score"] for t in scored if t["category"] == category)
+
+
+def test_grader_checks_agent_full_marks_for_a_solver_that_learned(tmp_path):
+    """A run that solved the held-out states and whose population improved earns every agent point."""
+    obs = observations(agent=agent_section(95.0, first=-65.0, last=-20.0))
+    assert category_score(tmp_path, obs, "agent") == pytest.approx(POINTS["agent"])
+
+
+def test_grader_checks_agent_refuses_a_lucky_first_generation(tmp_path):
+    """A solver found without any progress over the generations (never left generation 0) loses the solve points."""
+    obs = observations(agent=agent_section(95.0, first=-65.0, last=-64.0))
+    score = category_score(tmp_path, obs, "agent")
+    assert score < POINTS["agent"] * 0.25, f"a loop with no progress kept {score} of {POINTS['agent']} agent points"
+
+
+def test_grader_checks_agent_partial_below_threshold(tmp_path):
+    """Half the solved return earns part of the solve points, not all and not none."""
+    full = POINTS["agent"]
+    score = category_score(tmp_path, observations(agent=agent_section(45.0, first=-65.0, last=-20.0)), "agent")
+    assert 0.25 * full < score < full
+
+
+@pytest.mark.parametrize("mine, expected", [(1.7, 1.0), (1.05, 0.0)])
+def test_grader_checks_speedup_scored_against_reference_beside_it(tmp_path, mine, expected):
+    """Full speedup marks near the reference's speedup measured beside it; none without a real speedup."""
+    obs = observations(speedup=speedup_section(mine, ref=1.75, cpu_ratio=1.8 if expected else 1.0))
+    assert category_score(tmp_path, obs, "speedup") == pytest.approx(expected * POINTS["speedup"])
+
+
+def test_grader_checks_speedup_inconclusive_is_said(tmp_path):
+    """When even the reference showed no speedup the points are awarded and the output says why."""
+    section = speedup_section(1.0, ref=1.0)
+    section["inconclusive"] = "the reference solution reached only 1.00x"
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(observations(speedup=section)), encoding="utf-8")
+    outcomes = runchecks.run_checks(path, ("speedup",))
+    assert outcomes and all(o["passed"] and "inconclusive" in o["message"] for o in outcomes)
+
+
+@pytest.mark.parametrize("student_parallel, rounds", [(0.55, SPEEDUP.repeats), (1.0, SPEEDUP.max_repeats)])
+def test_grader_checks_speedup_rounds_interleave_and_extend(monkeypatch, student_parallel, rounds):
+    """Student and reference runs alternate; a student short of full marks gets extra rounds, a fast one none."""
+    order = []
+
+    def fake_run(workdir, calls):
+        kind = "noop" if not calls else calls[0]["function"].removeprefix("evolve_")
+        order.append((workdir.name, kind))
+        wall = {"noop": 0.1, "serial": 1.1, "parallel": student_parallel if workdir.name == "student" else 0.65}[kind]
+        return {"wall": wall, "cpu": wall, "episodes": 0, "worker_pids": 0}, None
+
+    monkeypatch.setattr(collect, "_timed_run", fake_run)
+    timing = collect.timed_side_by_side(Path("student"), Path("reference"))
+    assert timing["student"]["rounds"] == timing["reference"]["rounds"] == rounds
+    assert timing["reference"]["speedup"] == pytest.approx(1.0 / 0.55)
+    assert order[:2] == [("student", "noop"), ("reference", "noop")]
+    assert order[6:8] == [("reference", "noop"), ("student", "noop")], "the second round starts with the reference"
