@@ -12,10 +12,7 @@ NOTEBOOK   ?= assignment/neuroevolution/neuroevolution.ipynb
 PYTEST_ARGS ?=
 # Timing-sensitive end-to-end tests that fail on a machine whose cores are busy with other
 # work; `make test-timing` runs them on a quiet machine.
-TIMING_TESTS ?= tests/test_grader_corpus.py::test_grader_corpus_speedup_losses \
-	tests/test_grader_reference.py::test_grader_reference_gets_full_marks \
-	tests/test_grader_reference.py::test_grader_broken_notebooks_get_zero_with_reason \
-	tests/test_notebooks.py::test_notebooks_solution_runs_top_to_bottom \
+TIMING_TESTS ?= tests/test_notebooks.py::test_notebooks_solution_runs_top_to_bottom \
 	tests/test_notebooks.py::test_notebooks_selfcheck_gives_the_solution_full_marks
 BENCH_ARGS ?=
 
