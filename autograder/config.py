@@ -79,10 +79,10 @@ class SpeedupSettings:
 
     generations: int = 3
     """Generations of the timed workload."""
-    pop_size: int = 48
-    """Candidates per generation of the timed workload."""
     processes: int = 2
-    """Workers evolve_parallel gets."""
+    """Workers evolve_parallel gets (a grader with more cores may raise it; the population grows with it)."""
+    candidates_per_worker: int = 24
+    """Candidates per worker per generation: enough to even out episode lengths and hide pool start-up."""
     repeats: int = 3
     """Timed rounds (each kind, submission and reference side by side); the median counts."""
     max_repeats: int = 5
@@ -97,6 +97,11 @@ class SpeedupSettings:
     """CPU seconds per wall second the parallel run must reach to count as really parallel."""
     wall_seconds: float = 60.0
     """Wall-clock limit of each timed run."""
+
+    @property
+    def pop_size(self) -> int:
+        """Candidates per generation of the timed workload (48 with the default 2 workers)."""
+        return self.candidates_per_worker * self.processes
 
 
 @dataclass(frozen=True)
