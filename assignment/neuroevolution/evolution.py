@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 
 import gymnasium as gym
@@ -46,9 +47,10 @@ AGENTS_DIR = Path(os.environ.get("NEUROEVO_AGENTS_DIR") or Path(__file__).resolv
 _AGENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PARAMS_HINT = "pass the dict returned by initialize_parameters, sample_params or load_params"
 
-# One environment per process, created on first use. A forked worker inherits the
-# parent's copy, which is harmless: every episode starts with env.reset(seed=...).
-_ENV: gym.Env | None = None
+# One environment per thread, created on first use: threads sharing one would step it in
+# turn and corrupt each other's episodes. A forked worker inherits the parent's copy, which
+# is harmless: every episode starts with env.reset(seed=...).
+_LOCAL = threading.local()
 
 
 def make_env(*, render_mode: str | None = None) -> gym.Env:
@@ -57,10 +59,10 @@ def make_env(*, render_mode: str | None = None) -> gym.Env:
 
 
 def _env() -> gym.Env:
-    global _ENV
-    if _ENV is None:
-        _ENV = make_env()
-    return _ENV
+    env = getattr(_LOCAL, "env", None)
+    if env is None:
+        env = _LOCAL.env = make_env()
+    return env
 
 
 def _check_size(name: str, value) -> int:
