@@ -10,10 +10,6 @@ STUDENT    ?=
 AGENT_ID   ?= 1
 NOTEBOOK   ?= assignment/neuroevolution/neuroevolution.ipynb
 PYTEST_ARGS ?=
-# Timing-sensitive end-to-end tests that fail on a machine whose cores are busy with other
-# work; `make test-timing` runs them on a quiet machine.
-TIMING_TESTS ?= tests/test_notebooks.py::test_notebooks_solution_runs_top_to_bottom \
-	tests/test_notebooks.py::test_notebooks_selfcheck_gives_the_solution_full_marks
 BENCH_ARGS ?=
 
 PY    := $(VENV)/bin/python
@@ -21,7 +17,7 @@ STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS ?= never
 
 .DEFAULT_GOAL := help
-.PHONY: help install assignment check grade test test-timing render bench lock clean
+.PHONY: help install assignment check grade test render bench lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,11 +46,8 @@ check: $(STAMP) ## Student self-check: run the visible tests on NOTEBOOK
 grade: $(STAMP) ## Grade every submission in SUBMITTED into OUTPUT (or one: STUDENT=id)
 	$(PY) -m autograder grade --submitted $(SUBMITTED) --output $(OUTPUT) $(if $(STUDENT),--student $(STUDENT))
 
-test: $(STAMP) ## Run the project's own tests (all but TIMING_TESTS)
-	$(PY) -m pytest $(foreach t,$(TIMING_TESTS),--deselect $(t)) $(PYTEST_ARGS)
-
-test-timing: $(STAMP) ## Run the timing-sensitive end-to-end tests (needs a quiet machine)
-	$(PY) -m pytest $(TIMING_TESTS) $(PYTEST_ARGS)
+test: $(STAMP) ## Run the project's own tests (speedup checks compare with a reference timed beside them)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 render: $(STAMP) ## Watch the saved agent AGENT_ID (a GIF on a machine without a display)
 	$(PY) render.py --agent_id $(AGENT_ID)

@@ -1,6 +1,9 @@
 """Watch a saved agent drive MountainCarContinuous: ``python render.py --agent_id N``.
 
-The agent is the one saved with ``save_params(params, N)`` in the notebook. Where a display
+The agent is the one saved with ``save_params(params, N)`` in the notebook. It is looked for in
+``--agents-dir`` if given, else in ``$NEUROEVO_AGENTS_DIR`` if set, else in the ``agents/`` folder
+beside each copy of ``evolution.py`` (the student release, then the instructor source), so an agent
+saved from either notebook is found; the first folder holding that id wins. Where a display
 exists it plays in a window; on a machine without one (Linux with neither ``DISPLAY`` nor
 ``WAYLAND_DISPLAY`` set) it writes an animated GIF instead and prints its path. ``--out
 car.gif`` asks for a GIF anywhere. Each episode's return is printed.
@@ -16,13 +19,16 @@ import importlib
 import importlib.util
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 # Where evolution.py is looked for when --helper-dir is not given, first match wins: the
-# student release, the instructor source, then this script's own folder.
+# student release, the instructor source, then this script's own folder. Saved agents are looked
+# for in the agents/ folder beside each, in the same order.
 HELPER_DIRS = (ROOT / "assignment" / "neuroevolution", ROOT / "solutions" / "neuroevolution", ROOT)
 GIF_FPS = 30  # the environment's own render speed
+AGENTS_ENV = "NEUROEVO_AGENTS_DIR"  # evolution.py saves agents in the folder this names, when set
 
 
 class RenderError(Exception):
@@ -80,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--window", action="store_true",
                         help="insist on a window; fail instead of falling back to a GIF when there is no display")
     parser.add_argument("--agents-dir", type=Path, default=None,
-                        help="folder holding the saved agents (default: $NEUROEVO_AGENTS_DIR, else the agents/ "
-                             "folder beside evolution.py)")
+                        help="folder holding the saved agents (default: $NEUROEVO_AGENTS_DIR, else the first "
+                             "agents/ folder holding the id, beside --helper-dir, assignment/neuroevolution/, "
+                             "solutions/neuroevolution/ or this script, in that order)")
     parser.add_argument("--helper-dir", type=Path, default=None,
                         help="folder holding evolution.py (default: assignment/neuroevolution/, else "
                              "solutions/neuroevolution/)")
@@ -112,6 +119,53 @@ def import_evolution(helper_dir: Path | None):
                                   "run `make install` first") from None
     where = ", ".join(str(folder) for folder in candidates)
     raise RenderError(f"no evolution.py in {where}: run `make assignment` or pass --helper-dir FOLDER")
+
+
+def agent_folders(agents_dir: Path | None, helper_dir: Path | None) -> list[Path]:
+    """The folders to look for a saved agent in, in order: the one named, else every agents/ folder."""
+    if agents_dir:
+        return [agents_dir.expanduser()]
+    if os.environ.get(AGENTS_ENV):
+        return [Path(os.environ[AGENTS_ENV]).expanduser()]
+    folders = []
+    for helper in ([helper_dir] if helper_dir else []) + list(HELPER_DIRS):
+        folder = helper / "agents"
+        if folder.resolve() not in [known.resolve() for known in folders]:
+            folders.append(folder)
+    return folders
+
+
+@contextmanager
+def agents_dir_set_to(folder: Path):
+    """Point evolution.py's save/load functions at ``folder`` for the duration of the block."""
+    previous = os.environ.get(AGENTS_ENV)
+    os.environ[AGENTS_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[AGENTS_ENV]
+        else:
+            os.environ[AGENTS_ENV] = previous
+
+
+def find_agent(ev, agent_id, folders: list[Path]) -> tuple[Path, dict]:
+    """(file, params) of agent ``agent_id`` from the first of ``folders`` that holds it."""
+    saved = []
+    for folder in folders:
+        with agents_dir_set_to(folder):
+            try:
+                params = ev.load_params(agent_id)
+            except FileNotFoundError:
+                ids = ev.saved_agent_ids()
+                state = "no such folder" if not folder.is_dir() else f"saved agents: {', '.join(ids) or 'none'}"
+                saved.append(f"{folder} ({state})")
+                continue
+            except ValueError as exc:  # a bad id, or a damaged file under that id
+                raise RenderError(str(exc)) from None
+        return folder / f"agent-{agent_id}.npz", params
+    raise RenderError(f"no agent {str(agent_id)!r} in {'; '.join(saved)}: save one in the notebook with "
+                      f"save_params(params, {agent_id!r}), or pass --agents-dir FOLDER")
 
 
 def require(module: str, why: str) -> None:
@@ -164,13 +218,9 @@ def run(args) -> None:
         require("PIL", "to write the GIF")
     import pygame
     ev = import_evolution(args.helper_dir)
-    if args.agents_dir:
-        os.environ["NEUROEVO_AGENTS_DIR"] = str(args.agents_dir)
     agent_id = int(args.agent_id) if args.agent_id.isdigit() else args.agent_id  # as save_params got it
-    try:
-        params = ev.load_params(agent_id)
-    except (FileNotFoundError, ValueError) as exc:
-        raise RenderError(str(exc)) from None
+    path, params = find_agent(ev, agent_id, agent_folders(args.agents_dir, args.helper_dir))
+    print(f"playing {path}", flush=True)
 
     first_seed = args.seed
     if first_seed is None:

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from autograder.extract import cells_by_grade_id, read_notebook  # noqa: E402
 from tools import selfcheck  # noqa: E402
 from tools.selfcheck import CellRun  # noqa: E402
 
@@ -85,6 +86,38 @@ def test_notebooks_release_runs_until_the_stubs(tmp_path, agents_dir):
     assert first.ename == "NotImplementedError", \
         f"the release notebook's first error, in cell {index}, is {first.ename}: {first.evalue}"
     assert index > ids.index("evolve_parallel"), f"cell {index}, before the stubs, raised NotImplementedError"
+
+
+# An evolve_parallel that never starts a worker: the speedup cell must not give it the points.
+SERIAL_IN_DISGUISE = (
+    "def evolve_parallel(generations, pop_size, seed, sigma=1.0, processes=None):\n"
+    "    return evolve_serial(generations, pop_size, seed, sigma)\n"
+)
+
+
+@pytest.mark.slow
+def test_notebooks_speedup_cell_fails_a_serial_evolve_parallel(tmp_path, agents_dir):
+    """The visible speedup cell fails an evolve_parallel that just calls evolve_serial, naming the fix."""
+    folder = copy_folder(SOURCE_DIR, tmp_path)
+    found = cells_by_grade_id(read_notebook(folder / NOTEBOOK), ("practical_setup", "evolve_serial", "test_speedup"))
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    # Cells without a grade_id: the speedup cell runs once, without the self-check's retries.
+    for source in (found.cells["practical_setup"], found.cells["evolve_serial"], SERIAL_IN_DISGUISE,
+                   selfcheck.strip_hidden_tests(found.cells["test_speedup"])):
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+    selfcheck.run_notebook(nb, folder, timeout=CELL_TIMEOUT)
+    *setup, speedup_cell = nb.cells
+    earlier = [out for cell in setup for out in cell.outputs if out.output_type == "error"]
+    assert not earlier, f"a cell before the speedup cell failed: {earlier[0].ename}: {earlier[0].evalue}"
+    printed = "".join(out.get("text", "") for out in speedup_cell.outputs)
+    if "inconclusive" in printed:
+        pytest.skip(f"the machine's cores were too busy to judge a speedup: {printed.splitlines()[0]}")
+    raised = [out for out in speedup_cell.outputs if out.output_type == "error"]
+    assert raised, f"the speedup cell gave the points to an evolve_parallel that runs serially: {printed}"
+    assert raised[0].ename == "AssertionError" and "one pool.map" in raised[0].evalue \
+        and "this machine" in raised[0].evalue, \
+        f"the speedup cell failed without saying what to fix: {raised[0].ename}: {raised[0].evalue}"
 
 
 @pytest.mark.slow

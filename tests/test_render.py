@@ -107,3 +107,96 @@ def test_render_missing_pygame_says_what_to_do(monkeypatch, capsys, tmp_path):
     assert render.main(["--agent_id", "1", "--out", str(tmp_path / "car.gif")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pygame is not installed" in err[0] and "make install" in err[0]
+
+
+@pytest.fixture
+def helper_dirs(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """Two empty stand-in helper folders as render.HELPER_DIRS (release first), no NEUROEVO_AGENTS_DIR."""
+    release, source = tmp_path / "assignment", tmp_path / "solutions"
+    for folder in (release, source):
+        folder.mkdir()
+    monkeypatch.setattr(render, "HELPER_DIRS", (release, source))
+    monkeypatch.setattr(render, "import_evolution", lambda helper_dir: ev)  # no evolution.py copies needed
+    monkeypatch.delenv("NEUROEVO_AGENTS_DIR", raising=False)
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # draw off-screen; restored after the test
+    monkeypatch.setenv("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    return release, source
+
+
+def save_in(folder: Path, params: dict, agent_id) -> Path:
+    """Save an agent into ``folder`` as the notebook would with NEUROEVO_AGENTS_DIR pointing there."""
+    with render.agents_dir_set_to(folder):
+        return ev.save_params(params, agent_id)
+
+
+def test_render_agent_folders_follow_the_documented_order(helper_dirs, tmp_path, monkeypatch):
+    """--agents-dir alone, else $NEUROEVO_AGENTS_DIR alone, else agents/ beside --helper-dir and each helper folder."""
+    release, source = helper_dirs
+    mine = tmp_path / "mine"
+    assert render.agent_folders(None, None) == [release / "agents", source / "agents"]
+    assert render.agent_folders(None, mine) == [mine / "agents", release / "agents", source / "agents"]
+    assert render.agent_folders(None, source) == [source / "agents", release / "agents"], \
+        "a helper folder given twice should be searched once"
+    assert render.agent_folders(mine, source) == [mine], "--agents-dir should be the only folder searched"
+    monkeypatch.setenv("NEUROEVO_AGENTS_DIR", str(tmp_path / "env"))
+    assert render.agent_folders(None, None) == [tmp_path / "env"]
+    assert render.agent_folders(mine, None) == [mine], "--agents-dir should win over NEUROEVO_AGENTS_DIR"
+
+
+def test_render_finds_an_agent_saved_beside_the_instructor_copy(helper_dirs):
+    """An agent saved from the solutions notebook is found although the release folder is searched first."""
+    release, source = helper_dirs
+    save_in(release / "agents", some_agent(1), 2)
+    params = some_agent(3)
+    save_in(source / "agents", params, 3)
+    path, loaded = render.find_agent(ev, 3, render.agent_folders(None, None))
+    assert path == source / "agents" / "agent-3.npz"
+    assert all(np.array_equal(loaded[key], params[key]) for key in ev.PARAM_KEYS), "the wrong agent was loaded"
+    assert "NEUROEVO_AGENTS_DIR" not in os.environ, "find_agent left NEUROEVO_AGENTS_DIR set"
+
+
+def test_render_first_folder_holding_the_id_wins(helper_dirs):
+    """When both folders hold the id, the release's agents/ folder is the one played."""
+    release, source = helper_dirs
+    first, second = some_agent(5), some_agent(6)
+    save_in(release / "agents", first, 7)
+    save_in(source / "agents", second, 7)
+    path, loaded = render.find_agent(ev, 7, render.agent_folders(None, None))
+    assert path == release / "agents" / "agent-7.npz"
+    assert np.array_equal(loaded["w1"], first["w1"]), "the agent of the second folder was played"
+
+
+def test_render_missing_everywhere_lists_folders_and_saved_ids(helper_dirs, tmp_path, capsys):
+    """No folder holds the id: one line names every folder searched and the ids each one holds."""
+    release, source = helper_dirs
+    for agent_id in (9, 2):
+        save_in(source / "agents", some_agent(agent_id), agent_id)
+    assert render.main(["--agent_id", "4", "--out", str(tmp_path / "none.gif")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, f"expected one line, got {err}"
+    assert f"{release / 'agents'} (no such folder)" in err[0] and f"{source / 'agents'} (saved agents: 2, 9)" in err[0], \
+        f"the error should list both folders and their ids: {err[0]}"
+    assert "save_params(params, 4)" in err[0]
+
+
+def test_render_bad_or_damaged_agent_stops_with_the_helpers_message(helper_dirs):
+    """An id save_params would refuse, or a damaged file under the id, is reported, not skipped over."""
+    release, source = helper_dirs
+    with pytest.raises(render.RenderError, match="agent_id must be"):
+        render.find_agent(ev, "../x", render.agent_folders(None, None))
+    (release / "agents").mkdir()
+    (release / "agents" / "agent-8.npz").write_bytes(b"not a zip file")
+    save_in(source / "agents", some_agent(8), 8)
+    with pytest.raises(render.RenderError, match="is not a saved agent"):
+        render.find_agent(ev, 8, render.agent_folders(None, None))
+
+
+def test_render_plays_the_file_it_found_and_says_which(helper_dirs, tmp_path, capsys):
+    """render.py without --agents-dir plays the agent beside the second helper folder and prints its path."""
+    release, source = helper_dirs
+    save_in(source / "agents", some_agent(4), 5)
+    gif = tmp_path / "five.gif"
+    assert render.main(["--agent_id", "5", "--out", str(gif), "--seed", "1", "--frame-skip", "40"]) == 0
+    out = capsys.readouterr().out
+    assert f"playing {source / 'agents' / 'agent-5.npz'}" in out, f"the played file was not named:\n{out}"
+    assert gif.is_file(), "no GIF was written"

@@ -4,9 +4,11 @@ Runs, in a fresh kernel in the notebook's own folder, only what the grader runs:
 cell, your two solution cells (``evolve_serial``, ``evolve_parallel``) and the five visible test
 cells, found by their nbgrader ``grade_id``. Anything else in the notebook is ignored, so a
 helper defined elsewhere fails here just as it would in grading. Hidden tests, if the notebook
-holds any, are left out. A failed speedup test is measured again (three times in all), since a
-busy machine can spoil one timing. Prints one line per part with its points and, for a failed
-part, the test's own message, then the total.
+holds any, are left out. The speedup test judges your speedup against the machine's own, measured
+beside it, and says "inconclusive" rather than fail when other programs keep the cores busy; a
+failed speedup test is still measured again (three times in all), since a burst of other work can
+spoil one timing. Prints one line per part with its points and, for a failed part, the test's own
+message, then the total.
 
 Exit status: 0 when every visible test passed, 1 when one failed, 2 when the notebook cannot be
 read or run.
