@@ -163,9 +163,10 @@ class Collector:
             else:
                 call = {"phase": "train", "function": "evolve_parallel",
                         "kwargs": {**base, "seed": seed, "processes": max(2, cores)}, "fallback": serial_call}
-            result = workspace.run_job(self.workdir, [call], wall_seconds=SANDBOX.agent_wall_seconds, record=False)
+            # Recorded, so the grader knows which candidates generation 0 held (the student's history may be wrong).
+            result = workspace.run_job(self.workdir, [call], wall_seconds=SANDBOX.agent_wall_seconds)
             attempt = {"seed": seed, "function": None, "problem": call_problem(result, call, SANDBOX.agent_wall_seconds),
-                       "note": None, "heldout_mean": None, "history": None, "progress": None}
+                       "note": None, "heldout_mean": None, "history": None, "from_first_generation": False}
             data = result.phases.get("train") or {}
             attempt["function"] = data.get("function") if isinstance(data.get("function"), str) else None
             if attempt["function"] == "evolve_serial" and not parallel_problem and data.get("errors"):
@@ -182,7 +183,7 @@ class Collector:
                     arrays = {key: np.array(value) for key, value in params.items()}
                     returns = [float(helper.episode(arrays, s)) for s in heldout_seeds()]
                     attempt["heldout_mean"] = float(np.mean(returns))
-            attempt["progress"] = progress(attempt["history"])
+                    attempt["from_first_generation"] = is_first_generation_candidate(arrays, result.episodes)
             attempts.append(attempt)
             if attempt["heldout_mean"] is not None and (best is None or _rank(attempt) > _rank(best)):
                 best = attempt
@@ -264,16 +265,19 @@ def history(info, function: str, generations: int, pop_size: int) -> tuple[list 
     return out, None
 
 
-def progress(rows: list | None) -> float | None:
-    """How much the population's mean return rose from the first generation to the last."""
-    if not rows or len(rows) < 2:
-        return None
-    return float(np.mean(rows[-1]) - np.mean(rows[0]))
+def is_first_generation_candidate(params: dict[str, np.ndarray], episodes: list[workspace.Episode]) -> bool:
+    """``params`` is one of the candidates generation 0 tested (the first ``pop_size`` episodes played).
+
+    A correct loop returns a candidate sampled in the last generation, never an initial one;
+    a loop that never leaves generation 0 can only return one of those (a lucky random network).
+    """
+    first = episodes[:AGENT.pop_size] if AGENT.generations > 1 else []
+    return any(all(np.array_equal(params[key], e.params[key]) for key in params) for e in first)
 
 
 def _rank(attempt: dict) -> tuple[bool, float]:
-    """Training runs that made progress come first, then the higher held-out mean."""
-    return (attempt["progress"] is not None and attempt["progress"] >= AGENT.min_progress, attempt["heldout_mean"])
+    """Runs that returned a trained candidate come first, then the higher held-out mean."""
+    return (not attempt["from_first_generation"], attempt["heldout_mean"])
 
 
 # --- timing: each submission side by side with the reference solution -----------------------

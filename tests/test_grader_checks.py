@@ -6,12 +6,13 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder import collect, grade, runchecks  # noqa: E402
+from autograder import collect, grade, runchecks, validate, workspace  # noqa: E402
 from autograder.config import AGENT, POINTS, SPEEDUP  # noqa: E402
 
 
@@ -21,11 +22,10 @@ def observations(agent: dict | None = None, speedup: dict | None = None) -> dict
             "not_collected": {}, "load_problem": None, "agent": agent, "speedup": speedup}
 
 
-def agent_section(heldout_mean: float, first: float, last: float) -> dict:
-    """One training run whose population mean went from ``first`` to ``last``."""
-    rows = [[first] * AGENT.pop_size] + [[first] * AGENT.pop_size] * (AGENT.generations - 2) + [[last] * AGENT.pop_size]
+def agent_section(heldout_mean: float, *, from_first_generation: bool = False) -> dict:
+    """One training run with this held-out mean."""
     attempt = {"seed": 1, "function": "evolve_parallel", "problem": None, "note": None, "heldout_mean": heldout_mean,
-               "history": rows, "progress": collect.progress(rows)}
+               "history": [[0.0] * AGENT.pop_size] * AGENT.generations, "from_first_generation": from_first_generation}
     return {"attempts": [attempt], "best": attempt, "budget": grade.settings_snapshot()["agent"], "heldout": 20}
 
 
@@ -46,24 +46,37 @@ def category_score(tmp_path: Path, obs: dict, category: str) -> float:
     return sum(t["score"] for t in scored if t["category"] == category)
 
 
-def test_grader_checks_agent_full_marks_for_a_solver_that_learned(tmp_path):
-    """A run that solved the held-out states and whose population improved earns every agent point."""
-    obs = observations(agent=agent_section(95.0, first=-65.0, last=-20.0))
+def test_grader_checks_agent_full_marks_for_a_trained_solver(tmp_path):
+    """A run that returned a trained candidate solving the held-out states earns every agent point."""
+    obs = observations(agent=agent_section(95.0))
     assert category_score(tmp_path, obs, "agent") == pytest.approx(POINTS["agent"])
 
 
 def test_grader_checks_agent_refuses_a_lucky_first_generation(tmp_path):
-    """A solver found without any progress over the generations (never left generation 0) loses the solve points."""
-    obs = observations(agent=agent_section(95.0, first=-65.0, last=-64.0))
+    """A solver that was one of generation 0's random candidates (the loop never moved on) loses the solve points."""
+    obs = observations(agent=agent_section(95.0, from_first_generation=True))
     score = category_score(tmp_path, obs, "agent")
-    assert score < POINTS["agent"] * 0.25, f"a loop with no progress kept {score} of {POINTS['agent']} agent points"
+    assert score < POINTS["agent"] * 0.25, f"a generation-0 candidate kept {score} of {POINTS['agent']} agent points"
 
 
 def test_grader_checks_agent_partial_below_threshold(tmp_path):
     """Half the solved return earns part of the solve points, not all and not none."""
     full = POINTS["agent"]
-    score = category_score(tmp_path, observations(agent=agent_section(45.0, first=-65.0, last=-20.0)), "agent")
+    score = category_score(tmp_path, observations(agent=agent_section(45.0)), "agent")
     assert 0.25 * full < score < full
+
+
+def test_grader_checks_first_generation_candidates_are_recognised():
+    """Only a candidate generation 0 actually played counts as one; a sampled neighbour does not."""
+    rng = np.random.default_rng(0)
+    def params() -> dict:
+        return {key: rng.normal(size=shape) for key, shape in validate.PARAM_SHAPES.items()}
+    played = [params() for _ in range(AGENT.pop_size + 3)]
+    episodes = [workspace.Episode(pid=1, t=t, seed=5, params=p, ret=0.0) for t, p in enumerate(played)]
+    assert collect.is_first_generation_candidate(played[4], episodes)
+    neighbour = {key: value + 1e-9 for key, value in played[4].items()}
+    assert not collect.is_first_generation_candidate(neighbour, episodes)
+    assert not collect.is_first_generation_candidate(played[-1], episodes), "a later episode is not generation 0"
 
 
 @pytest.mark.parametrize("mine, expected", [(1.7, 1.0), (1.05, 0.0)])

@@ -1,6 +1,6 @@
 """Returns the best candidate of the first generation instead of the last one."""
 
-LOSES = ("serial", "parallel")
+LOSES = ("serial", "parallel", "agent")
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):

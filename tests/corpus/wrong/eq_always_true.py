@@ -1,6 +1,7 @@
 """Returns objects whose == always says True instead of real parameters and returns."""
 
-LOSES = ("serial", "parallel", "determinism")
+LOSES = ("serial", "parallel", "determinism", "agent")
+MAY_LOSE = ("speedup",)
 
 
 class Anything:
