@@ -113,3 +113,13 @@ def test_grader_checks_speedup_rounds_interleave_and_extend(monkeypatch, student
     assert timing["reference"]["speedup"] == pytest.approx(1.0 / 0.55)
     assert order[:2] == [("student", "noop"), ("reference", "noop")]
     assert order[6:8] == [("reference", "noop"), ("student", "noop")], "the second round starts with the reference"
+
+
+@pytest.mark.parametrize("workers, awarded", [(2, True), (0, False)])
+def test_grader_checks_speedup_inconclusive_still_needs_worker_processes(tmp_path, workers, awarded):
+    """On a busy grader the points go only to runs whose episodes were played by worker processes."""
+    section = speedup_section(1.0, ref=1.0)
+    section["student"]["series"]["parallel"]["worker_pids"] = [workers] * 3
+    section["inconclusive"] = "the reference solution reached only 1.00x"
+    score = category_score(tmp_path, observations(speedup=section), "speedup")
+    assert score == pytest.approx(POINTS["speedup"] if awarded else 0.0)

@@ -44,7 +44,7 @@ def test_grader_corpus_loses_points_only_where_expected(tmp_path):
 
 @pytest.mark.slow
 def test_grader_corpus_speedup_losses(tmp_path):
-    """Entries that do not run in parallel processes get no full speedup marks; their messages say why."""
+    """Entries that do not run in parallel processes get no full speedup marks, even on a busy machine; messages say why."""
     entries = {name: e for name, e in support.corpus().items() if "speedup" in e[1]}
     submitted, output = tmp_path / "submitted", tmp_path / "grades"
     for name, (source, *_) in entries.items():
@@ -54,8 +54,8 @@ def test_grader_corpus_speedup_losses(tmp_path):
     for name in entries:
         result = support.results(output, name)
         speedup = [t for t in result["tests"] if t["tags"] == ["speedup"]]
-        if any("inconclusive" in t["output"] for t in speedup):
-            pytest.skip("the grading machine is too busy for a speedup measurement")
+        if any("fewer than 2 cores" in t["output"] for t in speedup):
+            pytest.skip("the grader has fewer than 2 cores: no speedup can be measured")
         assert sum(t["score"] for t in speedup) < sum(t["max_score"] for t in speedup), (
             f"{name} kept full speedup marks:\n" + "\n".join(t["output"] for t in speedup))
         assert all(t["output"] for t in speedup if t["status"] == "failed"), name
