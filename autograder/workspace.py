@@ -75,12 +75,16 @@ def blas_settings() -> dict[str, str]:
             if key.startswith("OPENBLAS_") and key != "OPENBLAS_NUM_THREADS"}
 
 
-def run_job(workdir: Path, calls: list[dict], *, wall_seconds: float, record: bool = True) -> RunResult:
-    """Run the harness on ``calls`` in ``workdir`` and read back what it wrote."""
+def run_job(workdir: Path, calls: list[dict], *, wall_seconds: float, record: bool = True,
+            start_method: str | None = None) -> RunResult:
+    """Run the harness on ``calls`` in ``workdir`` and read back what it wrote.
+
+    ``start_method`` makes it multiprocessing's default in the run (None: the platform's).
+    """
     for name in ("out", "record"):
         shutil.rmtree(workdir / name, ignore_errors=True)
         (workdir / name).mkdir()
-    (workdir / "job.json").write_text(json.dumps({"calls": calls}), encoding="utf-8")
+    (workdir / "job.json").write_text(json.dumps({"calls": calls, "start_method": start_method}), encoding="utf-8")
     limits = Limits(wall_seconds=wall_seconds, memory_bytes=SANDBOX.memory_bytes,
                     max_processes=SANDBOX.max_processes, output_bytes=SANDBOX.output_bytes)
     env = {"NEUROEVO_RECORD": "record" if record else "", "NEUROEVO_AGENTS_DIR": "agents",

@@ -123,3 +123,19 @@ def test_grader_checks_speedup_inconclusive_still_needs_worker_processes(tmp_pat
     section["inconclusive"] = "the reference solution reached only 1.00x"
     score = category_score(tmp_path, observations(speedup=section), "speedup")
     assert score == pytest.approx(POINTS["speedup"] if awarded else 0.0)
+
+
+@pytest.mark.parametrize("method", ["spawn", None])
+def test_grader_checks_timed_runs_choose_the_start_method(tmp_path, method):
+    """A job's start_method becomes multiprocessing's default before the submission is imported."""
+    import multiprocessing
+
+    source = ("import multiprocessing\n\n\ndef evolve_serial(generations, pop_size, seed, sigma=1.0):\n"
+              "    open('method.txt', 'w').write(multiprocessing.get_start_method())\n"
+              "    return {}, []\n")
+    workspace.prepare(tmp_path / "work", source)
+    call = {"phase": "probe", "function": "evolve_serial", "kwargs": {"generations": 1, "pop_size": 1, "seed": 0}}
+    result = workspace.run_job(tmp_path / "work", [call], wall_seconds=60, start_method=method)
+    assert "probe" in result.phases, result.outcome.verdict
+    expected = method or multiprocessing.get_start_method()
+    assert (tmp_path / "work" / "method.txt").read_text() == expected

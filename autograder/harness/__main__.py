@@ -1,7 +1,8 @@
 """``python -m harness JOB.json``: run the calls listed in the job, one result file per call.
 
-The job is ``{"calls": [{"phase", "function", "kwargs", "keep", "fallback"}...]}``, where the
-optional ``fallback`` (``{"function", "kwargs"}``) is called when the first function raises. Before a
+The job is ``{"calls": [{"phase", "function", "kwargs", "keep", "fallback"}...], "start_method"}``, where the
+optional ``fallback`` (``{"function", "kwargs"}``) is called when the first function raises and
+``start_method``, if set, becomes multiprocessing's default before the submission is imported. Before a
 call ``out/<phase>.started`` is written, after it ``out/<phase>.json``, so a run killed
 half-way still tells the grader which call hung.
 """
@@ -93,6 +94,10 @@ def main(argv: list[str]) -> int:
     os.environ["NEUROEVO_RECORD"] = os.path.abspath(os.environ.get("NEUROEVO_RECORD", "record"))
     os.makedirs(os.environ["NEUROEVO_RECORD"], exist_ok=True)
     caller = os.getpid()
+    if job.get("start_method"):
+        import multiprocessing
+
+        multiprocessing.set_start_method(job["start_method"], force=True)
     t0 = time.monotonic_ns()
     try:
         import submission
