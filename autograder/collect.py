@@ -364,14 +364,9 @@ def timed_side_by_side(student_dir: Path, reference_dir: Path, skip_parallel: st
             continue
         mine, ref = summarise(student["series"])["speedup"], summarise(reference["series"])["speedup"]
         if ref is not None and ref >= SPEEDUP.min_reference_speedup and (
-                mine is not None and mine >= full_marks_speedup(ref)):
+                mine is not None and mine >= SPEEDUP.full_marks_at(ref)):
             break
     return {"student": _summarised(student), "reference": _summarised(reference)}
-
-
-def full_marks_speedup(reference_speedup: float) -> float:
-    """The speedup that earns full marks, given the reference's measured beside it."""
-    return max(SPEEDUP.full_fraction * reference_speedup, SPEEDUP.zero_speedup + 0.1)
 
 
 def summarise(series: dict) -> dict:

@@ -98,6 +98,10 @@ class SpeedupSettings:
         """Candidates per generation of the timed workload (48 with the default 2 workers)."""
         return self.candidates_per_worker * self.processes
 
+    def full_marks_at(self, reference_speedup: float) -> float:
+        """The speedup that earns full marks, given the reference's measured beside it."""
+        return max(self.full_fraction * reference_speedup, self.zero_speedup + 0.1)
+
 
 @dataclass(frozen=True)
 class SandboxSettings:

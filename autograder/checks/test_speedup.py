@@ -3,6 +3,14 @@
 import pytest
 
 from autograder.checks.analysis import fail
+from autograder.config import SpeedupSettings
+
+
+def _fail_on_problem(student: dict, consequence: str = "") -> None:
+    """Fail with the first problem of the student's timed runs, if they had one."""
+    if student.get("problems"):
+        kind, problem = next(iter(student["problems"].items()))
+        fail(f"the timed {kind} run failed{consequence}: {problem}")
 
 
 def _inconclusive(timing: dict, credit) -> bool:
@@ -10,9 +18,7 @@ def _inconclusive(timing: dict, credit) -> bool:
     if not timing.get("inconclusive"):
         return False
     student = timing.get("student") or {}
-    if student.get("problems"):
-        kind, problem = next(iter(student["problems"].items()))
-        fail(f"the timed {kind} run failed: {problem}")
+    _fail_on_problem(student)
     workers = ((student.get("series") or {}).get("parallel") or {}).get("worker_pids") or []
     if workers and min(workers) < 2:
         fail(f"inconclusive timing ({timing['inconclusive']}), but the timed evolve_parallel run played its "
@@ -29,13 +35,11 @@ def test_speedup_near_reference(obs, credit):
     if _inconclusive(timing, credit):
         return
     student, reference, rules = timing["student"], timing["reference"], obs.settings["speedup"]
-    if student.get("problems"):
-        kind, problem = next(iter(student["problems"].items()))
-        fail(f"the timed {kind} run failed, so no speedup could be measured: {problem}")
+    _fail_on_problem(student, ", so no speedup could be measured")
     mine, ref = student.get("speedup"), reference.get("speedup")
     if mine is None:
         fail("the timed runs took no measurable time; the speedup could not be measured")
-    full_at = max(rules["full_fraction"] * ref, rules["zero_speedup"] + 0.1)
+    full_at = SpeedupSettings(**rules).full_marks_at(ref)
     zero_at = rules["zero_speedup"]
     detail = (f"speedup {mine:.2f}x with {rules['processes']} workers (reference solution {ref:.2f}x, "
               f"timed beside yours; full marks from {full_at:.2f}x)")
@@ -52,9 +56,7 @@ def test_speedup_work_runs_in_parallel(obs, credit):
     if _inconclusive(timing, credit):
         return
     student, rules = timing["student"], obs.settings["speedup"]
-    if student.get("problems"):
-        kind, problem = next(iter(student["problems"].items()))
-        fail(f"the timed {kind} run failed: {problem}")
+    _fail_on_problem(student)
     played = student["series"]["parallel"]["episodes"]
     if min(played) < timing["expected_episodes"]:
         fail(f"the timed evolve_parallel run played {min(played)} episodes, expected {timing['expected_episodes']}")
