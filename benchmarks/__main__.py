@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import DOCS_DIR, OUT_DIR, BenchmarkError, Report, host_info
+from benchmarks.common import DOCS_DIR, OUT_DIR, BenchmarkError, Report, host_info, positive_int
 
 BENCHMARKS = ("scaling", "backends", "overhead", "grading")  # grading last: it is the slowest and optional
 
@@ -27,17 +27,6 @@ def benchmark_list(text: str) -> list[str]:
     return [name for name in BENCHMARKS if name in names]
 
 
-def repeat_count(text: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -49,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="smallest settings (seconds, not minutes): checks everything runs; figures are not "
                              "meaningful and no plots are drawn unless --plots is given")
-    parser.add_argument("--repeats", type=repeat_count, default=None,
+    parser.add_argument("--repeats", type=positive_int, default=None,
                         help="timed runs per variant, the median is reported (default: 3, or 1 with --quick)")
     parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
                         help="folder for scaling.png and overhead.png (default: docs/, none with --quick)")

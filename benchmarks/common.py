@@ -7,6 +7,7 @@ median, so a machine shared with other work slows all of them alike.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import multiprocessing
@@ -190,3 +191,14 @@ def free_cores(processes: int, seconds: float = 0.15, repeats: int = 3) -> float
             pool.map(_busy, [n] * processes, chunksize=1)
             together.append(time.perf_counter() - t0)
     return processes * median(alone) / median(together)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value

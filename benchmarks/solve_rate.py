@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from autograder.config import AGENT
+from benchmarks.common import positive_int
 from autograder.extract import NotebookError, write_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,17 +50,6 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds:
         raise argparse.ArgumentTypeError(f"seed list {text!r} is empty: use e.g. 0-19")
     return seeds
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def load_reference(notebook: Path, workdir: Path):

@@ -27,10 +27,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "corpus"))
 
 from autograder import demo, paths  # noqa: E402
 from autograder.config import CATEGORIES  # noqa: E402
 from autograder.sandbox import isolation_mode  # noqa: E402
+from support import losses  # noqa: E402  (points lost per category, as the corpus test counts them)
 
 MARKER = "HOSTILE_WAS_HERE"
 REQUIRED = {"hang_in_serial", "segfault_in_parallel", "sys_exit_at_import", "os_exit_at_import", "memory_hog_serial",
@@ -126,16 +128,6 @@ def corpus() -> dict[str, Entry]:
     entries = {path.stem: load_entry(path) for path in sorted(HOSTILE.glob("*.py"))}
     entries.update(NOTEBOOK_FAULTS)
     return entries
-
-
-def losses(result: dict) -> dict[str, float]:
-    """Points lost per category (categories without a loss left out)."""
-    lost: dict[str, float] = {}
-    for test in result["tests"]:
-        gap = test["max_score"] - test["score"]
-        if gap > 1e-9:
-            lost[test["tags"][0]] = lost.get(test["tags"][0], 0.0) + gap
-    return lost
 
 
 def messages(result: dict) -> str:
