@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder import grade, paths
+from autograder import batch, paths
 from autograder.config import CATEGORIES
 
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.submitted.is_dir():
         return _usage(f"no folder {args.submitted}: pass --submitted with the folder of submissions "
                       f"(<student_id>/{paths.ASSIGNMENT}/{paths.NOTEBOOK})")
-    everyone = grade.find_students(args.submitted)
+    everyone = batch.find_students(args.submitted)
     students = everyone
     if args.student:
         missing = [s for s in args.student if s not in everyone]
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         students = [s for s in everyone if s in args.student]
     if args.output.exists() and not args.output.is_dir():
         return _usage(f"{args.output} exists and is not a folder: pass another --output")
-    graded = grade.grade_batch(args.submitted, args.output, students, categories, args.force)
-    print(grade.summary(graded, categories))
+    graded = batch.grade_batch(args.submitted, args.output, students, categories, args.force)
+    print(batch.summary(graded, categories))
     print(f"\nresults: {args.output}/<student>/results.json, {args.output}/grades.csv, {args.output}/gradebook.db")
     return 1 if any(g.error for g in graded) else 0
 
