@@ -4,12 +4,18 @@ The instructor notebooks live in ``solutions/`` (nbgrader's "source" step) and t
 release in ``assignment/`` (its "release" step). ``python -m tools.release`` (``make
 assignment``) runs ``generate_assignment`` with these settings; the plain nbgrader command line
 works from this folder too, e.g. ``nbgrader generate_assignment neuroevolution --force``.
+
+There is one gradebook: the grader's, ``grades/gradebook.db``, rebuilt by every ``make grade``
+from the per-student results. nbgrader's own commands run from this folder read it, so
+``nbgrader export`` and the formgrader show the grader's scores. Grading into another folder
+(``make grade OUTPUT=term2``)? Set ``NEUROEVO_GRADES=term2`` for nbgrader's commands too.
 """
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-GRADEBOOK_DIR = ROOT / "build"  # gitignored: the gradebook is local state, never committed
+GRADES_DIR = ROOT / os.environ.get("NEUROEVO_GRADES", "grades")  # gitignored: local state, never committed
 
 c = get_config()  # noqa: F821 -- nbgrader provides get_config() when it loads this file
 
@@ -17,11 +23,11 @@ c.CourseDirectory.root = str(ROOT)
 c.CourseDirectory.course_id = "parallel-neuroevolution"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "assignment"
-c.CourseDirectory.db_url = f"sqlite:///{GRADEBOOK_DIR / 'gradebook.db'}"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.feedback_directory = "feedback"  # `make feedback` stages pages here for release_feedback
+c.CourseDirectory.db_url = f"sqlite:///{GRADES_DIR / 'gradebook.db'}"
 # Files that running the notebook leaves beside it must never reach the release.
 c.CourseDirectory.ignore = [
     ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",  # nbgrader's defaults
     "agents", "*.npz", "*.gif", ".*",
 ]
-
-GRADEBOOK_DIR.mkdir(exist_ok=True)  # sqlite does not create the folder of its database

@@ -3,20 +3,76 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import collect, gradebook, paths, results
+from autograder import gradebook, intake, paths, results
 from autograder.config import POINTS
-from autograder.grade import Graded, grade_student, grading_key
+from autograder.grade import Batch, Graded, grade_student, grading_key, preflight
 
+# What the batch writes beside the student folders of its output: a student folder with one of
+# these names would collide with it, so such a folder is reported instead of graded.
+OUTPUT_NAMES = frozenset(intake.RESERVED_IDS)
+
+
+@dataclass
+class Survey:
+    """The folders of a submitted/ folder: who can be graded, and every name that cannot."""
+
+    students: list[str]
+    refused: dict[str, str] = field(default_factory=dict)  # name -> why it is not graded
+
+
+def survey(submitted: Path) -> Survey:
+    """Every entry of ``submitted``: student folders, and the names that cannot be graded (with why)."""
+    students, refused = [], {}
+    for entry in sorted(submitted.iterdir(), key=lambda p: p.name):
+        name = entry.name
+        if name.startswith("."):
+            refused[name] = "hidden (its name starts with '.'): rename it to the student's id to grade it"
+        elif entry.is_symlink():
+            refused[name] = "a symbolic link: copy the real folder in its place"
+        elif not entry.is_dir():
+            refused[name] = "a file, not a student folder: `python -m autograder collect` unpacks downloads"
+        elif name.lower() in OUTPUT_NAMES:
+            refused[name] = f"named like the batch's own output {name}: rename the folder to the student's id"
+        else:
+            students.append(name)
+    return Survey(students, refused)
 
 
 def find_students(submitted: Path) -> list[str]:
-    """Every student folder in nbgrader's submitted layout (with or without a notebook)."""
-    return sorted(p.name for p in submitted.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Every gradable student folder in nbgrader's submitted layout (with or without a notebook)."""
+    return survey(submitted).students
+
+
+def notebook_for(submitted: Path, student: str) -> tuple[Path, str | None]:
+    """(notebook to grade, a note for the summary): the submitted layout's notebook, else a renamed copy."""
+    exact = paths.submission_notebook(submitted, student)
+    if exact.is_file() and not exact.is_symlink():
+        return exact, None
+    folder = submitted / student
+    found = [p for p in sorted(folder.rglob("*.ipynb")) if p.is_file() and not p.is_symlink()
+             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    files = [intake.File(intake.PurePosixPath(p.relative_to(folder).as_posix()), _mtime(p), 0, p.read_bytes)
+             for p in found]
+    chosen, _ = intake.pick_notebook(files)
+    if chosen:
+        return folder / chosen.path, f"renamed: graded {chosen.path.as_posix()!r} (expected {exact.relative_to(folder)})"
+    others = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return exact, (f"no notebook: expected {exact.relative_to(folder)}"
+                   + (f", found {', '.join(others)[:80]}" if others else ", the folder is empty"))
+
+
+def _mtime(path: Path):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
 
 
 def rebuild_outputs(output: Path, students: list[str]) -> list[tuple[str, dict]]:
@@ -28,67 +84,172 @@ def rebuild_outputs(output: Path, students: list[str]) -> list[tuple[str, dict]]
 
 
 class Progress:
-    """One status line per student on stderr."""
+    """One status line per student on stderr, with the time left at the pace so far."""
 
     def __init__(self, total: int, max_score: float):
         self.total, self.max_score, self.done, self.start = total, max_score, 0, time.perf_counter()
+        self.graded_seconds, self.graded = 0.0, 0
 
-    def update(self, graded: Graded) -> None:
+    def update(self, graded: Graded, seconds: float) -> None:
         self.done += 1
+        if not graded.skipped:
+            self.graded_seconds, self.graded = self.graded_seconds + seconds, self.graded + 1
         state = ("unchanged, kept" if graded.skipped else f"GRADER ERROR: {graded.error}" if graded.error
                  else f"{graded.score:g}/{self.max_score:g}")
+        left = self.total - self.done
+        eta = f", about {self.graded_seconds / self.graded * left / 60:.0f} min left" if self.graded and left else ""
         bar = "#" * (20 * self.done // self.total)
         print(f"[{bar:<20}] {self.done}/{self.total} {graded.student}: {state} "
-              f"({time.perf_counter() - self.start:.0f} s)", file=sys.stderr, flush=True)
+              f"({time.perf_counter() - self.start:.0f} s{eta})", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Report:
+    """Everything the closing summary needs."""
+
+    graded: list[Graded]
+    total: int
+    categories: tuple[str, ...]
+    notes: dict[str, str] = field(default_factory=dict)  # student -> renamed / missing notebook
+    refused: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+    output: Path | None = None
+
+    @property
+    def ungraded(self) -> list[str]:
+        """Students left without a grade: grader faults and folders that could not be graded."""
+        return [g.student for g in self.graded if g.error] + list(self.refused)
+
+
+@contextmanager
+def _uninterruptible():
+    """Ignore Ctrl-C while the exports are written, so a second press cannot leave them half done."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def grade_batch(submitted: Path, output: Path, students: list[str], categories: tuple[str, ...],
-                force: bool) -> list[Graded]:
-    """Grade ``students``, skipping those already graded with the same key, then rebuild the outputs."""
+                force: bool, refused: dict[str, str] | None = None) -> Report:
+    """Grade ``students``, skipping those already graded with the same key, then rebuild the outputs.
+
+    Ctrl-C (KeyboardInterrupt) stops after the student being graded, whose work is dropped; the
+    exports are still rebuilt for everyone graded so far and the report says it was interrupted.
+    """
     output.mkdir(parents=True, exist_ok=True)
-    graded: list[Graded] = []
+    report = Report([], len(students), categories, refused=dict(refused or {}), output=output)
     progress = Progress(len(students), sum(POINTS[c] for c in categories))
-    with tempfile.TemporaryDirectory(prefix="neuroevo-reference-") as ref_dir:
-        reference = collect.Reference(Path(ref_dir) / "work")
-        for student in students:
-            notebook = paths.submission_notebook(submitted, student)
-            previous = results.read_results(output / student / "results.json")
-            if (not force and previous
-                    and previous.get("extra_data", {}).get("grading_key") == grading_key(notebook, categories)):
-                item = Graded(student, previous["score"], previous["extra_data"].get("category_scores", {}),
-                              skipped=True)
-            else:
-                try:
-                    item = grade_student(student, notebook, output / student, categories, reference)
-                except Exception as exc:  # a grader fault: report it, keep grading the others
-                    item = Graded(student, None, error=f"{type(exc).__name__}: {exc}")
-            graded.append(item)
-            progress.update(item)
-        if reference.measured:
-            results.write_atomic(output / "reference-timing.json", json.dumps(reference.measured, indent=1))
-    rebuild_outputs(output, find_students(submitted))
-    return graded
+    try:
+        with tempfile.TemporaryDirectory(prefix="neuroevo-batch-", ignore_cleanup_errors=True) as scratch:
+            # Once, up front: isolation (warned about here and recorded in every results.json), the
+            # batch's seeds, and a reference that runs; a GraderFault here stops the batch with one line.
+            shared = preflight(Path(scratch), categories)
+            if shared.warning:
+                print(shared.warning, file=sys.stderr, flush=True)
+            reference = shared.reference
+            try:
+                for student in students:
+                    started = time.perf_counter()
+                    notebook, note = notebook_for(submitted, student)
+                    if note:
+                        report.notes[student] = note
+                    item = _grade_one(student, notebook, output, categories, shared, force)
+                    report.graded.append(item)
+                    progress.update(item, time.perf_counter() - started)
+            finally:
+                if reference.measured:
+                    results.write_atomic(output / "reference-timing.json", json.dumps(reference.measured, indent=1))
+    except KeyboardInterrupt:
+        report.interrupted = True
+    with _uninterruptible():
+        rebuild_outputs(output, find_students(submitted))
+    return report
 
 
-def summary(graded: list[Graded], categories: tuple[str, ...]) -> str:
-    """The final table (stdout): scores per category and total, then seconds per category."""
+def _grade_one(student: str, notebook: Path, output: Path, categories: tuple[str, ...], shared: Batch,
+               force: bool) -> Graded:
+    previous = results.read_results(output / student / "results.json")
+    if (not force and previous
+            and previous.get("extra_data", {}).get("grading_key") == grading_key(notebook, categories)):
+        return Graded(student, previous["score"], previous["extra_data"].get("category_scores", {}), skipped=True)
+    try:
+        return grade_student(student, notebook, output / student, categories, shared)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a grader fault: report it, keep grading the others
+        return Graded(student, None, error=f"{type(exc).__name__}: {exc}")
+
+
+def _zero_reason(doc: dict | None) -> str | None:
+    """For a submission that scored nothing: the first line of its most common failure message."""
+    if not doc or doc.get("score") or any(t.get("status") == "passed" for t in doc.get("tests", [])):
+        return None
+    counts: dict[str, int] = {}
+    for test in doc.get("tests", []):
+        line = (str(test.get("output", "")).strip().splitlines() or [""])[0][:140]
+        counts[line] = counts.get(line, 0) + 1
+    return max(counts, key=counts.get) if counts else None
+
+
+def _inconclusive(report: Report, g: Graded) -> tuple[bool, str | None]:
+    doc = results.read_results(report.output / g.student / "results.json") if report.output else None
+    timing = ((doc or {}).get("extra_data") or {}).get("timing") or {}
+    reason = timing.get("inconclusive") if isinstance(timing, dict) else None
+    return bool(g.inconclusive or reason), reason
+
+
+def summary(report: Report) -> str:
+    """The closing text (stdout): scores per category and total, then what needs a look, then seconds."""
+    categories = report.categories
     header = ["student", *categories, "total"]
-    lines = ["  ".join(f"{h:>11}" for h in header)]
-    for g in graded:
-        cells = [g.student[:11]] + [f"{g.category_scores.get(c, 0):g}/{POINTS[c]}" for c in categories]
+    width = max([11] + [len(g.student) for g in report.graded])
+    lines = [f"{header[0]:<{width}}  " + "  ".join(f"{h:>11}" for h in header[1:])]
+    for g in report.graded:
+        cells = [f"{g.category_scores.get(c, 0):g}/{POINTS[c]}" for c in categories]
         cells.append("ERROR" if g.error else f"{g.score:g}" + (" (kept)" if g.skipped else ""))
-        lines.append("  ".join(f"{c:>11}" for c in cells))
-    unsure = [g.student for g in graded if g.inconclusive]
-    if unsure:
-        lines.append(f"\nwarning: speedup inconclusive (points awarded) for {', '.join(unsure)}: "
-                     "grade again on a quiet machine with --force for a real measurement")
-    timed = [g for g in graded if g.seconds]
+        lines.append(f"{g.student:<{width}}  " + "  ".join(f"{c:>11}" for c in cells))
+
+    attention = []
+    for name, why in report.refused.items():
+        attention.append(f"  not graded  {name}: {why}")
+    for g in report.graded:
+        if g.error:
+            attention.append(f"  not graded  {g.student}: grader error ({g.error}); run the same command to retry")
+    for student, note in report.notes.items():
+        kind = "renamed" if note.startswith("renamed") else "missing"
+        attention.append(f"  {kind:<10}  {student}: {note}")
+    failures: dict[str, list[str]] = {}
+    for g in report.graded:
+        if not g.error and student_has_notebook(report, g.student):
+            message = _zero_reason(results.read_results(report.output / g.student / "results.json")
+                                   if report.output else None)
+            if message:
+                failures.setdefault(message, []).append(g.student)
+    for message, who in failures.items():
+        attention.append(f"  scored 0    {', '.join(who)}: every test failed, mostly with: {message}")
+    if "speedup" in categories:
+        for g in report.graded:
+            unsure, reason = _inconclusive(report, g)
+            if unsure and not g.error:
+                got = g.category_scores.get("speedup", 0)
+                attention.append(f"  timing      {g.student}: speedup inconclusive, {got:g}/{POINTS['speedup']} awarded"
+                                 + (f" ({reason})" if reason else "")
+                                 + "; grade again on a quiet machine with --force for a real measurement")
+    if attention:
+        lines += ["", "needs a look:"] + attention
+
+    timed = [g for g in report.graded if g.seconds]
     if timed:
-        lines.append("")
-        lines.append("timings (seconds per newly graded submission, mean):")
+        lines += ["", "timings (seconds per newly graded submission, mean):"]
         for c in categories:
             values = [g.seconds.get(c, 0.0) for g in timed]
             lines.append(f"  {c:<12} {sum(values) / len(values):7.2f}")
-        totals = [sum(g.seconds.values()) for g in timed]
-        lines.append(f"  {'all':<12} {sum(totals) / len(totals):7.2f}  (median {sorted(totals)[len(totals) // 2]:.2f})")
+        totals = sorted(sum(g.seconds.values()) for g in timed)
+        lines.append(f"  {'all':<12} {sum(totals) / len(totals):7.2f}  (median {totals[len(totals) // 2]:.2f})")
     return "\n".join(lines)
+
+
+def student_has_notebook(report: Report, student: str) -> bool:
+    return not report.notes.get(student, "").startswith("no notebook")

@@ -1,19 +1,53 @@
-"""``python -m autograder grade --submitted DIR --output DIR [--student ID]``."""
+"""``python -m autograder {grade,collect,feedback,export}``: one term's instructor commands."""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
-from autograder import batch, paths
+from autograder import paths
 from autograder.config import CATEGORIES
+
+GRADE_STATUS = """\
+exit status:
+  0    every student folder got a grade (students without a notebook get 0 and are listed)
+  1    some students have no grade: a grader error, or a folder whose name cannot be graded
+       (each is listed under "needs a look"; run the same command again to retry)
+  2    bad command line
+  3    the grader cannot grade here (bubblewrap required but missing, or the reference
+       solution does not run): nobody was graded; the message says what to fix
+  130  interrupted (Ctrl-C): the grades of everyone graded so far are exported; run the same
+       command to resume"""
+
+COLLECT_STATUS = """\
+exit status:
+  0    every file was used or is an older copy of a collected notebook
+  1    some files were refused (symbolic links, unsafe names) or matched no student, or a
+       student sent no notebook: see the table
+  2    bad command line, or SOURCE cannot be read"""
+
+FEEDBACK_STATUS = """\
+exit status:
+  0    a page was written for every graded student
+  1    some pages could not be written (listed)
+  2    bad command line, or nothing graded in OUTPUT"""
+
+EXPORT_STATUS = """\
+exit status:
+  0    the file was written and every graded student is in it
+  1    the file was written, but some graded students are not in the roster (listed)
+  2    bad command line, unreadable roster, or nothing graded in OUTPUT"""
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m autograder", description="Grade neuroevolution submissions.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cmd = commands.add_parser("grade", help="grade submissions in nbgrader's submitted layout",
+    raw = argparse.RawDescriptionHelpFormatter
+
+    cmd = commands.add_parser("grade", help="grade submissions in nbgrader's submitted layout", epilog=GRADE_STATUS,
+                              formatter_class=raw,
                               description="Grade every submission (or one) and write results.json, feedback.html, "
                                           "grades.csv and gradebook.db under OUTPUT.")
     cmd.add_argument("--submitted", type=Path, default=Path("submitted"),
@@ -26,37 +60,162 @@ def parser() -> argparse.ArgumentParser:
                      help="regrade students whose notebook has not changed since they were last graded")
     cmd.add_argument("--categories", default=",".join(CATEGORIES),
                      help=f"comma-separated categories to grade (default: all of {','.join(CATEGORIES)})")
+
+    cmd = commands.add_parser("collect", help="fill the submitted layout from an LMS, Gradescope or exchange download",
+                              epilog=COLLECT_STATUS, formatter_class=raw,
+                              description="Read a Gradescope export zip, a Canvas-style zip (<name>_<user id>_"
+                                          "<submission id>_<file>), a folder of student folders (Moodle's too) or "
+                                          "nbgrader's exchange, and write each student's latest notebook to "
+                                          f"SUBMITTED/<id>/{paths.ASSIGNMENT}/{paths.NOTEBOOK} with timestamp.txt.")
+    cmd.add_argument("source", type=Path, metavar="ARCHIVE_OR_FOLDER",
+                     help="the downloaded zip, or the folder it unpacks to, or the exchange's inbound folder")
+    cmd.add_argument("--submitted", type=Path, default=Path("submitted"),
+                     help="folder to fill, in nbgrader's submitted layout (default: submitted)")
+    cmd.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
+
+    cmd = commands.add_parser("feedback", help="stage student feedback: nbgrader's feedback/ layout and one zip each",
+                              epilog=FEEDBACK_STATUS, formatter_class=raw,
+                              description="Write each graded student's feedback page from OUTPUT/<id>/results.json "
+                                          f"to FEEDBACK_DIR/<id>/{paths.ASSIGNMENT}/{paths.ASSIGNMENT}.html (for "
+                                          "`nbgrader release_feedback`, students who submitted through the exchange) "
+                                          "and to ZIPS/<id>.zip (for everyone, to upload or mail).")
+    cmd.add_argument("--output", type=Path, default=Path("grades"),
+                     help="folder holding the graded results (default: grades)")
+    cmd.add_argument("--submitted", type=Path, default=Path("submitted"),
+                     help="the submitted folder, for each submission's timestamp.txt and exchange secret "
+                          "(default: submitted)")
+    cmd.add_argument("--feedback-dir", type=Path, default=Path("feedback"),
+                     help="nbgrader's feedback folder, relative to the course root (default: feedback)")
+    cmd.add_argument("--zips", type=Path, default=Path("dist/feedback"),
+                     help="folder for one <id>.zip per student (default: dist/feedback)")
+    cmd.add_argument("--student", action="append", metavar="ID", help="only this student (repeat for several)")
+    cmd.add_argument("--publish", action="store_true",
+                     help="also show tests marked after_published (hidden tests), as once grades are published")
+    cmd.add_argument("--no-agent", action="store_true",
+                     help="leave out the frames of the trained agent (faster; they take about a second each)")
+
+    cmd = commands.add_parser("export", help="write the grades for a spreadsheet or an LMS gradebook",
+                              epilog=EXPORT_STATUS, formatter_class=raw,
+                              description="Without --roster: one row per student with a column per part. With "
+                                          "--roster (a gradebook exported from Canvas, Moodle, ...): the roster's "
+                                          "identifying columns plus this assignment's score column, ready to import; "
+                                          "roster students without a submission keep an empty score.")
+    cmd.add_argument("--output", type=Path, default=Path("grades"),
+                     help="folder holding the graded results (default: grades)")
+    cmd.add_argument("--submitted", type=Path, default=Path("submitted"),
+                     help="the submitted folder, so students not graded yet get a row (default: submitted)")
+    cmd.add_argument("--roster", type=Path, default=None,
+                     help="the LMS gradebook CSV to fill (default: none, write the per-part table)")
+    cmd.add_argument("--to", type=Path, default=None,
+                     help="file to write (default: OUTPUT/export.csv, or OUTPUT/lms-upload.csv with --roster)")
+    cmd.add_argument("--id-column", default=None,
+                     help="roster column holding the student ids the submissions were collected under "
+                          "(default: the column that matches the most graded students)")
+    cmd.add_argument("--column", default=None,
+                     help="name of the score column in the LMS file (default: the roster's column starting with "
+                          f"'{paths.ASSIGNMENT}', e.g. Canvas's 'Neuroevolution (1234)', else '{paths.ASSIGNMENT}')")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        return {"grade": grade, "collect": collect, "feedback": feedback, "export": export}[args.command](args)
+    except UsageError as exc:
+        return _usage(args.command, str(exc))
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its inputs: reported as one line, status 2."""
+
+
+def grade(args) -> int:
+    from autograder import batch
+    from autograder.grade import GraderFault
+
     categories = tuple(c.strip() for c in args.categories.split(",") if c.strip())
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown or not categories:
-        return _usage(f"unknown category {', '.join(unknown) or '(none given)'}; choose from {', '.join(CATEGORIES)}")
+        raise UsageError(f"unknown category {', '.join(unknown) or '(none given)'}; choose from {', '.join(CATEGORIES)}")
     categories = tuple(c for c in CATEGORIES if c in categories)
     if not args.submitted.is_dir():
-        return _usage(f"no folder {args.submitted}: pass --submitted with the folder of submissions "
-                      f"(<student_id>/{paths.ASSIGNMENT}/{paths.NOTEBOOK})")
-    everyone = batch.find_students(args.submitted)
-    students = everyone
+        raise UsageError(f"no folder {args.submitted}: pass --submitted with the folder of submissions "
+                         f"(<student_id>/{paths.ASSIGNMENT}/{paths.NOTEBOOK}), or fill it with "
+                         "`python -m autograder collect DOWNLOAD`")
+    found = batch.survey(args.submitted)
+    students, refused = found.students, found.refused
     if args.student:
-        missing = [s for s in args.student if s not in everyone]
+        missing = [s for s in args.student if s not in students]
         if missing:
-            return _usage(f"no submission for {', '.join(missing)} in {args.submitted} "
-                          f"(students there: {', '.join(everyone) or 'none'})")
-        students = [s for s in everyone if s in args.student]
+            raise UsageError(f"no submission for {', '.join(missing)} in {args.submitted} "
+                             f"(students there: {', '.join(students) or 'none'})")
+        students = [s for s in students if s in args.student]
+        refused = {}
     if args.output.exists() and not args.output.is_dir():
-        return _usage(f"{args.output} exists and is not a folder: pass another --output")
-    graded = batch.grade_batch(args.submitted, args.output, students, categories, args.force)
-    print(batch.summary(graded, categories))
+        raise UsageError(f"{args.output} exists and is not a folder: pass another --output")
+    previous = signal.signal(signal.SIGTERM, _terminate)  # a scheduler's stop ends like Ctrl-C
+    try:
+        report = batch.grade_batch(args.submitted, args.output, students, categories, args.force, refused)
+    except GraderFault as exc:  # found up front (no isolation where required, a broken reference): nobody graded
+        print(f"python -m autograder grade: cannot grade: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(batch.summary(report))
+    if report.interrupted:
+        print(f"interrupted after {len(report.graded)} of {report.total}; run the same command to resume",
+              file=sys.stderr)
+        return 130
     print(f"\nresults: {args.output}/<student>/results.json, {args.output}/grades.csv, {args.output}/gradebook.db")
-    return 1 if any(g.error for g in graded) else 0
+    return 1 if report.ungraded else 0
 
 
-def _usage(message: str) -> int:
-    print(f"python -m autograder grade: error: {message}", file=sys.stderr)
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def collect(args) -> int:
+    from autograder import intake
+
+    if args.submitted.exists() and not args.submitted.is_dir():
+        raise UsageError(f"{args.submitted} exists and is not a folder: pass another --submitted")
+    try:
+        done = intake.collect(args.source, args.submitted, dry_run=args.dry_run)
+    except intake.IntakeError as exc:
+        raise UsageError(str(exc)) from None
+    print(intake.table(done, args.submitted))
+    if args.dry_run:
+        print("dry run: nothing written")
+    bad = [r for r in done.rows if r.status in ("refused", "unmatched", "no-notebook")]
+    return 1 if bad else 0
+
+
+def feedback(args) -> int:
+    from autograder import feedback as pages
+
+    try:
+        staged = pages.stage(args.output, args.submitted, args.feedback_dir, args.zips, students=args.student,
+                             publish=args.publish, agent=not args.no_agent)
+    except pages.NothingToStage as exc:
+        raise UsageError(str(exc)) from None
+    print(staged.describe(args.feedback_dir, args.zips))
+    return 1 if staged.failed else 0
+
+
+def export(args) -> int:
+    from autograder import export as exporter
+
+    try:
+        written = exporter.run(args.output, args.submitted, roster=args.roster, to=args.to,
+                               id_column=args.id_column, column=args.column)
+    except exporter.ExportError as exc:
+        raise UsageError(str(exc)) from None
+    print(written.describe())
+    return 1 if written.not_in_roster else 0
+
+
+def _usage(command: str, message: str) -> int:
+    print(f"python -m autograder {command}: error: {message}", file=sys.stderr)
     return 2
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -90,13 +93,68 @@ def test_release_write_keeps_saved_agents_and_removes_stray_files(fresh, tmp_pat
 
 
 def test_release_holds_only_the_notebook_helper_and_images(fresh):
-    """The release is the notebook, evolution.py and images: no agents/, caches or gradebook."""
+    """The release is the notebook, evolution.py and images: no agents/, caches or gradebook under git."""
     assert set(fresh) >= {release.NOTEBOOK, release.HELPER}, f"the release lacks files: {sorted(fresh)}"
     for name in fresh:
         assert name in (release.NOTEBOOK, release.HELPER) or re.fullmatch(r"assets/[\w-]+\.png", name), \
             f"unexpected file {name} in the release"
-    on_disk = [p.relative_to(release.RELEASE_DIR).as_posix() for p in release.RELEASE_DIR.rglob("*") if p.is_file()]
-    assert not [name for name in on_disk if name.startswith("agents/")], "assignment/neuroevolution holds saved agents"
+    tracked = subprocess.run(["git", "ls-files", "--", str(release.RELEASE_DIR)], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert tracked, "git tracks nothing under assignment/neuroevolution"
+    assert not [name for name in tracked if "/agents/" in name or name.endswith((".npz", ".gif"))], \
+        f"saved agents are committed in the release: {tracked}"
+
+
+def test_release_ignores_an_agent_saved_in_the_release_folder(fresh, tmp_path):
+    """save_params(params, 7) run from the release folder (as the README says) leaves the release valid."""
+    folder = tmp_path / "neuroevolution"
+    release.write(fresh, folder, release.ignored_patterns())
+    (folder / "agents").mkdir()
+    (folder / "agents" / "agent-7.npz").write_bytes(b"saved by the student")
+    (folder / "agent-7.gif").write_bytes(b"GIF89a")
+    assert release.release_files(folder, release.ignored_patterns()) == fresh, \
+        "a saved agent counts as part of the release"
+    assert not release.differences(fresh, release.release_files(folder, release.ignored_patterns()))
+
+
+@pytest.mark.slow
+def test_release_make_assignment_works_on_a_fresh_clone(tmp_path):
+    """`python -m tools.release` succeeds first time in a fresh copy of the repository (no build/, no
+    grades/, the environment not activated) and leaves git clean."""
+    clone = tmp_path / "clone"
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        source = ROOT / name
+        if source.is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, clone / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], cwd=clone, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=clone, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "snapshot"], cwd=clone, check=True)
+    # PATH without the environment's bin/: nbgrader must not depend on an activated venv.
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if Path(p).resolve() != Path(sys.executable).parent.resolve())
+    done = subprocess.run([sys.executable, "-m", "tools.release"], cwd=clone, capture_output=True, text=True,
+                          env={**os.environ, "PATH": path}, timeout=600)
+    assert done.returncode == 0, f"make assignment failed on a fresh clone:\n{done.stderr[-2000:]}"
+    assert "assignment/neuroevolution" in done.stdout, done.stdout
+    status = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=clone, capture_output=True,
+                            text=True, check=True).stdout
+    assert not [line for line in status.splitlines() if not line.startswith("!! ")], \
+        f"make assignment changed tracked files or left untracked ones:\n{status}"
+    assert "build/" not in status, f"make assignment left a second gradebook behind:\n{status}"
+    again = subprocess.run([sys.executable, "-m", "tools.release", "--check"], cwd=clone, capture_output=True,
+                           text=True, env={**os.environ, "PATH": path}, timeout=600)
+    assert again.returncode == 0, again.stderr
+
+
+def test_release_nbgrader_config_points_at_the_graders_gradebook():
+    """nbgrader's commands run from the course folder read grades/gradebook.db, the one `make grade` writes."""
+    config = release.course_config()
+    assert config.CourseDirectory.db_url == f"sqlite:///{ROOT / 'grades' / 'gradebook.db'}"
+    assert config.CourseDirectory.feedback_directory == "feedback"
 
 
 def test_release_has_no_solution_or_hidden_test_content(fresh):

@@ -58,12 +58,13 @@ def is_ignored(relative: Path, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in patterns)
 
 
-def generate(scratch: Path, *, use_gradebook: bool = True) -> Path:
+def generate(scratch: Path, *, use_gradebook: bool = False) -> Path:
     """Run nbgrader's generate_assignment with the course settings, writing into ``scratch``.
 
-    With ``use_gradebook`` the assignment is also recorded in the course gradebook (under
-    ``build/``), as ``nbgrader generate_assignment`` would; ``--check`` leaves it untouched.
-    Returns the generated assignment folder.
+    The release is a pure function of the source, so by default no gradebook is touched (what
+    ``--no-db`` does): the course's one gradebook is the grader's, rebuilt from the results by
+    every ``make grade``. ``use_gradebook`` records the assignment there as well, as a plain
+    ``nbgrader generate_assignment`` would. Returns the generated assignment folder.
     """
     from nbgrader.converters import GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
@@ -80,7 +81,14 @@ def generate(scratch: Path, *, use_gradebook: bool = True) -> Path:
     converter = GenerateAssignment(coursedir=coursedir, config=config)
     converter.force = True
     converter.create_assignment = use_gradebook
-    result = capture_log(converter)
+    if use_gradebook:
+        from autograder.gradebook import _alembic_on_path
+
+        Path(config.CourseDirectory.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        with _alembic_on_path():  # nbgrader runs `alembic` from PATH to stamp a new database
+            result = capture_log(converter)
+    else:
+        result = capture_log(converter)
     if not result["success"]:
         # The informative line is the last exception inside nbgrader's log, not its closing summary.
         lines = [line.strip() for line in (result.get("log") or "").splitlines()]
@@ -151,7 +159,7 @@ def write(expected: dict[str, bytes], folder: Path, patterns: list[str]) -> list
     return touched
 
 
-def build(*, use_gradebook: bool) -> dict[str, bytes]:
+def build(*, use_gradebook: bool = False) -> dict[str, bytes]:
     """Generate the release in a scratch folder and return its audited files."""
     patterns = ignored_patterns()
     with tempfile.TemporaryDirectory(prefix="release-") as scratch:
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     where = shown(RELEASE_DIR)
     try:
-        expected = build(use_gradebook=not args.check)
+        expected = build()
     except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, UnsafeRelease) else 2

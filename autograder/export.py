@@ -1,0 +1,146 @@
+"""Grades out of the grader: a per-part table, or an LMS gradebook file filled from a roster.
+
+``python -m autograder export`` (``make export``) writes ``OUTPUT/export.csv``: one row per
+student with a column per part. ``--roster FILE`` (a gradebook exported from Canvas, Moodle, ...)
+writes ``OUTPUT/lms-upload.csv`` instead: the roster's identifying columns, in its order, and
+this assignment's score column; roster students without a submission keep an empty score, and
+graded students missing from the roster are listed, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder import paths
+from autograder.config import CATEGORIES, POINTS
+from autograder.results import read_results, write_atomic
+
+# Columns an LMS uses to recognise a student (Canvas, Moodle, Blackboard, Gradescope rosters).
+IDENTIFYING = {"student", "name", "full name", "id", "sis user id", "sis login id", "integration id", "root account",
+               "section", "first name", "last name", "surname", "email", "email address", "id number",
+               "username", "user id", "student id", "student_id", "sid", "first_name", "last_name", "login id"}
+
+
+class ExportError(Exception):
+    """The export cannot be written; the message says what to do."""
+
+
+@dataclass
+class Written:
+    path: Path
+    rows: int
+    graded: int
+    not_in_roster: list[str] = field(default_factory=list)
+    roster_without_grade: int = 0
+    id_column: str | None = None
+    column: str | None = None
+
+    def describe(self) -> str:
+        if self.id_column is None:
+            return f"wrote {self.path}: {self.rows} students, {self.graded} graded, a column per part"
+        lines = [f"wrote {self.path}: {self.rows} roster rows, {self.graded} with a score in column "
+                 f"{self.column!r} (students matched on {self.id_column!r}); "
+                 f"{self.roster_without_grade} without a submission keep an empty score"]
+        if self.not_in_roster:
+            lines.append(f"warning: graded but not in the roster, so not in this file: {', '.join(self.not_in_roster)} "
+                         "(their grades are in export.csv; check the ids they were collected under)")
+        return "\n".join(lines)
+
+
+def graded_results(output: Path) -> dict[str, dict]:
+    return {p.parent.name: doc for p in sorted(Path(output).glob("*/results.json")) if (doc := read_results(p))}
+
+
+def part_table(results: dict[str, dict], students: list[str]) -> str:
+    """CSV text: student_id, timestamp, a column per part, score, max_score, status."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["student_id", "timestamp", *CATEGORIES, "score", "max_score", "status"])
+    for student in sorted(set(students) | set(results)):
+        doc = results.get(student)
+        if doc is None:
+            writer.writerow([student, "", *[""] * len(CATEGORIES), "", sum(POINTS.values()), "not graded"])
+            continue
+        extra = doc.get("extra_data") or {}
+        scores = extra.get("category_scores") or {}
+        graded = extra.get("categories") or list(scores)
+        cells = [f"{scores.get(c, 0):g}" if c in graded else "" for c in CATEGORIES]
+        status = "graded" if set(graded) >= set(CATEGORIES) else "graded: " + ",".join(c for c in CATEGORIES if c in graded)
+        writer.writerow([student, extra.get("timestamp") or "", *cells, f"{float(doc.get('score') or 0):g}",
+                         sum(POINTS.values()), status])
+    return out.getvalue()
+
+
+def read_roster(path: Path) -> tuple[list[str], list[dict]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExportError(f"cannot read the roster {path} ({exc}): pass the CSV your LMS exported")
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        raise ExportError(f"the roster {path} has no header row: pass the CSV your LMS exported")
+    return list(reader.fieldnames), list(reader)
+
+
+def choose_id_column(header: list[str], rows: list[dict], students: set[str], wanted: str | None) -> str:
+    if wanted:
+        if wanted not in header:
+            raise ExportError(f"the roster has no column {wanted!r} (it has {', '.join(header)})")
+        return wanted
+    overlap = {name: sum((row.get(name) or "").strip() in students for row in rows) for name in header}
+    best = max(header, key=lambda name: overlap[name])
+    if not overlap[best]:
+        raise ExportError("no roster column holds the graded students' ids: pass --id-column NAME "
+                          f"(columns: {', '.join(header)})")
+    return best
+
+
+def lms_file(results: dict[str, dict], roster: Path, id_column: str | None, column: str | None) -> tuple[str, Written]:
+    header, rows = read_roster(roster)
+    ids = choose_id_column(header, rows, set(results), id_column)
+    name = column or next((h for h in header if h.strip().lower().startswith(paths.ASSIGNMENT)), paths.ASSIGNMENT)
+    keep = [h for h in header if h == ids or h.strip().lower() in IDENTIFYING]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*keep, name])
+    seen, graded, empty = set(), 0, 0
+    for row in rows:
+        student = (row.get(ids) or "").strip()
+        cells = [row.get(h) or "" for h in keep]
+        if not student and any("points possible" in (row.get(h) or "").lower() for h in header):
+            writer.writerow([*cells, sum(POINTS.values())])  # Canvas's second header row
+            continue
+        doc = results.get(student)
+        if doc is None:
+            empty += 1
+            writer.writerow([*cells, ""])
+        else:
+            seen.add(student)
+            graded += 1
+            writer.writerow([*cells, f"{float(doc.get('score') or 0):g}"])
+    written = Written(Path(), len(rows), graded, sorted(set(results) - seen), empty, ids, name)
+    return out.getvalue(), written
+
+
+def run(output: Path, submitted: Path, *, roster: Path | None = None, to: Path | None = None,
+        id_column: str | None = None, column: str | None = None) -> Written:
+    results = graded_results(output)
+    if not results:
+        raise ExportError(f"no graded results in {output}: run `make grade` (or pass --output) first")
+    # The per-part table is always refreshed: it is where every grade is, roster or not.
+    students = sorted(p.name for p in Path(submitted).iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if Path(submitted).is_dir() else []
+    table = part_table(results, students)
+    write_atomic(Path(output) / "export.csv", table)
+    if roster is None:
+        target = Path(to or Path(output) / "export.csv")
+        if target != Path(output) / "export.csv":
+            write_atomic(target, table)
+        return Written(target, len(set(students) | set(results)), len(results))
+    text, written = lms_file(results, roster, id_column, column)
+    written.path = Path(to or Path(output) / "lms-upload.csv")
+    write_atomic(written.path, text)
+    return written

@@ -1,0 +1,418 @@
+"""Fill nbgrader's submitted layout from what a course actually downloads.
+
+``python -m autograder collect SOURCE --submitted DIR`` reads any of:
+
+- a Gradescope "Export submissions" zip (``submission_metadata.yml`` + ``submission_<id>/``);
+- a Canvas-style zip or folder of flat files ``<name>_<user id>_<submission id>_<file>``
+  (``<name>_LATE_<user id>_...`` for late work); the id is the user id;
+- a folder (or zip) of folders, one per student: ``<id>/...`` or Moodle's
+  ``<Full Name>_<participant id>_assignsubmission_file_/...``;
+- nbgrader's exchange: ``<exchange>/<course>/inbound/<id>+neuroevolution+<timestamp>[+...]/``.
+
+and writes ``DIR/<id>/neuroevolution/neuroevolution.ipynb`` with nbgrader's ``timestamp.txt``,
+keeping each student's latest submission. Symbolic links and unsafe names are refused; every
+file that is not used is reported, so nothing disappears without a line in the table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+from autograder.paths import ASSIGNMENT, NOTEBOOK
+
+STEM = NOTEBOOK.removesuffix(".ipynb")
+MAX_FILE_BYTES = 64 * 2**20  # a notebook with plots is a few MB; anything bigger is not one
+MAX_ARCHIVE_BYTES = 4 * 2**30  # uncompressed total read from one archive (zip bombs)
+NBGRADER_TIME = "%Y-%m-%d %H:%M:%S.%f %Z"
+SAFE_ID = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9._@-]{0,99}$")
+# Names the batch writes beside the student folders of its output (see batch.OUTPUT_NAMES).
+RESERVED_IDS = {"grades.csv", "gradebook.db", "reference-timing.json", "export.csv", "lms-upload.csv"}
+RENAMED = re.compile(rf"^{STEM}(?:[\s_-]*\(\d+\)|[\s_-]+\d+|[\s_-]*copy)*$", re.I)
+CANVAS = re.compile(r"^(?P<name>[^_/]+)_(?:late_)?(?P<id>[^_/]+)_(?P<sub>[^_/]+)_(?P<file>.+)$", re.I)
+MOODLE = re.compile(r"^.+_(?P<id>\d+)_assign(?:submission|feedback)_\w*$")
+EXCHANGE = re.compile(rf"^(?P<id>[^+]+)\+{ASSIGNMENT}\+(?P<stamp>[^+]+)(?:\+.*)?$")
+JUNK = ("__MACOSX", ".ipynb_checkpoints", ".DS_Store", "__pycache__")
+
+
+class IntakeError(Exception):
+    """SOURCE cannot be read at all; the message says what to do."""
+
+
+@dataclass
+class File:
+    """One regular file of the source, by POSIX path relative to its root."""
+
+    path: PurePosixPath
+    mtime: datetime
+    size: int
+    _read: object = field(repr=False, default=None)
+
+    def read(self) -> bytes:
+        return self._read()
+
+
+@dataclass
+class Candidate:
+    """One submission of one student, before the latest per student is chosen."""
+
+    student: str
+    source: str  # shown in the table: the archive path of the folder or file
+    files: list[File]
+    timestamp: datetime
+    order: tuple = ()  # tie-break after the timestamp (e.g. Canvas submission id)
+    secret: bytes | None = None  # nbgrader exchange's submission_secret.txt
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    student: str
+    status: str  # matched, renamed, unchanged, kept-newer, duplicate, no-notebook, unmatched, refused
+    source: str
+    note: str = ""
+
+
+# --- reading the source -------------------------------------------------------------------
+
+def _unsafe(path: str) -> str | None:
+    parts = path.split("/")
+    if path.startswith("/") or "\\" in path or "\0" in path or ".." in parts or re.match(r"^[A-Za-z]:", path):
+        return "unsafe path"
+    return None
+
+
+def _zip_files(archive: Path, rows: list[Row]) -> list[File]:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IntakeError(f"{archive} is not a readable zip ({exc}): pass the downloaded .zip or its unpacked folder")
+    files, total = [], 0
+    for info in zf.infolist():
+        name = info.filename
+        if info.is_dir():
+            continue
+        problem = _unsafe(name)
+        if stat.S_ISLNK(info.external_attr >> 16):
+            problem = "symbolic link"
+        elif not problem and info.file_size > MAX_FILE_BYTES:
+            problem = f"{info.file_size / 2**20:.0f} MB, larger than any notebook"
+        if problem:
+            rows.append(Row("-", "refused", name, problem))
+            continue
+        total += info.file_size
+        if total > MAX_ARCHIVE_BYTES:
+            raise IntakeError(f"{archive} unpacks to more than {MAX_ARCHIVE_BYTES // 2**30} GB: "
+                              "check it is the submissions download")
+        mtime = datetime(*info.date_time, tzinfo=timezone.utc)
+        files.append(File(PurePosixPath(name), mtime, info.file_size, lambda zf=zf, info=info: zf.read(info)))
+    return files
+
+
+def _folder_files(root: Path, rows: list[Row]) -> list[File]:
+    files = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if any(part in JUNK for part in PurePosixPath(relative).parts):
+            continue
+        if path.is_symlink():
+            rows.append(Row("-", "refused", relative, "symbolic link"))
+            continue
+        if path.is_dir():
+            continue
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            rows.append(Row("-", "refused", relative, "not a regular file"))
+        elif info.st_size > MAX_FILE_BYTES:
+            rows.append(Row("-", "refused", relative, f"{info.st_size / 2**20:.0f} MB, larger than any notebook"))
+        else:
+            mtime = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc)
+            files.append(File(PurePosixPath(relative), mtime, info.st_size, path.read_bytes))
+    return files
+
+
+def read_source(source: Path, rows: list[Row]) -> list[File]:
+    """Every usable file of ``source`` (a zip or a folder), junk such as ``__MACOSX`` left out."""
+    if source.is_symlink():
+        raise IntakeError(f"{source} is a symbolic link: pass the real file or folder")
+    if source.is_dir():
+        files = _folder_files(source, rows)
+    elif source.is_file():
+        files = _zip_files(source, rows)
+    else:
+        raise IntakeError(f"no file or folder {source}: pass the downloaded zip or the folder of submissions")
+    files = [f for f in files if not any(part in JUNK for part in f.path.parts)]
+    # One folder wrapping everything (Gradescope's assignment_<n>_export/, a zipped folder) is no level.
+    while files and len({f.path.parts[0] for f in files}) == 1 and all(len(f.path.parts) > 1 for f in files):
+        top = files[0].path.parts[0]
+        if EXCHANGE.match(top) or MOODLE.match(top) or top.startswith("submission_"):
+            break
+        files = [File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read) for f in files]
+    return files
+
+
+# --- recognising the layout ---------------------------------------------------------------
+
+def _parse_time(text: str) -> datetime | None:
+    text = text.strip()
+    for parse in (lambda t: datetime.strptime(t, NBGRADER_TIME),
+                  lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f %z"),
+                  lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S %z"),
+                  datetime.fromisoformat):
+        try:
+            stamp = parse(text)
+        except ValueError:
+            continue
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    return None
+
+
+def _stamp_in(files: list[File]) -> datetime | None:
+    for f in files:
+        if f.path.name == "timestamp.txt":
+            return _parse_time(f.read().decode("utf-8", "replace")[:64])
+    return None
+
+
+def _gradescope(files: list[File], rows: list[Row]) -> list[Candidate]:
+    import yaml
+
+    meta_file = next(f for f in files if f.path.name == "submission_metadata.yml")
+    try:
+        meta = yaml.safe_load(meta_file.read()) or {}
+    except yaml.YAMLError as exc:
+        raise IntakeError(f"submission_metadata.yml cannot be read ({exc}): download the export again")
+    by_folder: dict[str, list[File]] = {}
+    for f in files:
+        if f is not meta_file:
+            by_folder.setdefault(f.path.parts[0] if len(f.path.parts) > 1 else "", []).append(f)
+    out = []
+    for folder, mine in sorted(by_folder.items()):
+        info = meta.get(folder) if isinstance(meta, dict) else None
+        if not folder or not isinstance(info, dict):
+            for f in mine:
+                rows.append(Row("-", "unmatched", str(f.path), "not listed in submission_metadata.yml"))
+            continue
+        created = info.get(":created_at") or info.get("created_at")
+        stamp = created if isinstance(created, datetime) else _parse_time(str(created or "")) or max(f.mtime for f in mine)
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        inner = [File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read) for f in mine]
+        submitters = info.get(":submitters") or info.get("submitters") or []
+        for person in submitters:  # a group submission counts for each member
+            person = person or {}
+            student = str(person.get(":sid") or person.get(":email") or "").strip()
+            if not student:
+                rows.append(Row("-", "unmatched", folder, f"submitter {person.get(':name', '?')} has no sid or email"))
+                continue
+            out.append(Candidate(student, folder, inner, stamp))
+        if not submitters:
+            rows.append(Row("-", "unmatched", folder, "no submitters in submission_metadata.yml"))
+    return out
+
+
+def _exchange(files: list[File], rows: list[Row]) -> list[Candidate]:
+    groups: dict[tuple, list[File]] = {}
+    for f in files:
+        at = next((i for i, part in enumerate(f.path.parts[:-1]) if EXCHANGE.match(part)), None)
+        if at is None:
+            if f.path.parts[0] not in ("outbound", "feedback") and "outbound" not in f.path.parts:
+                rows.append(Row("-", "unmatched", str(f.path), f"not inside an <id>+{ASSIGNMENT}+<timestamp> folder"))
+            continue
+        groups.setdefault(f.path.parts[:at + 1], []).append(
+            File(PurePosixPath(*f.path.parts[at + 1:]), f.mtime, f.size, f._read))
+    out = []
+    for parts, mine in sorted(groups.items()):
+        m = EXCHANGE.match(parts[-1])
+        stamp = _stamp_in(mine) or _parse_time(m["stamp"]) or max(f.mtime for f in mine)
+        secret = next((f.read() for f in mine if f.path.as_posix() == "submission_secret.txt"), None)
+        out.append(Candidate(m["id"], "/".join(parts), mine, stamp, secret=secret))
+    return out
+
+
+def _canvas(files: list[File], rows: list[Row]) -> list[Candidate]:
+    # Canvas's download holds each student's latest submission only, one flat file per attachment.
+    groups: dict[str, list[tuple[int, File]]] = {}
+    prefix: dict[str, str] = {}
+    for f in files:
+        m = CANVAS.match(f.path.name)
+        if len(f.path.parts) != 1 or not m:
+            rows.append(Row("-", "unmatched", str(f.path), "name is not <name>_<user id>_<submission id>_<file>"))
+            continue
+        sub = int(m["sub"]) if m["sub"].isdigit() else 0
+        prefix[m["id"]] = m["name"]
+        groups.setdefault(m["id"], []).append((sub, File(PurePosixPath(m["file"]), f.mtime, f.size, f._read)))
+    out = []
+    for student, mine in sorted(groups.items()):
+        mine.sort(key=lambda pair: pair[0])
+        names = [f for _, f in mine]
+        out.append(Candidate(student, f"{prefix[student]}_{student}", names, max(f.mtime for f in names),
+                             order=(mine[-1][0],)))
+    return out
+
+
+def _folders(files: list[File], rows: list[Row]) -> list[Candidate]:
+    groups: dict[str, list[File]] = {}
+    for f in files:
+        if len(f.path.parts) == 1:
+            rows.append(Row("-", "unmatched", str(f.path), "a file beside the student folders"))
+            continue
+        groups.setdefault(f.path.parts[0], []).append(
+            File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read))
+    out = []
+    for folder, mine in sorted(groups.items()):
+        m = MOODLE.match(folder)
+        student = m["id"] if m else folder
+        # nbgrader's own submitted layout (<id>/neuroevolution/...) goes one level down.
+        inner = [File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read)
+                 if f.path.parts[0] == ASSIGNMENT and len(f.path.parts) > 1 else f for f in mine]
+        stamp = _stamp_in(inner) or max(f.mtime for f in mine)
+        secret = next((f.read() for f in inner if f.path.as_posix() == "submission_secret.txt"), None)
+        out.append(Candidate(student, folder, inner, stamp, secret=secret))
+    return out
+
+
+def candidates(files: list[File], rows: list[Row]) -> tuple[str, list[Candidate]]:
+    """(layout name, submissions) recognised in ``files``."""
+    if any(f.path.name == "submission_metadata.yml" and len(f.path.parts) == 1 for f in files):
+        return "Gradescope export", _gradescope(files, rows)
+    if any(EXCHANGE.match(part) for f in files for part in f.path.parts[:-1]):
+        return "nbgrader exchange", _exchange(files, rows)
+    top = [f for f in files if len(f.path.parts) == 1]
+    if top and sum(bool(CANVAS.match(f.path.name)) for f in top) >= len(top) / 2:
+        return "Canvas-style files", _canvas(files, rows)
+    return "folder per student", _folders(files, rows)
+
+
+# --- choosing and writing -----------------------------------------------------------------
+
+def _is_assignment_notebook(data: bytes) -> bool:
+    """True when ``data`` is a notebook holding this assignment's evolve_serial solution cell."""
+    try:
+        nb = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    return isinstance(cells, list) and any(
+        isinstance(c, dict) and isinstance(c.get("metadata"), dict)
+        and (c["metadata"].get("nbgrader") or {}).get("grade_id") == "evolve_serial" for c in cells)
+
+
+def pick_notebook(files: list[File]) -> tuple[File | None, str]:
+    """(the notebook to grade, how it was found): the exact name, a renamed copy, or the one
+    notebook holding this assignment's cells."""
+    notebooks = [f for f in files if f.path.suffix.lower() == ".ipynb"
+                 and not any(p.startswith(".") for p in f.path.parts)]
+    exact = [f for f in notebooks if f.path.name == NOTEBOOK]
+    if exact:
+        return min(exact, key=lambda f: len(f.path.parts)), "matched"
+    renamed = sorted((f for f in notebooks if RENAMED.match(f.path.stem.strip())), key=lambda f: f.mtime)
+    if renamed:
+        return renamed[-1], "renamed"
+    ours = [f for f in notebooks if _is_assignment_notebook(f.read())]
+    if len(ours) == 1:
+        return ours[0], "renamed"
+    if ours:
+        return max(ours, key=lambda f: f.mtime), "renamed"
+    return None, "no-notebook"
+
+
+@dataclass
+class Intake:
+    layout: str
+    rows: list[Row]
+    written: list[str]
+
+
+def collect(source: Path, submitted: Path, *, dry_run: bool = False) -> Intake:
+    """Read ``source`` and fill ``submitted``; returns the table of what happened to each file."""
+    rows: list[Row] = []
+    layout, found = candidates(read_source(source, rows), rows)
+    by_student: dict[str, list[Candidate]] = {}
+    for c in found:
+        if not SAFE_ID.match(c.student) or c.student.lower() in RESERVED_IDS:
+            rows.append(Row("-", "refused", c.source, f"unsafe student id {c.student!r}"))
+            continue
+        by_student.setdefault(c.student, []).append(c)
+    written = []
+    for student, subs in sorted(by_student.items()):
+        # The latest submission that holds a notebook wins; the others are reported.
+        ranked = sorted(subs, key=lambda c: (c.timestamp, c.order), reverse=True)
+        chosen, notebook, how = None, None, "no-notebook"
+        for c in ranked:
+            notebook, how = pick_notebook(c.files)
+            if notebook:
+                chosen = c
+                break
+        if not chosen:
+            names = sorted({f.path.name for c in subs for f in c.files})
+            rows.append(Row(student, "no-notebook", ranked[0].source,
+                            f"no {NOTEBOOK} (files: {', '.join(names)[:80] or 'none'})"))
+            continue
+        for other in chosen.files:
+            if other is not notebook and other.path.suffix.lower() == ".ipynb" and RENAMED.match(other.path.stem.strip()):
+                rows.append(Row(student, "duplicate", f"{chosen.source}: {other.path}", "another copy; not used"))
+        for c in ranked:
+            if c is not chosen:
+                rows.append(Row(student, "duplicate", c.source,
+                                f"{'older' if c.timestamp <= chosen.timestamp else 'newer, without a notebook'}; not used"))
+        data = notebook.read()
+        note = f"from {notebook.path.name!r}" if how == "renamed" else ""
+        status = write_submission(submitted, student, data, chosen.timestamp, chosen.secret, dry_run)
+        if status in ("unchanged", "kept-newer"):
+            how, note = status, ("already in " + str(submitted) if status == "unchanged"
+                                 else f"{submitted} holds a later submission; this one not used")
+        else:
+            written.append(student)
+        rows.append(Row(student, how, f"{chosen.source}/{notebook.path}", note))
+    return Intake(layout, rows, written)
+
+
+def write_submission(submitted: Path, student: str, data: bytes, stamp: datetime, secret: bytes | None,
+                     dry_run: bool) -> str:
+    """Write one notebook and its timestamp.txt; never replaces a later submission already there."""
+    folder = submitted / student / ASSIGNMENT
+    target = folder / NOTEBOOK
+    if target.is_symlink() or folder.is_symlink() or (submitted / student).is_symlink():
+        raise IntakeError(f"{folder} is a symbolic link: remove it and collect again")
+    if target.is_file():
+        if target.read_bytes() == data:
+            return "unchanged"
+        there = _stamp_in([File(PurePosixPath("timestamp.txt"), stamp, 0, (folder / "timestamp.txt").read_bytes)]) \
+            if (folder / "timestamp.txt").is_file() else None
+        if there and there > stamp:
+            return "kept-newer"
+    if not dry_run:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{NOTEBOOK}.partial"
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        (folder / "timestamp.txt").write_text(stamp.astimezone(timezone.utc).strftime(NBGRADER_TIME), encoding="utf-8")
+        if secret:
+            (folder / "submission_secret.txt").write_bytes(secret)
+    return "written"
+
+
+def table(intake: Intake, submitted: Path) -> str:
+    """The table printed by ``collect``: one row per student or file, then the counts."""
+    order = {"refused": 0, "unmatched": 1, "no-notebook": 2, "duplicate": 3, "kept-newer": 4, "renamed": 5,
+             "matched": 6, "unchanged": 7}
+    rows = sorted(intake.rows, key=lambda r: (order.get(r.status, 9), r.student, r.source))
+    width = max([7] + [len(r.student) for r in rows])
+    lines = [f"{'student':<{width}}  {'status':<11}  source", ""] if rows else []
+    lines = lines[:1]
+    for r in rows:
+        source = r.source if len(r.source) <= 60 else "..." + r.source[-57:]
+        lines.append(f"{r.student:<{width}}  {r.status:<11}  {source}" + (f"  ({r.note})" if r.note else ""))
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    done = [f"{counts[s]} {s}" for s in order if counts.get(s)]
+    lines.append(f"\n{intake.layout}: {len(intake.written)} notebook(s) written to {submitted}"
+                 + (f" ({', '.join(done)})" if done else " (nothing found)"))
+    return "\n".join(lines)
