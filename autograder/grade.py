@@ -1,16 +1,17 @@
-"""Grade one submission (collect, check, score, write) and whole batches of them."""
+"""Grade one submission: collect its observations, run the checks, score, write its results."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import collect, feedback, results, runchecks
-from autograder.config import AGENT, GRADER_VERSION, OBSERVE, POINTS, SANDBOX, SPEEDUP
+from autograder import collect, feedback, paths, results, runchecks, timing, training
+from autograder.config import AGENT, OBSERVE, POINTS, SANDBOX, SPEEDUP
+from autograder.sandbox import SandboxError, isolation_mode, isolation_warning
+from autograder.sandbox.cgroups import controller
 
 
 class GraderFault(RuntimeError):
@@ -36,122 +37,193 @@ def settings_snapshot() -> dict:
             "sandbox": asdict(SANDBOX), "points": POINTS}
 
 
-def grading_key(notebook: Path, categories: tuple[str, ...]) -> str:
-    """Changes whenever the notebook, the grader version, the settings or the categories change."""
+def grader_digest() -> str:
+    """A hash of the grader's own sources and trusted inputs: any edit to them regrades everyone."""
     digest = hashlib.sha256()
-    digest.update(notebook.read_bytes() if notebook.is_file() else b"<no notebook>")
-    digest.update(json.dumps([GRADER_VERSION, settings_snapshot(), list(categories)], sort_keys=True).encode())
+    files = sorted(Path(paths.ROOT / "autograder").rglob("*.py")) + [paths.helper_module(),
+                                                                       paths.reference_notebook()]
+    for path in files:
+        digest.update(str(path.relative_to(paths.ROOT)).encode())
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return digest.hexdigest()
+
+
+def grading_key(notebook: Path, categories: tuple[str, ...]) -> str:
+    """Changes whenever the notebook, the grader's sources, the settings or the categories change."""
+    digest = hashlib.sha256()
+    try:
+        digest.update(notebook.read_bytes() if notebook.is_file() and not notebook.is_symlink() else b"<none>")
+    except OSError:
+        digest.update(b"<unreadable>")
+    digest.update(json.dumps([grader_digest(), settings_snapshot(), list(categories)], sort_keys=True).encode())
     return digest.hexdigest()
 
 
 def submission_timestamp(notebook: Path) -> str | None:
-    """nbgrader's timestamp.txt beside the submitted notebook, if there is one."""
+    """nbgrader's timestamp.txt beside the submitted notebook, if there is one (a link is ignored)."""
     stamp = notebook.parent / "timestamp.txt"
     try:
-        return stamp.read_text(encoding="utf-8").strip()[:64] or None
+        if stamp.is_symlink() or not stamp.is_file():
+            return None
+        with stamp.open("rb") as fh:
+            return fh.read(64).decode("utf-8", "replace").strip() or None
     except OSError:
         return None
 
 
+@dataclass
+class Batch:
+    """What every submission of a batch shares: the seeds, the reference, how runs are isolated."""
+
+    plan: collect.Plan
+    reference: collect.Reference
+    isolation: dict
+
+    @property
+    def warning(self) -> str:
+        return self.isolation.get("warning", "")
+
+
+def preflight(workdir: Path, categories: tuple[str, ...], seed: int | None = None) -> Batch:
+    """Check once, before any student, that the grader can grade; raise GraderFault with what to do if not."""
+    try:
+        mode = isolation_mode()
+        warning = isolation_warning()
+    except SandboxError as exc:
+        raise GraderFault(str(exc)) from None
+    caps = controller()
+    if not caps.available:
+        note = ("WARNING: no control group for the runs (" + caps.problem + "): memory shared between a "
+                "run's processes and its total task count are only watched, not enforced by the kernel, and "
+                "CPU time is the launcher's count. Grade as root on Linux for kernel-enforced caps.")
+        warning = f"{warning}\n{note}" if warning else note
+    plan = collect.Plan.draw(seed)
+    reference = collect.Reference(workdir / "reference", plan)
+    if {"speedup"} & set(categories):
+        problem = reference.ready()
+        if problem:
+            raise GraderFault(f"the reference solution in {paths.reference_notebook()} does not run: {problem}")
+    isolation = {"mode": mode, "kernel_caps": caps.available, "warning": warning}
+    return Batch(plan, reference, isolation)
+
+
 def collect_observations(student: str, notebook: Path, workdir: Path, categories: tuple[str, ...],
-                         reference: collect.Reference | None) -> dict:
+                         batch: Batch) -> dict:
     """Everything the grading tests read about one submission."""
-    collector = collect.Collector(workdir, categories)
-    obs: dict = {"student": student, "settings": settings_snapshot(), "cores": collect.usable_cores(),
-                 "calls": {}, "speedup": None, "agent": None, "seconds": {}, "not_collected": {}}
+    collector = collect.Collector(workdir, batch.plan)
+    cores = collect.usable_cores()
+    obs: dict = {"student": student, "settings": settings_snapshot(), "cores": cores, "runs": {},
+                 "speedup": None, "agent": None, "seconds": {}}
     obs["load_problem"] = collector.load(notebook)
     if obs["load_problem"]:
         return obs
     wanted = set(categories)
-    if wanted & {"serial", "determinism"}:
-        calls, obs["seconds"]["serial"] = collector.observe("serial")
-        obs["calls"].update(calls)
-    if wanted & {"parallel", "determinism"}:
-        calls, obs["seconds"]["parallel"] = collector.observe("parallel")
-        obs["calls"].update(calls)
-    obs["seconds"]["determinism"] = 0.0  # reuses the serial and parallel runs
-    parallel_problem = (obs["calls"].get("parallel_2") or {}).get("problem")
-    serial_problem = (obs["calls"].get("serial_main") or {}).get("problem")
+    labels = {"serial": ["serial_main"], "parallel": ["parallel_2"],
+              "determinism": ["serial_main", "serial_repeat", "serial_other"]
+              + [f"parallel_{n}" for n in OBSERVE.parallel_processes]}
+    for category in ("serial", "parallel", "determinism"):
+        todo = [label for label in labels[category] if label not in obs["runs"]] if category in wanted else []
+        start = time.perf_counter()
+        obs["runs"].update(collector.observe(todo))
+        obs["seconds"][category] = time.perf_counter() - start
+    parallel_problem = _problem_of(obs["runs"].get("parallel_2"))
+    serial_problem = _problem_of(obs["runs"].get("serial_main"))
     if "speedup" in wanted:
         start = time.perf_counter()
-        obs["speedup"] = speedup_observation(collector, reference, serial_problem, parallel_problem)
+        obs["speedup"] = speedup_observation(collector, batch.reference, serial_problem, parallel_problem, cores)
         obs["seconds"]["speedup"] = time.perf_counter() - start
     if "agent" in wanted:
         start = time.perf_counter()
-        obs["agent"] = collector.train(parallel_problem)
+        obs["agent"] = training.train(collector, parallel_problem, cores)
         obs["seconds"]["agent"] = time.perf_counter() - start
     return obs
 
 
-def speedup_observation(collector, reference, serial_problem, parallel_problem) -> dict:
-    """Timed runs of the submission next to the reference's, or why the result is inconclusive."""
-    cores = collect.usable_cores()
-    out = {"cores": cores, "inconclusive": None, "expected_episodes": SPEEDUP.generations * SPEEDUP.pop_size,
-           "student": {}, "reference": {}}
-    if serial_problem:
-        out["student"] = {"problems": {"serial": f"evolve_serial failed in the observation run: {serial_problem}"}}
-        return out
-    if parallel_problem:
-        out["student"] = {"problems": {"parallel": f"evolve_parallel failed in the observation run: {parallel_problem}"}}
-        return out
-    if cores < 2:
-        out["inconclusive"] = f"fewer than 2 cores ({cores}) available to the grader"
-        return out
+def _problem_of(run: dict | None) -> str | None:
+    return run["problem"] if run else None
+
+
+def speedup_observation(collector: collect.Collector, reference: collect.Reference, serial_problem: str | None,
+                        parallel_problem: str | None, cores: int) -> dict:
+    """Timed runs of the submission next to the reference's, or why there are none."""
+    for function, problem in (("evolve_serial", serial_problem), ("evolve_parallel", parallel_problem)):
+        if problem:
+            return {"cores": cores, "inconclusive": None, "rounds": 0, "reference": {},
+                    "student": {"problems": {function: f"{function} failed in the observed run: {problem}"}}}
     problem = reference.ready()
     if problem:  # the grader's own solution failed: no grade can be trusted
         raise GraderFault(f"the reference solution could not be loaded: {problem}")
-    timing = collector.time_beside(reference)
-    out["student"], out["reference"] = timing["student"], timing["reference"]
-    if out["reference"].get("problems"):
+    out = timing.measure(collector, reference.collector, cores)
+    if out["reference"]["problems"]:
         raise GraderFault(f"the reference solution could not be timed: {out['reference']['problems']}")
-    if (out["reference"].get("speedup") or 0) < SPEEDUP.min_reference_speedup:
-        out["inconclusive"] = (f"the reference solution, timed beside yours, reached only "
-                               f"{out['reference'].get('speedup') or 0:.2f}x on the grading machine "
-                               "(other work is probably using its cores)")
+    reference.measured.append({"speedup": out["reference"].get("speedup"), "rounds": out["rounds"],
+                               "series": out["reference"]["series"]})
     return out
 
 
-def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple[str, ...],
-                  reference: collect.Reference | None) -> Graded:
+def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple[str, ...], batch: Batch) -> Graded:
     """Grade one submission and write results.json, observations.json and feedback.html."""
     key = grading_key(notebook, categories)
-    with tempfile.TemporaryDirectory(prefix="neuroevo-grade-") as tmp:
-        obs = collect_observations(student, notebook, Path(tmp) / "work", categories, reference)
+    scratch = batch.reference.collector.workdir.parent / f"student-{hashlib.sha256(student.encode()).hexdigest()[:12]}"
+    try:
+        obs = collect_observations(student, notebook, scratch, categories, batch)
+    finally:
+        from autograder.workspace import remove_tree
+
+        remove_tree(scratch)
     obs_path = out_dir / "observations.json"
     results.write_atomic(obs_path, json.dumps(obs))
     start = time.perf_counter()
     scored = runchecks.score(runchecks.run_checks(obs_path, categories))
     check_seconds = time.perf_counter() - start
-    extra = {"student_id": student, "grading_key": key, "grader_version": GRADER_VERSION,
-             "categories": list(categories), "timestamp": submission_timestamp(notebook),
-             "check_seconds": round(check_seconds, 3)}
+    extra = {"student_id": student, "grading_key": key, "categories": list(categories),
+             "timestamp": submission_timestamp(notebook), "check_seconds": round(check_seconds, 3),
+             "isolation": {k: v for k, v in batch.isolation.items() if k != "warning"}
+             | {"warning": bool(batch.warning)},
+             "timing": timing_summary(obs), "fitness": fitness(obs), "agent_params": agent_params(obs)}
     doc = results.build(scored, extra, obs["seconds"])
-    history, label = feedback_history(obs)
-    results.write_atomic(out_dir / "feedback.html", feedback.page(student, doc, history, label, speedup_lines(obs)))
+    fit = extra["fitness"] or {}
+    results.write_atomic(out_dir / "feedback.html", feedback.page(student, doc, fit.get("history"), fit.get("label", ""),
+                                                                  speedup_lines(obs)))
     results.write_atomic(out_dir / "results.json", json.dumps(doc, indent=1))  # last: marks the student done
     inconclusive = bool((obs.get("speedup") or {}).get("inconclusive"))
     return Graded(student, doc["score"], doc["extra_data"]["category_scores"], obs["seconds"], inconclusive=inconclusive)
 
 
-def feedback_history(obs: dict) -> tuple[list | None, str]:
+def timing_summary(obs: dict) -> dict | None:
+    """The student's and the reference's timings, for the feedback page (None when nothing was timed)."""
+    timed = obs.get("speedup")
+    if not timed or not timed.get("rounds"):
+        return None
+    keys = ("serial_seconds", "parallel_seconds", "speedup")
+    return {"student": {k: timed["student"].get(k) for k in keys}, "reference": {k: timed["reference"].get(k) for k in keys},
+            "inconclusive": timed.get("inconclusive"), "rounds": timed["rounds"]}
+
+
+def fitness(obs: dict) -> dict | None:
+    """The history to draw as a fitness curve: the best training run's, else the observed serial run's."""
     best = (obs.get("agent") or {}).get("best")
     if best and best.get("history"):
-        return best["history"], f"your best training run (seed {best['seed']}, {best['function']})"
-    main = obs["calls"].get("serial_main") or {}
+        return {"history": best["history"], "label": f"your best training run ({best['function']})"}
+    main = obs["runs"].get("serial_main") or {}
     if main.get("history"):
-        return main["history"], f"the observed run {main['call']}"
-    return None, ""
+        return {"history": main["history"], "label": f"the observed run {main['call']}"}
+    return None
+
+
+def agent_params(obs: dict) -> dict | None:
+    best = (obs.get("agent") or {}).get("best")
+    return best.get("params") if best else None
 
 
 def speedup_lines(obs: dict) -> dict | None:
-    timing = obs.get("speedup")
-    if not timing:
+    timed = timing_summary(obs)
+    if not timed:
         return None
-    if timing.get("inconclusive"):
-        return {"result": "inconclusive: " + timing["inconclusive"]}
-    mine, ref = timing["student"].get("speedup"), timing["reference"].get("speedup")
     fmt = lambda x: f"{x:.2f}x" if isinstance(x, (int, float)) else "not measured"  # noqa: E731
-    return {"your speedup": fmt(mine), "reference solution": fmt(ref),
-            "workload": f"{SPEEDUP.generations} generations x {SPEEDUP.pop_size} candidates, "
-                        f"{SPEEDUP.processes} workers, median of {timing['student'].get('rounds', SPEEDUP.repeats)} runs "
-                        "interleaved with the reference's"}
+    lines = {"your speedup": fmt(timed["student"]["speedup"]), "reference solution": fmt(timed["reference"]["speedup"]),
+             "workload": f"{SPEEDUP.generations} generations x {SPEEDUP.pop_size} candidates, "
+                         f"{SPEEDUP.processes} workers, median of {timed['rounds']} runs interleaved with the reference's"}
+    if timed["inconclusive"]:
+        lines["result"] = "not judged: " + timed["inconclusive"]
+    return lines

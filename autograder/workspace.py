@@ -1,17 +1,23 @@
-"""The sandbox folder of one submission and the runs made in it.
+"""The sandboxed runs of one submission: a fresh folder per run, one call per run, read back strictly.
 
-The folder holds only the generated student module (``submission.py``), the trusted helper
-with its recording shim (``evolution.py``) and the harness package. Each run gets a job
-file, clean ``out/`` and ``record/`` folders, and is read back strictly afterwards.
+A submission is prepared once into a *template* folder: the generated student module
+(``submission.py``), the trusted helper with its recording shim (``evolution.py``) and the
+harness. Every run then starts from a new copy of those files in a new folder, so nothing a
+run writes (files, caches, answers) is there for any later run; the sandbox gives it a new
+``/tmp``, ``/dev/shm`` and user id as well. The job goes in on standard input, never as a file.
+Afterwards only the expected files are read, each opened without following links, refused
+unless regular and small, and the folder is deleted whatever the run left in it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
+import stat
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +25,11 @@ from autograder import paths, validate
 from autograder.config import SANDBOX
 from autograder.sandbox import Limits, Outcome, run
 
-MAX_RECORD_LINES = 50_000
+RECORD_LINE_BYTES = 16 * 2**10
+"""Longest episode record line read (a real one is about 1 KiB)."""
+RECORD_FILES = 256
+"""Most record files read from one run (one per process that played episodes)."""
+TEMPLATE_FILES = ("submission.py", "evolution.py", "harness/__init__.py", "harness/__main__.py")
 
 
 @dataclass
@@ -35,12 +45,12 @@ class Episode:
 
 @dataclass
 class RunResult:
-    """A sandboxed run read back: its outcome, per-call results and the episodes it recorded."""
+    """A sandboxed run read back: its outcome, what the call returned and the episodes it recorded."""
 
     outcome: Outcome
     import_info: dict | None = None
-    phases: dict[str, dict] = field(default_factory=dict)
-    started: list[str] = field(default_factory=list)
+    result: dict | None = None
+    """The harness's record of the call (``result`` or ``error``), when it could be read."""
     episodes: list[Episode] = field(default_factory=list)
     garbled: list[str] = field(default_factory=list)
     """Why result files or record lines were refused (bad JSON, too big, wrong form)."""
@@ -53,15 +63,13 @@ def recording_helper_source() -> str:
     return helper.rstrip("\n") + "\n\n\n" + shim
 
 
-def prepare(workdir: Path, module_source: str) -> None:
-    """Fill ``workdir`` with the submission module, the recording helper and the harness."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "submission.py").write_text(module_source, encoding="utf-8")
-    (workdir / "evolution.py").write_text(recording_helper_source(), encoding="utf-8")
-    harness = workdir / "harness"
-    harness.mkdir(exist_ok=True)
+def prepare(template: Path, module_source: str) -> None:
+    """Fill the ``template`` folder with the submission module, the recording helper and the harness."""
+    (template / "harness").mkdir(parents=True, exist_ok=True)
+    (template / "submission.py").write_text(module_source, encoding="utf-8")
+    (template / "evolution.py").write_text(recording_helper_source(), encoding="utf-8")
     for name in ("__init__.py", "__main__.py"):
-        shutil.copyfile(paths.HARNESS_DIR / name, harness / name)
+        shutil.copyfile(paths.HARNESS_DIR / name, template / "harness" / name)
 
 
 def blas_settings() -> dict[str, str]:
@@ -75,69 +83,99 @@ def blas_settings() -> dict[str, str]:
             if key.startswith("OPENBLAS_") and key != "OPENBLAS_NUM_THREADS"}
 
 
-def run_job(workdir: Path, calls: list[dict], *, wall_seconds: float, record: bool = True,
-            start_method: str | None = None) -> RunResult:
-    """Run the harness on ``calls`` in ``workdir`` and read back what it wrote.
+def run_call(template: Path, function: str, kwargs: dict, *, wall_seconds: float, start_method: str | None,
+             expected_episodes: int = 0) -> RunResult:
+    """One fresh run of ``function(**kwargs)`` from ``template``, read back and cleaned up.
 
-    ``start_method`` makes it multiprocessing's default in the run (None: the platform's).
+    ``function`` None runs nothing but the import (the start-up cost). ``expected_episodes``
+    bounds how many record lines are read (a few more are allowed, to report the excess).
     """
-    for name in ("out", "record"):
-        shutil.rmtree(workdir / name, ignore_errors=True)
-        (workdir / name).mkdir()
-    (workdir / "job.json").write_text(json.dumps({"calls": calls, "start_method": start_method}), encoding="utf-8")
-    limits = Limits(wall_seconds=wall_seconds, memory_bytes=SANDBOX.memory_bytes,
-                    max_processes=SANDBOX.max_processes, output_bytes=SANDBOX.output_bytes)
-    env = {"NEUROEVO_RECORD": "record" if record else "", "NEUROEVO_AGENTS_DIR": "agents",
-           "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", **blas_settings()}
-    outcome = run([sys.executable, "-m", "harness", "job.json"], workdir=workdir, limits=limits, env=env)
-    result = RunResult(outcome=outcome)
-    _read_outputs(workdir / "out", calls, result)
-    if record:
-        _read_records(workdir / "record", result)
-    return result
+    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=template.parent))
+    try:
+        os.chmod(workdir, 0o755)
+        for name in TEMPLATE_FILES:
+            (workdir / name).parent.mkdir(exist_ok=True)
+            shutil.copyfile(template / name, workdir / name)
+        for name in ("out", "record"):
+            (workdir / name).mkdir()
+        job = {"function": function, "kwargs": kwargs, "start_method": start_method}
+        limits = Limits(wall_seconds=wall_seconds, memory_bytes=SANDBOX.memory_bytes,
+                        max_processes=SANDBOX.max_processes, output_bytes=SANDBOX.output_bytes)
+        env = {"NEUROEVO_AGENTS_DIR": "agents", "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
+               **blas_settings()}
+        outcome = run([sys.executable, "-m", "harness"], workdir=workdir, limits=limits, env=env, stdin=json.dumps(job).encode())
+        result = RunResult(outcome=outcome)
+        result.import_info = _read_result(workdir / "out" / "import.json", result)
+        if function:
+            result.result = _read_result(workdir / "out" / "result.json", result)
+            _read_records(workdir / "record", result, max_lines=expected_episodes + 64)
+        return result
+    finally:
+        remove_tree(workdir)
 
 
-def _read_outputs(out: Path, calls: list[dict], result: RunResult) -> None:
-    def load(path: Path):
-        try:
-            data = validate.read_json(path, SANDBOX.result_bytes)
-        except (OSError, ValueError) as exc:
-            result.garbled.append(f"{path.name}: {exc}")
+def _open_regular(path: Path, max_bytes: int) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (not a link, FIFO or device) of at most ``max_bytes``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise validate.Invalid(f"{path.name} is not a regular file")
+        if info.st_size > max_bytes:
+            raise validate.Invalid(f"{path.name} is {info.st_size} bytes, more than the {max_bytes} allowed")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(max_bytes + 1)[:max_bytes]
+    finally:
+        os.close(fd)
+
+
+def _read_result(path: Path, result: RunResult) -> dict | None:
+    try:
+        data = _open_regular(path, SANDBOX.result_bytes)
+        if data is None:
             return None
-        if not isinstance(data, dict):
-            result.garbled.append(f"{path.name}: not a JSON object")
-            return None
-        return data
-
-    if (out / "import.json").is_file():
-        result.import_info = load(out / "import.json")
-    for call in calls:
-        phase = call["phase"]
-        if (out / f"{phase}.started").is_file():
-            result.started.append(phase)
-        if (out / f"{phase}.json").is_file():
-            data = load(out / f"{phase}.json")
-            if data is not None:
-                result.phases[phase] = data
+        parsed = validate.parse_json(data.decode("utf-8", "replace"))
+    except validate.Invalid as exc:
+        result.garbled.append(f"{path.name}: {exc}")
+        return None
+    if not isinstance(parsed, dict):
+        result.garbled.append(f"{path.name}: not a JSON object")
+        return None
+    return parsed
 
 
-def _read_records(folder: Path, result: RunResult) -> None:
-    budget = SANDBOX.result_bytes * 4
-    lines = 0
-    for path in sorted(folder.glob("*.jsonl")):
-        size = path.stat().st_size
-        if size > budget:
-            result.garbled.append(f"episode record {path.name} is too large ({size} bytes)")
+def _read_records(folder: Path, result: RunResult, *, max_lines: int) -> None:
+    """Episode records: one ``<pid>.jsonl`` per process, read line by line within fixed budgets."""
+    budget, lines = max_lines * RECORD_LINE_BYTES, 0
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)[:RECORD_FILES]
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.name.endswith(".jsonl") and entry.name[:-6].isdigit()):
+            result.garbled.append(f"unexpected file in the episode records: {entry.name[:60]}")
             continue
-        budget -= size
-        for text in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            data = _open_regular(Path(entry.path), budget)
+        except validate.Invalid as exc:
+            result.garbled.append(f"episode record {exc}")
+            continue
+        if data is None:
+            continue
+        budget -= len(data)
+        for raw in data.splitlines():
             lines += 1
-            if lines > MAX_RECORD_LINES:
-                result.garbled.append("too many recorded episodes")
+            if lines > max_lines:
+                result.garbled.append(f"too many recorded episodes (more than {max_lines})")
                 return
             try:
-                result.episodes.append(_episode(json.loads(text, parse_constant=validate._no_constant)))
-            except (ValueError, TypeError) as exc:
+                if len(raw) > RECORD_LINE_BYTES:
+                    raise validate.Invalid(f"a line of {len(raw)} bytes")
+                result.episodes.append(_episode(validate.parse_json(raw.decode("utf-8", "replace"))))
+            except (validate.Invalid, TypeError) as exc:
                 result.garbled.append(f"episode record line refused: {exc}")
     result.episodes.sort(key=lambda e: (e.t, e.pid))
 
@@ -153,19 +191,29 @@ def _episode(line) -> Episode:
                    ret=validate.finite(line.get("ret"), "recorded return"))
 
 
-def in_window(episodes: list[Episode], phase: dict) -> list[Episode]:
-    """The episodes recorded between a call's start and end times."""
+def in_window(episodes: list[Episode], call: dict) -> list[Episode]:
+    """The episodes recorded between the call's start and end times."""
     try:
-        t0, t1 = validate.integer(phase.get("t0"), "t0"), validate.integer(phase.get("t1"), "t1")
+        t0, t1 = validate.integer(call.get("t0"), "t0"), validate.integer(call.get("t1"), "t1")
     except validate.Invalid:
         return []
     return [e for e in episodes if t0 <= e.t <= t1]
 
 
-def median(values: list[float]) -> float:
-    """The median of a non-empty list (NaN for an empty one)."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+def remove_tree(path: Path) -> None:
+    """Delete ``path`` and everything below it, however deep, without following links.
+
+    ``rm -rf`` walks a tree of any depth with constant stack (Python's ``shutil.rmtree`` recurses
+    and fails on a few thousand nested folders); files a run made read-only or owned by its
+    uid are no obstacle to root, and a non-root grader first makes folders writable again.
+    """
+    if not os.path.lexists(path):
+        return
+    rm = shutil.which("rm")
+    if rm:
+        done = subprocess.run([rm, "-rf", "--one-file-system", "--", str(path)], capture_output=True)
+        if done.returncode != 0 and os.path.lexists(path):
+            subprocess.run(["chmod", "-R", "u+rwx", str(path)], capture_output=True)
+            subprocess.run([rm, "-rf", "--one-file-system", "--", str(path)], capture_output=True)
+    else:  # not POSIX
+        shutil.rmtree(path, ignore_errors=True)

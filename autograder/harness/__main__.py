@@ -1,10 +1,12 @@
-"""``python -m harness JOB.json``: run the calls listed in the job, one result file per call.
+"""``python -m harness < JOB``: import the submission, make one call, write what it returned.
 
-The job is ``{"calls": [{"phase", "function", "kwargs", "keep", "fallback"}...], "start_method"}``, where the
-optional ``fallback`` (``{"function", "kwargs"}``) is called when the first function raises and
-``start_method``, if set, becomes multiprocessing's default before the submission is imported. Before a
-call ``out/<phase>.started`` is written, after it ``out/<phase>.json``, so a run killed
-half-way still tells the grader which call hung.
+Every run of student code is this one process doing one call, in a fresh folder. The job
+arrives on standard input as ``{"function", "kwargs", "start_method"}`` (``function`` null: import only) and is read before the
+submission is imported; it holds nothing the call's own arguments do not already tell, so
+a run cannot learn what the grader will do with it. The harness writes ``out/import.json``
+once the submission is imported and ``out/result.json`` after the call, then tells the
+sandbox's supervisor it is done (``$NEUROEVO_DONE_FD``), which ends the whole process tree:
+threads or processes the submission left behind never keep a run alive.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 import traceback
 
 MAX_ITEMS = 100_000  # more numbers than any valid answer has: stop converting, report the size
+MAX_ROWS = 10_000
 
 
 def _error(exc: BaseException) -> dict:
@@ -40,7 +43,7 @@ def _describe_best(best) -> dict:
     info: dict = {"type": type(best).__name__, "arrays": {}}
     if not isinstance(best, dict):
         return info
-    info["keys"] = [str(key) for key in list(best)[:20]]
+    info["keys"] = [str(key)[:50] for key in list(best)[:20]]
     for key in ("w1", "b1", "w2", "b2"):
         if key in best:
             value = best[key]
@@ -55,14 +58,14 @@ def _describe_best(best) -> dict:
 def _describe_history(history) -> dict:
     info: dict = {"type": type(history).__name__, "rows": []}
     try:
-        rows = list(history)[:10_000]
+        rows = list(history)[:MAX_ROWS]
     except Exception:
         return info
     for row in rows:
         entry: dict = {"type": type(row).__name__}
         try:
             items = list(row)
-            entry["item_types"] = sorted({type(item).__name__ for item in items})
+            entry["item_types"] = sorted({type(item).__name__ for item in items})[:10]
             entry["values"] = _numbers(items)
         except Exception as exc:
             entry["error"] = str(exc)[:300]
@@ -70,12 +73,10 @@ def _describe_history(history) -> dict:
     return info
 
 
-def _describe(result, keep: str) -> dict:
+def _describe(result) -> dict:
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         return {"shape_error": f"returned a {type(result).__name__}, not a (best_params, history) pair"}
     best, history = result
-    if keep == "summary":  # timed runs: keep the file small, the grader only counts
-        return {"generations": len(history) if hasattr(history, "__len__") else None}
     return {"best": _describe_best(best), "history": _describe_history(history)}
 
 
@@ -86,48 +87,52 @@ def _write(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str]) -> int:
-    with open(argv[0], encoding="utf-8") as fh:
-        job = json.load(fh)
-    os.makedirs("out", exist_ok=True)
+def _done() -> None:
+    """Tell the supervisor the result is written: it ends the run's whole process tree now."""
+    fd = os.environ.get("NEUROEVO_DONE_FD")
+    if fd and fd.isdigit():
+        try:
+            os.write(int(fd), b"done\n")
+        except OSError:
+            pass
+    os._exit(0)  # without the supervisor (tests), do not wait for the submission's threads
+
+
+def main() -> int:
+    job = json.loads(sys.stdin.read())
+    sys.stdin.close()
+    os.close(0)
+    os.open(os.devnull, os.O_RDONLY)  # fd 0 again, now empty
     out = os.path.abspath("out")
-    os.environ["NEUROEVO_RECORD"] = os.path.abspath(os.environ.get("NEUROEVO_RECORD", "record"))
-    os.makedirs(os.environ["NEUROEVO_RECORD"], exist_ok=True)
+    os.environ["NEUROEVO_RECORD"] = os.path.abspath("record")
     caller = os.getpid()
     if job.get("start_method"):
         import multiprocessing
 
         multiprocessing.set_start_method(job["start_method"], force=True)
+    function, kwargs = job["function"], job["kwargs"]
+    del job
     t0 = time.monotonic_ns()
     try:
         import submission
     except BaseException as exc:  # SyntaxError, NameError, SystemExit... in the student's cells
         _write(os.path.join(out, "import.json"), {"pid": caller, "error": _error(exc)})
-        return 0
+        _done()
     _write(os.path.join(out, "import.json"), {"pid": caller, "t0": t0, "t1": time.monotonic_ns()})
-    for call in job["calls"]:
-        phase = call["phase"]
-        _write(os.path.join(out, f"{phase}.started"), {"t0": time.monotonic_ns()})
-        record = {"phase": phase, "pid": caller, "function": call["function"], "t0": time.monotonic_ns()}
-        attempts = [(call["function"], call["kwargs"])]
-        if call.get("fallback"):
-            attempts.append((call["fallback"]["function"], call["fallback"]["kwargs"]))
-        for name, kwargs in attempts:
-            record["function"] = name
-            try:
-                function = getattr(submission, name)
-                result = function(**kwargs)
-                record["result"] = _describe(result, call.get("keep", "full"))
-                record.pop("error", None)
-                break
-            except BaseException as exc:  # anything the student's code raises, SystemExit included
-                record.setdefault("errors", []).append({"function": name, **_error(exc)})
-                record["error"] = record["errors"][-1]
-        record["t1"] = time.monotonic_ns()
-        _write(os.path.join(out, f"{phase}.json"), record)
-        sys.stdout.flush()
+    if function is None:  # the grader's start-up baseline: import only
+        _done()
+    record = {"pid": caller, "function": function, "t0": time.monotonic_ns()}
+    try:
+        record["result"] = _describe(getattr(submission, function)(**kwargs))
+    except BaseException as exc:  # anything the student's code raises, SystemExit included
+        record["error"] = _error(exc)
+    record["t1"] = time.monotonic_ns()
+    _write(os.path.join(out, "result.json"), record)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _done()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

@@ -11,8 +11,8 @@ namespace and the launcher's RLIMIT_NPROC counts only the sandbox's own processe
 
 from __future__ import annotations
 
-import itertools
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -29,10 +29,11 @@ ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime")
 # Mount points bubblewrap creates itself (with their own modes).
 FRESH_DIRS = (Path("/"), Path("/tmp"), Path("/dev"), Path("/proc"))
 
-# uids handed to root-mode runs: far above any real account, distinct per run so the
-# per-user process count of one run never includes another run's processes.
-_UID_BASE = 3_000_000
-_uid_counter = itertools.count()
+# uids handed to root-mode runs: far above any real account, and never the same twice, so
+# nothing tied to a uid (its process count, its kernel keyring) carries from one run to another.
+_UID_BASE = 100_000_000
+_UID_SPAN = 2**30
+_used_uids: set[int] = set()
 
 
 def executable() -> str | None:
@@ -46,9 +47,12 @@ def privileged() -> bool:
 
 
 def next_sandbox_ids() -> tuple[int, int]:
-    """A fresh unprivileged (uid, gid) for one root-mode run."""
-    n = _UID_BASE + (os.getpid() % 50_000) * 64 + next(_uid_counter) % 64
-    return n, n
+    """A fresh unprivileged (uid, gid) for one root-mode run, drawn at random from a large range."""
+    while True:
+        n = _UID_BASE + secrets.randbelow(_UID_SPAN)
+        if n not in _used_uids:
+            _used_uids.add(n)
+            return n, n
 
 
 def python_roots() -> list[Path]:
@@ -70,8 +74,8 @@ def _covered(path: Path) -> bool:
     return len(parts) > 1 and parts[1] in SYSTEM_DIRS
 
 
-def command(launcher: Sequence[str], *, workdir: Path, readonly_paths: Iterable[Path] = (),
-            files: Mapping[Path, str] | None = None, tmpfs_bytes: int = 2**30) -> list[str]:
+def command(launcher: Sequence[str], *, workdir: Path, files: Mapping[Path, str] | None = None,
+            tmpfs_bytes: int = 2**30) -> list[str]:
     """The ``bwrap`` argv that runs ``launcher`` inside the sandbox, in ``workdir``.
 
     ``files`` maps host files to the read-only path they get inside the sandbox;
@@ -101,7 +105,6 @@ def command(launcher: Sequence[str], *, workdir: Path, readonly_paths: Iterable[
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
              "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
     readonly = [root for root in python_roots() if not _covered(root)]
-    readonly += [Path(p).absolute() for p in readonly_paths]
     args += _parent_dirs([*readonly, *map(Path, (files or {}).values()), workdir])
     for path in readonly:
         args += ["--ro-bind", str(path), str(path)]

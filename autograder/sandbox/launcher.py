@@ -11,15 +11,20 @@ Settings: ``status_fd`` (write end of a pipe to the grader), ``cwd``, ``memory_b
 lines on ``status_fd``: ``started PID`` when the command is forked and ``exited STATUS KILLED
 CPU_US`` when it has ended (raw wait status, leftover processes it killed, CPU microseconds
 of everything it waited for: bubblewrap exits without waiting for its init, so the grader's
-own ``wait4`` cannot see that time). The command never
-inherits ``status_fd``, and this process turns itself non-dumpable so the command cannot
-reach the pipe through ``/proc``. As a child subreaper it adopts every orphan of the
-command (Pool workers, double-forked daemons) and kills them before reporting.
+own ``wait4`` cannot see that time), then ``done 0|1`` (whether the command said it was done).
+The command never inherits ``status_fd``, and this process turns itself non-dumpable so the
+command cannot reach the pipe through ``/proc``. As a child subreaper it adopts every orphan
+of the command (Pool workers, double-forked daemons) and kills them before reporting.
+
+The command gets the write end of a second pipe, its number in ``$NEUROEVO_DONE_FD``: once
+it writes ``done`` there (its results are on disk), the run is over, and this process kills
+the whole tree at once instead of waiting for threads or processes the command left running.
 """
 
 import json
 import os
 import resource
+import select
 import signal
 import sys
 
@@ -93,6 +98,33 @@ def _kill_leftovers() -> int:
     return len(killed)
 
 
+def _wait(pid: int, done_r: int) -> tuple:
+    """Wait until the command exits or says it is done; (raw wait status, whether it said done)."""
+    watching = True
+    while True:
+        try:
+            reaped, raw = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 0, False
+        if reaped == pid:
+            return raw, False
+        if reaped:
+            continue  # an orphan adopted here: reap the next one at once
+        if not watching:
+            select.select([], [], [], 0.005)
+            continue
+        ready, _, _ = select.select([done_r], [], [], 0.005)
+        if ready:
+            try:
+                data = os.read(done_r, 64)
+            except OSError:
+                data = b""
+            if data.startswith(b"done"):
+                return 0, True
+            if not data:  # every holder closed it without a word: only the exit is left to wait for
+                watching = False
+
+
 def main() -> int:
     settings = json.loads(sys.argv[1])
     command = sys.argv[2:]
@@ -111,29 +143,26 @@ def main() -> int:
     _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
+    done_r, done_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(status_fd)
+            os.close(done_r)
+            os.set_inheritable(done_w, True)
+            os.environ["NEUROEVO_DONE_FD"] = str(done_w)
             os.execvp(command[0], command)
         except OSError as exc:
             os.write(2, f"sandbox: cannot start {command[0]}: {exc.strerror}\n".encode())
         os._exit(127)
+    os.close(done_w)
     os.write(status_fd, f"started {pid}\n".encode())
-    status = 0
-    while True:
-        try:
-            done, raw = os.waitpid(-1, 0)
-        except ChildProcessError:
-            break
-        if done == pid:
-            status = raw
-            break
+    status, said_done = _wait(pid, done_r)
     killed = _kill_leftovers()
     # Everything this process waited for: the command, its waited-for workers, the leftovers.
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_us = int((usage.ru_utime + usage.ru_stime) * 1e6)
-    os.write(status_fd, f"exited {status} {killed} {cpu_us}\n".encode())
+    os.write(status_fd, f"exited {status} {killed} {cpu_us}\ndone {int(said_done)}\n".encode())
     return 0
 
 

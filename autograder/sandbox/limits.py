@@ -66,15 +66,21 @@ class Outcome:
     """The run tried to have more than ``Limits.max_processes`` processes and threads; it was killed."""
     killed_orphans: int = 0
     """Processes still alive after the main process ended, killed by the sandbox."""
-    removed_paths: list[str] = field(default_factory=list)
-    """Symlinks, FIFOs and other non-regular files the run left in workdir, removed (paths relative to it)."""
+    said_done: bool = False
+    """The command wrote ``done`` on its done pipe: its results were complete and the tree was ended then."""
+    inner_pids: list[int] = field(default_factory=list)
+    """Every process id the run had, as the run itself saw them (its PID namespace), seen from outside."""
+    kernel_caps: bool = False
+    """A control group capped the run's memory and tasks, and counted its CPU time."""
+    peak_memory_bytes: int = 0
+    """Highest memory of the run (the control group's count, else the watchdog's sum of private memory)."""
     verdict: str = ""
     """One line saying what happened, for feedback pages and logs."""
 
     @property
     def ok(self) -> bool:
         """The run finished by itself with status 0, within every limit."""
-        return (self.returncode == 0 and not self.timed_out and not self.memory_exceeded
+        return ((self.returncode == 0 or self.said_done) and not self.timed_out and not self.memory_exceeded
                 and not self.process_limit_hit)
 
 
@@ -122,6 +128,4 @@ def describe(outcome: Outcome, limits: Limits) -> str:
         extras.append(f"output beyond {limits.output_bytes // 1024} KiB per stream was dropped")
     if outcome.killed_orphans:
         extras.append(f"{outcome.killed_orphans} leftover process(es) killed")
-    if outcome.removed_paths:
-        extras.append(f"{len(outcome.removed_paths)} symlink(s) or special file(s) removed from its folder")
     return "; ".join([reason, *extras])

@@ -4,7 +4,10 @@ The grader's side of a run: a waiter thread blocks in ``wait4`` (exact wall time
 of every descendant that was waited for), two reader threads drain stdout and stderr
 (keeping at most ``output_bytes`` of each), and the calling thread is the watchdog: every
 few milliseconds it measures the run's process tree through ``/proc`` and kills the whole
-tree when time, memory or the process count runs out.
+tree when time, memory or the process count runs out. Where the machine allows it (root, a
+writable cgroup file system), each run also gets a control group of its own: the kernel then
+caps the memory of the whole run (shared pages included) and its task count, and counts the
+CPU time of every process that ran in it (see ``cgroups.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import stat
 import subprocess
 import sys
 import tempfile
@@ -20,9 +22,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Mapping, Sequence
+from typing import BinaryIO, Mapping, Sequence
 
-from . import bwrap, reaper
+from . import bwrap, cgroups, reaper
 from .limits import Limits, Outcome, describe, looks_out_of_memory
 
 BUBBLEWRAP = "bubblewrap"
@@ -54,8 +56,8 @@ def _bubblewrap_problem() -> str:
     if bwrap.executable() is None:
         return "the bwrap program is not installed"
     with tempfile.TemporaryDirectory(prefix="sandbox-probe-") as tmp:
-        outcome = _run(["true"], workdir=Path(tmp), limits=Limits(wall_seconds=20), env=None,
-                       readonly_paths=(), mode=BUBBLEWRAP)
+        outcome = _run(["true"], workdir=Path(tmp), limits=Limits(wall_seconds=20), env=None, stdin=b"",
+                       mode=BUBBLEWRAP)
     if outcome.returncode == 0:
         return ""
     detail = (outcome.stderr.strip().splitlines() or [outcome.verdict])[-1]
@@ -147,26 +149,6 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
 
-def _remove_non_regular(workdir: Path) -> list[str]:
-    """Delete symlinks, FIFOs, sockets and device nodes the run left in ``workdir``.
-
-    The grader reads result files back from the folder: a symlink to /dev/zero or to a file
-    outside, or a FIFO, would make it hang or read what the run could not. Nothing is followed.
-    """
-    removed: list[str] = []
-    for folder, dirs, files in os.walk(workdir):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            try:
-                mode = os.lstat(path).st_mode
-            except OSError:
-                continue
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                os.unlink(path)
-                removed.append(os.path.relpath(path, workdir))
-    return removed
-
-
 def _read_status(fd: int) -> dict[str, list[int]]:
     """The launcher's report lines, by first word; nothing the command wrote can reach this pipe."""
     os.set_blocking(fd, False)
@@ -189,26 +171,21 @@ def _read_status(fd: int) -> dict[str, list[int]]:
 
 
 def run(argv: Sequence[str], *, workdir: Path, limits: Limits = Limits(), env: Mapping[str, str] | None = None,
-        readonly_paths: Iterable[Path] = (), isolation: str | None = None) -> Outcome:
+        stdin: bytes = b"", isolation: str | None = None) -> Outcome:
     """Run ``argv`` in ``workdir`` under ``limits`` and report what happened.
 
-    ``readonly_paths`` are extra host files or folders the run may read (bubblewrap only;
-    without it everything is readable anyway). ``isolation`` overrides NEUROEVO_SANDBOX.
+    ``stdin`` is what the run reads on its standard input (then end of file). ``isolation``
+    overrides NEUROEVO_SANDBOX.
     """
     workdir = Path(workdir).absolute()
     if not workdir.is_dir():
         raise SandboxError(f"sandbox working folder {workdir} does not exist: create it and put the code in it")
     if not argv:
         raise SandboxError("nothing to run: argv is empty")
-    extra = [Path(p).absolute() for p in readonly_paths]
-    missing = [str(p) for p in extra if not p.exists()]
-    if missing:
-        raise SandboxError(f"read-only paths not found: {', '.join(missing)}")
-    return _run(argv, workdir=workdir, limits=limits, env=env, readonly_paths=extra, mode=isolation_mode(isolation))
+    return _run(argv, workdir=workdir, limits=limits, env=env, stdin=stdin, mode=isolation_mode(isolation))
 
 
-def _command(argv: Sequence[str], workdir: Path, limits: Limits, readonly_paths: Sequence[Path], sandboxed: bool,
-             status_fd: int) -> list[str]:
+def _command(argv: Sequence[str], workdir: Path, limits: Limits, sandboxed: bool, status_fd: int) -> list[str]:
     """The full command line: bubblewrap (or nothing), the launcher and its settings, then ``argv``."""
     settings = {"status_fd": status_fd, "cwd": str(workdir), "memory_bytes": limits.memory_bytes,
                 "file_bytes": limits.file_bytes, "nproc": _nproc(limits, sandboxed), "uid": None, "gid": None}
@@ -218,8 +195,8 @@ def _command(argv: Sequence[str], workdir: Path, limits: Limits, readonly_paths:
         settings["uid"], settings["gid"] = bwrap.next_sandbox_ids()
         _chown_tree(workdir, settings["uid"], settings["gid"])
     launcher = [sys.executable, "-I", "-S", LAUNCHER_IN_SANDBOX, json.dumps(settings), *argv]
-    return bwrap.command(launcher, workdir=workdir, readonly_paths=readonly_paths,
-                         files={LAUNCHER: LAUNCHER_IN_SANDBOX}, tmpfs_bytes=limits.memory_bytes)
+    return bwrap.command(launcher, workdir=workdir, files={LAUNCHER: LAUNCHER_IN_SANDBOX},
+                         tmpfs_bytes=limits.memory_bytes)
 
 
 def _wait_in_background(pid: int) -> tuple[_Exit, threading.Event]:
@@ -242,25 +219,29 @@ class _Watch:
     """What the watchdog saw and did."""
 
     tracker: reaper.Tracker
+    group: "cgroups.Group | None" = None
     timed_out: bool = False
     memory_hit: bool = False
     process_hit: bool = False
     cpu_seconds: float = 0.0
+    peak_memory: int = 0
 
     @property
     def stopped(self) -> bool:
         return self.timed_out or self.memory_hit or self.process_hit
 
 
-def _watch(pid: int, finished: threading.Event, limits: Limits, deadline: float, sandboxed: bool) -> _Watch:
+def _watch(pid: int, finished: threading.Event, limits: Limits, deadline: float, sandboxed: bool,
+           group: "cgroups.Group | None") -> _Watch:
     """Measure the run's tree every few milliseconds until it ends; kill it all when a limit is passed."""
-    seen = _Watch(reaper.Tracker())
+    seen = _Watch(reaper.Tracker(), group)
     while not finished.wait(POLL_SECONDS):
         tree = reaper.descendants(pid)
         if not sandboxed:
             tree.append(pid)
         seen.tracker.note(tree)
         usage = reaper.measure(tree)
+        seen.peak_memory = max(seen.peak_memory, usage.memory_bytes)
         # Under bubblewrap the first descendant is bubblewrap's own init, not the run's.
         tasks = usage.tasks - (1 if sandboxed and tree else 0)
         seen.cpu_seconds = max(seen.cpu_seconds, usage.cpu_seconds)
@@ -269,41 +250,65 @@ def _watch(pid: int, finished: threading.Event, limits: Limits, deadline: float,
         seen.memory_hit = not seen.process_hit and usage.memory_bytes > limits.memory_bytes
         seen.timed_out = not (seen.process_hit or seen.memory_hit) and time.perf_counter() > deadline
         if seen.stopped:
-            _stop(pid, seen.tracker, sandboxed)
+            _stop(pid, seen.tracker, sandboxed, group)
             finished.wait()
             break
     return seen
 
 
-def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str, str] | None,
-         readonly_paths: Sequence[Path], mode: str) -> Outcome:
+def _new_group(limits: Limits) -> "cgroups.Group | None":
+    """A control group for one run, or None where the machine has none to give (the watchdog alone then)."""
+    control = cgroups.controller()
+    if not control.available:
+        return None
+    try:
+        # Room for bubblewrap's init and the launcher beside the run's own tasks.
+        return control.create(memory_bytes=limits.memory_bytes, max_tasks=limits.max_processes + 2)
+    except OSError:
+        return None
+
+
+def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str, str] | None, stdin: bytes,
+         mode: str) -> Outcome:
     sandboxed = mode == BUBBLEWRAP
     status_r, status_w = os.pipe()
+    stdin_r, stdin_w = os.pipe()
+    group = _new_group(limits)
     try:
-        cmd = _command(argv, workdir, limits, readonly_paths, sandboxed, status_w)
+        cmd = _command(argv, workdir, limits, sandboxed, status_w)
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=workdir, env=_child_env(workdir, env), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, cwd=workdir, env=_child_env(workdir, env), stdin=stdin_r,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_w,),
-                                start_new_session=True)
-    except OSError as exc:
-        os.close(status_r)
+                                start_new_session=True, preexec_fn=group.join if group else None)
+    except (OSError, subprocess.SubprocessError) as exc:
+        for fd in (status_r, stdin_w):
+            os.close(fd)
+        if group:
+            group.remove()
         return Outcome(None, False, 0.0, 0.0, "", f"sandbox: cannot start: {exc}", False, mode,
                        verdict=f"did not start: {exc}")
     finally:
         os.close(status_w)
+        os.close(stdin_r)
+    _feed(stdin_w, stdin)
     out, err = _Capture(proc.stdout, limits.output_bytes), _Capture(proc.stderr, limits.output_bytes)
     exit_, finished = _wait_in_background(proc.pid)
-    seen = _watch(proc.pid, finished, limits, start + limits.wall_seconds, sandboxed)
+    seen = _watch(proc.pid, finished, limits, start + limits.wall_seconds, sandboxed, group)
     proc.returncode = exit_.status  # keep subprocess from waiting on a reaped pid
     leftovers = 0 if sandboxed else reaper.sweep(seen.tracker, proc.pid)
+    kernel = None
+    if group is not None:
+        kernel = group.usage()
+        leftovers += group.kill_all()
+        group.remove()
     report = _read_status(status_r)
     stdout, cut_out = out.result(timeout=5)
     stderr, cut_err = err.result(timeout=5)
     for stream in (proc.stdout, proc.stderr):
         stream.close()
-    removed = _remove_non_regular(workdir)
 
-    # CPU time: exact when the launcher reported it, else what the grader saw (/proc ticks, wait4).
+    # CPU time: the kernel's count for the whole group where there is one; else exact when the
+    # launcher reported it; else what the grader saw (/proc ticks, wait4).
     cpu = max(exit_.cpu_seconds, seen.cpu_seconds)
     if len(report.get("exited", ())) == 3:
         status, killed, cpu_us = report["exited"]
@@ -315,14 +320,33 @@ def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str
         returncode = _outer_code(exit_.status, sandboxed)
     else:
         returncode = None
+    if kernel is not None:
+        cpu = kernel.cpu_seconds
+    memory_hit = seen.memory_hit or bool(kernel and kernel.oom_killed)
+    process_hit = seen.process_hit or bool(kernel and kernel.pids_refused)
     outcome = Outcome(returncode=returncode, timed_out=seen.timed_out, wall_seconds=exit_.ended - start,
                       cpu_seconds=cpu, stdout=stdout, stderr=stderr, output_truncated=cut_out or cut_err,
-                      isolation=mode, memory_exceeded=seen.memory_hit or looks_out_of_memory(returncode, stderr),
-                      process_limit_hit=seen.process_hit, killed_orphans=leftovers, removed_paths=removed)
+                      isolation=mode, memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
+                      process_limit_hit=process_hit and not memory_hit, killed_orphans=leftovers,
+                      said_done=report.get("done") == [1], inner_pids=sorted(seen.tracker.inner),
+                      kernel_caps=group is not None,
+                      peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen.peak_memory)
     outcome.verdict = describe(outcome, limits)
     if "started" in report and "exited" not in report and not seen.stopped:
         outcome.verdict = f"the run killed the sandbox's supervisor process (exit status unknown; {outcome.verdict})"
     return outcome
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Write the run's whole standard input and close it (small jobs: never blocks on a full pipe)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _nproc(limits: Limits, sandboxed: bool) -> int | None:
@@ -349,8 +373,10 @@ def _outer_code(status: int | None, sandboxed: bool) -> int | None:
     return -(code - 128) if sandboxed and 128 < code < 128 + 65 else code
 
 
-def _stop(pid: int, tracker: reaper.Tracker, sandboxed: bool) -> None:
+def _stop(pid: int, tracker: reaper.Tracker, sandboxed: bool, group: "cgroups.Group | None" = None) -> None:
     """Kill the whole run now."""
+    if group is not None:
+        group.kill_all()
     if sandboxed:
         # Killing the PID namespace's init makes the kernel kill everything inside it.
         for child in reaper.children(pid):

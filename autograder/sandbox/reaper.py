@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 HAS_PROC = os.path.isdir("/proc/self/task")
@@ -87,7 +87,6 @@ def _private_bytes(pid: int) -> int:
 class Usage:
     """Processes, threads and private resident memory of a tree at one moment."""
 
-    pids: list[int] = field(default_factory=list)
     tasks: int = 0
     memory_bytes: int = 0
     cpu_seconds: float = 0.0
@@ -96,7 +95,7 @@ class Usage:
 
 def measure(pids: list[int]) -> Usage:
     """Threads and private resident memory summed over ``pids`` (gone ones count zero)."""
-    usage = Usage(pids=list(pids))
+    usage = Usage()
     ticks = 0
     for pid in pids:
         usage.tasks += _threads(pid)
@@ -106,6 +105,18 @@ def measure(pids: list[int]) -> Usage:
             ticks += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
     usage.cpu_seconds = ticks / TICKS
     return usage
+
+
+def inner_pid(pid: int) -> int:
+    """``pid`` as the process sees itself: the last ``NSpid`` entry (the innermost PID namespace)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return pid
 
 
 def user_tasks(uid: int) -> int:
@@ -133,6 +144,8 @@ class Tracker:
 
     def __init__(self) -> None:
         self.seen: dict[int, int] = {}
+        self.inner: set[int] = set()
+        """The same processes' ids inside their own PID namespace (what ``os.getpid()`` told them)."""
 
     def note(self, pids: list[int]) -> None:
         """Record ``pids`` (with their start times) as belonging to the run."""
@@ -141,6 +154,7 @@ class Tracker:
                 started = start_time(pid)
                 if started is not None:
                     self.seen[pid] = started
+                    self.inner.add(inner_pid(pid))
 
     def alive(self) -> list[int]:
         """Recorded processes still running (same PID and same start time)."""

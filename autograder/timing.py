@@ -1,0 +1,103 @@
+"""The speedup category's measurement: the submission timed beside the reference, against trusted baselines.
+
+A round runs, back to back: the submission's ``evolve_serial``, the reference's, the
+submission's ``evolve_parallel``, the reference's, and the reference's import alone (the
+start-up cost every run pays), in alternating order from round to round so a burst of other
+work hits both sides. Every timed run of the submission is verified like any other run: one
+that returns a wrong answer or plays the wrong episodes earns nothing.
+
+The submission's speedup is the serial time of the *reference* (the student's own serial time
+may only lower it: a slowed-down ``evolve_serial`` gains nothing) over the submission's
+parallel time, both without the reference's start-up cost. All times are wall times taken
+outside the run, CPU times are the kernel's count for the whole run.
+"""
+
+from __future__ import annotations
+
+from statistics import median
+
+from autograder import collect
+from autograder.config import SPEEDUP
+
+KINDS = ("serial", "parallel", "noop")
+FUNCTIONS = {"serial": "evolve_serial", "parallel": "evolve_parallel", "noop": None}
+
+
+def _empty() -> dict:
+    return {"series": {kind: {"wall": [], "cpu": []} for kind in KINDS}, "problems": {}, "worker_pids": []}
+
+
+def _round(student: collect.Collector, reference: collect.Collector, seed: int, round_: int, out: dict) -> None:
+    """One round of runs, appended to ``out``'s series."""
+    order = [("student", "serial"), ("reference", "serial"), ("student", "parallel"), ("reference", "parallel"),
+             ("reference", "noop")]
+    for side, kind in (reversed(order) if round_ % 2 else order):
+        if out["student"]["problems"] or out["reference"]["problems"]:
+            return
+        collector = student if side == "student" else reference
+        kwargs = collector.plan.workload(seed, SPEEDUP.processes if kind == "parallel" else None)
+        obs = collector.run(FUNCTIONS[kind], kwargs, wall_seconds=SPEEDUP.wall_seconds, check=side == "student")
+        problem = obs["problem"] if side == "reference" or kind == "noop" else collect.run_problem(
+            obs, ("played", "returns", "history", "selection"))
+        if problem:
+            out[side]["problems"][kind] = problem
+            continue
+        out[side]["series"][kind]["wall"].append(obs["wall"])
+        out[side]["series"][kind]["cpu"].append(obs["cpu"])
+        if side == "student" and kind == "parallel":
+            out[side]["worker_pids"].append(obs["worker_pids"])
+
+
+def summarise(student: dict, reference: dict) -> dict:
+    """Medians, both speedups and the parallel run's CPU seconds per wall second, from trusted baselines."""
+    med = {side: {kind: {k: median(v) for k, v in s.items() if v} for kind, s in data["series"].items()}
+           for side, data in (("student", student), ("reference", reference))}
+    noop = med["reference"]["noop"]
+    ref_serial = med["reference"]["serial"]["wall"] - noop["wall"]
+    ref_parallel = med["reference"]["parallel"]["wall"] - noop["wall"]
+    own_serial = med["student"]["serial"]["wall"] - noop["wall"]
+    parallel = med["student"]["parallel"]["wall"] - noop["wall"]
+    cpu = med["student"]["parallel"]["cpu"] - noop["cpu"]
+    baseline = min(ref_serial, own_serial)
+    return {
+        "student": {"serial_seconds": own_serial, "parallel_seconds": parallel,
+                    "speedup": baseline / parallel if baseline > 0 and parallel > 0 else None,
+                    "cpu_ratio": cpu / parallel if parallel > 0 else None},
+        "reference": {"serial_seconds": ref_serial, "parallel_seconds": ref_parallel,
+                      "speedup": ref_serial / ref_parallel if ref_serial > 0 and ref_parallel > 0 else None},
+        "startup_seconds": noop["wall"],
+    }
+
+
+def settled(summary: dict) -> bool:
+    """The verdict cannot change with more rounds: full marks, beside a reference that sped up."""
+    mine, ref = summary["student"]["speedup"], summary["reference"]["speedup"]
+    return (ref is not None and ref >= SPEEDUP.min_reference_speedup
+            and mine is not None and mine >= SPEEDUP.full_marks_at(ref))
+
+
+def measure(student: collect.Collector, reference: collect.Collector, cores: int) -> dict:
+    """The speedup observation: rounds until settled (at least ``repeats``, at most ``max_repeats``)."""
+    out = {"cores": cores, "inconclusive": None, "student": _empty(), "reference": _empty(), "rounds": 0}
+    if cores < 2:
+        out["inconclusive"] = f"fewer than 2 cores ({cores}) available to the grader"
+        return out
+    summary = None
+    for round_ in range(SPEEDUP.max_repeats):
+        _round(student, reference, student.plan.timed_seeds[round_], round_, out)
+        if out["student"]["problems"] or out["reference"]["problems"]:
+            break
+        out["rounds"] = round_ + 1
+        summary = summarise(out["student"], out["reference"])
+        if out["rounds"] >= SPEEDUP.repeats and settled(summary):
+            break
+    if out["reference"]["problems"] or not summary:
+        return out
+    out["student"].update(summary["student"])
+    out["reference"].update(summary["reference"])
+    out["startup_seconds"] = summary["startup_seconds"]
+    ref = summary["reference"]["speedup"] or 0
+    if ref < SPEEDUP.min_reference_speedup:
+        out["inconclusive"] = (f"the reference solution, timed beside yours, reached only {ref:.2f}x on the "
+                               "grading machine (other work is probably using its cores)")
+    return out

@@ -1,0 +1,52 @@
+"""The agent category's runs: the student's loop trains on the grader's seeds, scored on held-out start states.
+
+Each training run is verified like every other run, with every rule: the parameters scored
+must be, bit for bit, the highest-return candidate of the run's last generation as the
+recording helper saw it, reached by the assignment's loop (fresh samples around the selected
+candidate, new start states each generation, no elite). A hand-made controller, a lucky
+network from generation 0, or a loop of the student's own design earns no agent points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+
+from autograder import collect
+from autograder.config import AGENT
+
+
+def _kwargs(seed: int, processes: int | None) -> dict:
+    kwargs = {"generations": AGENT.generations, "pop_size": AGENT.pop_size, "seed": seed, "sigma": AGENT.sigma}
+    return kwargs if processes is None else {**kwargs, "processes": processes}
+
+
+def _rank(attempt: dict) -> float:
+    return attempt["heldout_mean"]
+
+
+def train(collector: collect.Collector, parallel_problem: str | None, cores: int) -> dict:
+    """Up to ``AGENT.attempts`` runs, stopping at the first solved one or the first that fails."""
+    helper = collect.trusted_helper()
+    function = "evolve_serial" if parallel_problem else "evolve_parallel"
+    attempts, best = [], None
+    for seed in collector.plan.training_seeds:
+        kwargs = _kwargs(seed, None if parallel_problem else max(2, cores))
+        obs = collector.run(function, kwargs, wall_seconds=AGENT.wall_seconds)
+        attempt = {"seed": seed, "function": function, "problem": collect.run_problem(obs), "heldout_mean": None,
+                   "history": obs["history"], "params": None,
+                   "note": ("evolve_parallel failed in the observed runs, so evolve_serial trained the agent"
+                            if parallel_problem else None)}
+        if not attempt["problem"]:
+            arrays = {key: np.array(value) for key, value in obs["best"].items()}
+            returns = [float(helper.episode(arrays, s)) for s in collector.plan.heldout_seeds]
+            attempt["heldout_mean"] = float(np.mean(returns))
+            attempt["params"] = obs["best"]
+        attempts.append(attempt)
+        if attempt["heldout_mean"] is not None and (best is None or _rank(attempt) > _rank(best)):
+            best = attempt
+        # A failed run would fail again (and a hang would hang again): do not spend the budget on it.
+        if attempt["problem"] or (best and best["heldout_mean"] >= AGENT.solved_return):
+            break
+    return {"attempts": attempts, "best": best, "budget": asdict(AGENT), "heldout": len(collector.plan.heldout_seeds)}

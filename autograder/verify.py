@@ -1,0 +1,239 @@
+"""The loop's rules, checked on one run: what it returned against what the recording helper saw.
+
+Every run of student code is verified the same way, whatever the grader does with it next
+(observe, time or train), so a run gains nothing from knowing which one it is. Each rule gives
+``None`` (kept) or a message for the student. The rules:
+
+* ``played``: one episode per candidate per generation, by processes that really ran;
+* ``seeds``: one start state per generation, drawn anew each generation;
+* ``returns``: the recorded returns are what the trusted helper gives (a sample the grader
+  picks after the run is replayed: the grader's work per run is bounded);
+* ``history``: ``history[g]`` is generation g's recorded returns (in population order for
+  ``evolve_serial``; as a multiset for ``evolve_parallel``, whose play order is the workers');
+* ``selection``: ``best_params`` is, bit for bit, a highest-return candidate of the last generation;
+* ``sampling``: each generation is sampled around the previous generation's selected candidate
+  with spread sigma, each candidate a fresh draw (no copied parent: no elitism);
+* ``processes``: ``evolve_serial`` plays in the calling process; ``evolve_parallel`` in two or
+  more worker processes and never in the caller.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from autograder.validate import PARAM_SHAPES
+
+RULES = ("played", "seeds", "returns", "history", "selection", "sampling", "processes")
+RESULT_RULES = ("played", "returns", "history", "selection")
+"""What makes a run's answer its own: a timed run must keep these to count."""
+REPLAY_TOLERANCE = 1e-6  # returns are bit-identical in practice; this only absorbs BLAS kernel rounding
+REPLAY_SAMPLE = 3
+"""Episodes replayed per run besides the returned candidate's, chosen after the run."""
+NORM_RANGE = (0.25, 2.5)
+"""Allowed distance of one new candidate from its parent, in units of sigma * sqrt(parameters):
+a fresh draw lands near 1 (a chance below 1e-8 to leave this range with 41 parameters)."""
+
+
+@dataclass
+class Played:
+    """One recorded episode."""
+
+    pid: int
+    seed: int | None
+    params: dict[str, np.ndarray]
+    ret: float
+
+
+@dataclass
+class Verdict:
+    """Each rule's message (None: kept) and a few facts worth showing."""
+
+    rules: dict[str, str | None] = field(default_factory=dict)
+    worker_pids: int = 0
+    """Distinct processes other than the caller that played episodes."""
+    replayed: int = 0
+
+    def first_problem(self, rules: tuple[str, ...] = RULES) -> str | None:
+        return next((self.rules[r] for r in rules if self.rules.get(r)), None)
+
+
+def vector(params: dict) -> np.ndarray:
+    """All parameters of one candidate as one flat vector."""
+    return np.concatenate([np.asarray(params[key], dtype=np.float64).ravel() for key in PARAM_SHAPES])
+
+
+def _generations(episodes: list[Played], g: int, p: int, call: str) -> tuple[list[list[Played]], str | None]:
+    if not episodes:
+        return [], (f"{call} played no episode through evolution.episode: test each candidate with the "
+                    "helper's episode function (imported in the setup cell)")
+    if len(episodes) != g * p:
+        return [], (f"{call} played {len(episodes)} episodes, expected {g} x {p} = {g * p}: "
+                    "one episode per candidate per generation, no more and no fewer")
+    return [episodes[i * p:(i + 1) * p] for i in range(g)], None
+
+
+def _winners(generation: list[Played]) -> list[int]:
+    top = max(e.ret for e in generation)
+    return [i for i, e in enumerate(generation) if e.ret == top]
+
+
+def check_seeds(gens: list[list[Played]], call: str) -> str | None:
+    seeds_per_generation = []
+    for g, generation in enumerate(gens):
+        seeds = {e.seed for e in generation}
+        if None in seeds:
+            return (f"in {call}, generation {g} was played without an episode seed (episode(params) with "
+                    "seed=None gives each candidate a random start state): draw one seed per generation from rng "
+                    "and pass it as episode(params, seed=...)")
+        if len(seeds) > 1:
+            return (f"in {call}, the {len(generation)} candidates of generation {g} were played from "
+                    f"{len(seeds)} different start states: draw the episode seed once per generation, before "
+                    "testing, so every candidate is compared on the same start state")
+        seeds_per_generation.append(seeds.pop())
+    if len(gens) >= 2 and len(set(seeds_per_generation)) <= len(gens) // 2:
+        return (f"in {call}, the {len(gens)} generations were played from only {len(set(seeds_per_generation))} "
+                "start state(s): draw a new episode seed from rng in every generation, "
+                "episode_seed = int(rng.integers(2**31 - 1)), so the agent learns to drive from any start")
+    return None
+
+
+def check_returns(sample: list[Played], replay: Callable[[dict, int], float], call: str) -> str | None:
+    for e in sample:
+        if e.seed is None:
+            continue
+        trusted = replay(e.params, e.seed)
+        if abs(e.ret - trusted) > REPLAY_TOLERANCE:
+            return (f"in {call}, an episode reported {e.ret!r} but replaying it gives {trusted!r}: returns must "
+                    "come from the helper's episode function, unchanged")
+    return None
+
+
+def check_history(gens: list[list[Played]], history: list[list[float]], *, ordered: bool, call: str) -> str | None:
+    played = [[e.ret for e in generation] for generation in gens]
+    for g, row in enumerate(history):
+        if ordered and row != played[g]:
+            hint = (" (they are sorted: keep population order)" if sorted(played[g]) == row else
+                    " (they are the returns of another generation)" if row in played else "")
+            return (f"history[{g}] of {call} is not the list of returns generation {g} got{hint}: "
+                    "append the returns of each generation, in the order of its candidates")
+        if not ordered and sorted(row) != sorted(played[g]):
+            return (f"history[{g}] of {call} does not hold the returns generation {g} got: append the list "
+                    "pool.map returned for each generation")
+    return None
+
+
+def check_selection(last: list[Played], best: dict, call: str) -> str | None:
+    chosen = vector(best)
+    winners = _winners(last)
+    if any(np.array_equal(chosen, vector(last[i].params)) for i in winners):
+        return None
+    others = [i for i, e in enumerate(last) if np.array_equal(chosen, vector(e.params))]
+    lowest = min(e.ret for e in last)
+    if others and last[others[0]].ret == lowest:
+        return (f"{call} returned the candidate with the LOWEST return of the last generation: "
+                "select with argmax (returns are rewards, higher is better)")
+    if others:
+        return (f"{call} returned candidate {others[0]} of the last generation, but candidate {winners[0]} "
+                "had the highest return: return the candidate selected in the last generation")
+    return (f"{call} returned parameters that were not played in its last generation: return the best "
+            "candidate of the last generation (not of an earlier one, not a new sample, not parameters of "
+            "your own)")
+
+
+def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, call: str) -> str | None:
+    steps = []
+    for g in range(1, len(gens)):
+        parents = [vector(e.params) for e in gens[g - 1]]
+        winners = _winners(gens[g - 1])
+        parent = parents[winners[0]]
+        scale = sigma * np.sqrt(parent.size)
+        for e in gens[g]:
+            child = vector(e.params)
+            if any(np.array_equal(child, parents[w]) for w in winners):
+                return (f"in {call}, generation {g} holds an exact copy of the candidate selected in generation "
+                        f"{g - 1}: the assignment's loop keeps no elite; fill every generation with pop_size "
+                        "calls of sample_params(best, rng, sigma)")
+            distances = [np.linalg.norm(child - p) for p in parents]
+            nearest = int(np.argmin(distances))
+            if nearest not in winners and scale < 0.5 * np.linalg.norm(child - parent):
+                worst = nearest == int(np.argmin([x.ret for x in gens[g - 1]]))
+                return (f"in {call}, generation {g} is not sampled around the best candidate of generation "
+                        f"{g - 1} but around {'the worst one' if worst else f'candidate {nearest}'}: pass the "
+                        "candidate with the highest return to sample_params")
+            ratio = np.linalg.norm(child - parent) / scale
+            if not NORM_RANGE[0] <= ratio <= NORM_RANGE[1]:
+                return (f"in {call}, a candidate of generation {g} lies {ratio:.2f} x sigma x sqrt(41) from the "
+                        f"selected candidate, where a draw of sample_params(best, rng, sigma={sigma}) lies near 1: "
+                        "make every candidate a fresh sample around the selected one, with the sigma passed in")
+            steps.append((child - parent) / sigma)
+    if not steps:
+        return None
+    pooled = np.concatenate(steps)
+    mean, spread = float(np.mean(pooled)), float(np.std(pooled))
+    if abs(spread - 1.0) > tolerance:
+        return (f"in {call}, new candidates lie {spread:.2f} x sigma from the selected one on average per "
+                f"parameter, expected about 1 x sigma (sigma={sigma}): pass sigma to sample_params and sample "
+                "each new candidate from the selected one, not from the previous sample")
+    if abs(mean) > tolerance:
+        return (f"in {call}, new candidates are shifted by {mean:.2f} x sigma from the selected one: "
+                "sample around the selected candidate")
+    return None
+
+
+def check_processes(episodes: list[Played], caller: int | None, function: str, processes: int | None,
+                    call: str) -> str | None:
+    pids = {e.pid for e in episodes}
+    if function == "evolve_serial":
+        others = pids - {caller}
+        if others:
+            return (f"{call} played episodes in {len(others)} other process(es): evolve_serial must test "
+                    "candidates with the built-in map, in the calling process")
+        return None
+    if caller in pids:
+        return (f"{call} played episodes in the calling process: test the whole generation with "
+                "pool.map inside `with Pool(processes) as pool:` (a ThreadPool, or the built-in map next to an "
+                "unused Pool, keeps the work in one process)")
+    if (processes is None or processes >= 2) and len(pids) < 2:
+        return (f"{call} used {len(pids)} worker process: create the Pool with processes workers and let "
+                "pool.map share the generation out")
+    return None
+
+
+def verify(*, call: str, function: str, kwargs: dict, episodes: list[Played], caller: int | None,
+           best: dict | None, history: list[list[float]] | None, live_pids: set[int] | None,
+           replay: Callable[[dict, int], float], chooser: random.Random, centre_tolerance: float) -> Verdict:
+    """Check one run against every rule (``best``/``history`` None: the call returned nothing valid)."""
+    verdict = Verdict(rules=dict.fromkeys(RULES))
+    g, p = kwargs["generations"], kwargs["pop_size"]
+    gens, problem = _generations(episodes, g, p, call)
+    claimed = {e.pid for e in episodes}
+    if not problem and live_pids and not claimed & live_pids:
+        # None of the processes the records name was ever seen running (a short-lived worker may be
+        # missed between two looks, so one real process among them is enough).
+        ghosts = claimed
+        if ghosts:
+            problem = (f"{call}: episodes are recorded for process id(s) {sorted(ghosts)[:3]} that never ran in "
+                       "the run: play every episode with the helper's episode function, in real processes")
+    verdict.worker_pids = len({e.pid for e in episodes} - {caller})
+    if problem:
+        verdict.rules = dict.fromkeys(RULES, problem)
+        return verdict
+    verdict.rules["played"] = None
+    verdict.rules["seeds"] = check_seeds(gens, call)
+    last = gens[-1]
+    sample = [last[i] for i in _winners(last)][:1]
+    rest = [e for e in episodes if all(e is not s for s in sample)]
+    sample += chooser.sample(rest, min(REPLAY_SAMPLE, len(rest)))
+    verdict.replayed = len(sample)
+    verdict.rules["returns"] = check_returns(sample, replay, call)
+    missing = f"{call} returned no valid (best_params, history)"
+    verdict.rules["history"] = (check_history(gens, history, ordered=function == "evolve_serial", call=call)
+                                if history is not None else missing)
+    verdict.rules["selection"] = check_selection(last, best, call) if best is not None else missing
+    verdict.rules["sampling"] = check_sampling(gens, kwargs["sigma"], centre_tolerance, call)
+    verdict.rules["processes"] = check_processes(episodes, caller, function, kwargs.get("processes"), call)
+    return verdict
