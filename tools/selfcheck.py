@@ -1,43 +1,55 @@
-"""Student self-check: ``python -m tools.selfcheck [NOTEBOOK]`` (``make check``).
+"""Student self-check: run the visible tests of the notebook and print the points per part.
 
-Runs, in a fresh kernel in the notebook's own folder, only what the grader runs: the locked setup
-cell, your two solution cells (``evolve_serial``, ``evolve_parallel``) and the five visible test
-cells, found by their nbgrader ``grade_id``. Anything else in the notebook is ignored, so a
-helper defined elsewhere fails here just as it would in grading. Hidden tests, if the notebook
-holds any, are left out. The speedup test judges your speedup against the machine's own, measured
-beside it, and says "inconclusive" rather than fail when other programs keep the cores busy; a
-failed speedup test is still measured again (three times in all), since a burst of other work can
-spoil one timing. Prints one line per part with its points and, for a failed part, the test's own
-message, then the total.
+In the student kit this file is ``check.py`` (``python check.py``); in the course repository it
+is ``python -m tools.selfcheck [NOTEBOOK]`` (``make check``). It needs only the standard library,
+``nbformat``, ``nbclient``, a Python kernel (``ipykernel``) and ``hints.py``.
 
-Exit status: 0 when every visible test passed, 1 when one failed, 2 when the notebook cannot be
-read or run.
+It runs, in a fresh kernel in the notebook's own folder, only what the grader runs: the locked
+setup cell, your two solution cells (``evolve_serial``, ``evolve_parallel``) and the five graded
+test cells, found by their nbgrader ``grade_id``. Anything else in the notebook is ignored, so a
+helper defined elsewhere fails here just as it would in grading. Each part is worth the points its
+test cell carries. The speedup test compares your speedup with the machine's own, measured beside
+it; when the machine cannot show a speedup it says "not judged here", which earns no points here
+and is no failure either (the grader measures it on its own machine). A failed or unjudged
+speedup test is measured again, three times in all, since a burst of other work can spoil one
+timing.
+
+Exit status: 0 when no visible test failed, 1 when one did, 2 when the notebook cannot be read or
+run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+try:
+    import hints  # the student kit: hints.py sits beside this script
+except ImportError:  # the course repository
+    from autograder import hints
 
-from autograder.config import CATEGORIES, POINTS  # noqa: E402
-from autograder.extract import SETUP_ID, STUB_IDS, NotebookError, cells_by_grade_id, read_notebook  # noqa: E402
-
-DEFAULT_NOTEBOOK = ROOT / "assignment" / "neuroevolution" / "neuroevolution.ipynb"
-TEST_IDS = tuple(f"test_{category}" for category in CATEGORIES)
+HERE = Path(__file__).resolve().parent
+NOTEBOOK_NAME = "neuroevolution.ipynb"
+SETUP_ID = "practical_setup"
+STUB_IDS = ("evolve_serial", "evolve_parallel")
+TEST_IDS = ("test_serial", "test_parallel", "test_determinism", "test_speedup", "test_agent")
 CELL_TIMEOUT = 120  # seconds per cell; the visible tests need a few seconds each
 TIMING_IDS = ("test_speedup",)  # cells whose verdict depends on wall-clock time
 TIMING_ATTEMPTS = 3
-HIDDEN_BLOCK = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.M | re.S)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STUB_LEFT = re.compile(r"^\s*raise NotImplementedError", re.M)
+
+
+class NotebookError(Exception):
+    """The notebook cannot be checked; the message says what to do."""
 
 
 @dataclass
@@ -54,49 +66,74 @@ class CellRun:
     """Non-empty lines the cell printed."""
 
 
-def strip_hidden_tests(source: str) -> str:
-    """``source`` without its ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` blocks."""
-    return HIDDEN_BLOCK.sub("", source)
+def default_notebook() -> Path:
+    """The notebook beside this script (the kit), else the release of the course repository."""
+    beside = HERE / NOTEBOOK_NAME
+    return beside if beside.is_file() else HERE.parent / "assignment" / "neuroevolution" / NOTEBOOK_NAME
 
 
-def build_check_notebook(notebook: Path):
-    """A notebook of the setup, solution and visible test cells, in grading order.
+def graded_cells(notebook: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """The sources of the setup, solution and test cells by grade_id, and each test cell's points.
 
     Raises NotebookError if the notebook is unreadable or misses one of these cells.
     """
     import nbformat
 
-    found = cells_by_grade_id(read_notebook(notebook), (SETUP_ID, *STUB_IDS, *TEST_IDS))
-    if found.missing:
-        raise NotebookError(f"{notebook.name} has no cell with grade_id {', '.join(found.missing)}: "
-                            "copy the missing cells back from a fresh download of the assignment")
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception as exc:  # not JSON, not a notebook, unreadable
+        raise NotebookError(f"{notebook.name} is not a readable notebook ({type(exc).__name__}: {exc}): "
+                            "restore it from your last working copy") from None
+    sources, points = {}, {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        grade_id = meta.get("grade_id")
+        if cell.cell_type == "code" and grade_id in (SETUP_ID, *STUB_IDS, *TEST_IDS) and grade_id not in sources:
+            sources[grade_id] = cell.source
+            if grade_id in TEST_IDS:
+                points[grade_id] = int(meta.get("points", 0))
+    missing = [grade_id for grade_id in (SETUP_ID, *STUB_IDS, *TEST_IDS) if grade_id not in sources]
+    if missing:
+        raise NotebookError(f"{notebook.name} has no cell with grade_id {', '.join(missing)}: copy the missing "
+                            "cells back from a fresh copy of the assignment")
+    return sources, points
+
+
+def build_check_notebook(sources: dict[str, str]):
+    """A notebook of the setup, solution and test cells, in grading order, each tagged with its grade_id."""
+    import nbformat
+
     check = nbformat.v4.new_notebook()
     check.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     for grade_id in (SETUP_ID, *STUB_IDS, *TEST_IDS):
-        source = found.cells[grade_id]
-        if grade_id in TEST_IDS:
-            source = strip_hidden_tests(source)
-        cell = nbformat.v4.new_code_cell(source)
+        cell = nbformat.v4.new_code_cell(sources[grade_id])
         cell.metadata["grade_id"] = grade_id
         check.cells.append(cell)
-    return check, found.cells
+    return check
 
 
 def grade_id_of(cell) -> str | None:
-    """A cell's grade_id: nbgrader's metadata, or the plain key the self-check notebook uses."""
+    """A cell's grade_id: nbgrader's metadata, or the plain key the check notebook uses."""
     return cell.metadata.get("grade_id") or cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
-def has_error(cell) -> bool:
-    return any(output.output_type == "error" for output in cell.get("outputs", []))
+def printed_text(cell) -> str:
+    return "".join(output.get("text", "") for output in cell.get("outputs", []) if output.output_type == "stream")
 
 
-def run_notebook(nb, folder: Path, *, timeout: int = CELL_TIMEOUT) -> dict[str, int]:
+def needs_another_try(cell) -> bool:
+    """A timing cell that failed, or whose timing was not judged: another run may do better."""
+    failed = any(output.output_type == "error" for output in cell.get("outputs", []))
+    return failed or hints.is_not_judged(printed_text(cell))
+
+
+def run_notebook(nb, folder: Path, *, timeout: int = CELL_TIMEOUT, env: dict[str, str] | None = None) -> dict[str, int]:
     """Run every code cell of ``nb`` in place, in a new kernel started in ``folder``, past errors.
 
-    A failed timing cell (``TIMING_IDS``) runs again, up to ``TIMING_ATTEMPTS`` times in all:
-    another program's burst of work can spoil one measurement, never every one. Returns the
-    attempts each timing cell needed. Raises DeadKernelError if the kernel dies.
+    A timing cell (``TIMING_IDS``) that failed or was not judged runs again, up to
+    ``TIMING_ATTEMPTS`` times in all: another program's burst of work can spoil one measurement,
+    rarely every one. ``env`` replaces the kernel's environment variables. Returns the attempts
+    each timing cell needed. Raises DeadKernelError if the kernel dies.
     """
     from nbclient import NotebookClient
 
@@ -104,29 +141,41 @@ def run_notebook(nb, folder: Path, *, timeout: int = CELL_TIMEOUT) -> dict[str, 
                             interrupt_on_timeout=True, resources={"metadata": {"path": str(folder)}})
     client.reset_execution_trackers()
     attempts = {}
-    # The kernel's own log lines (start-up warnings) are noise; cell output arrives separately.
-    with client.setup_kernel(stderr=subprocess.DEVNULL):
+    options = {"stderr": subprocess.DEVNULL}  # the kernel's own log lines are noise; cell output arrives separately
+    if env is not None:
+        options["env"] = env
+    with client.setup_kernel(**options):
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
             client.execute_cell(cell, index)
             if grade_id_of(cell) in TIMING_IDS:
                 attempts[grade_id_of(cell)] = 1
-                while has_error(cell) and attempts[grade_id_of(cell)] < TIMING_ATTEMPTS:
+                while needs_another_try(cell) and attempts[grade_id_of(cell)] < TIMING_ATTEMPTS:
                     cell.outputs = []
                     client.execute_cell(cell, index)
                     attempts[grade_id_of(cell)] += 1
     return attempts
 
 
+def kernel_env(folder: Path, scratch: Path) -> dict[str, str]:
+    """The kernel's environment: hints.py importable even when the notebook's folder lacks it."""
+    env = dict(os.environ)
+    if not (folder / "hints.py").is_file():
+        shutil.copy(hints.__file__, scratch / "hints.py")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(scratch), env.get("PYTHONPATH")]))
+    return env
+
+
 def execute(check, folder: Path) -> list[CellRun]:
     """Run every cell of ``check`` in ``folder`` and collect what each one raised and printed."""
     from nbclient.exceptions import DeadKernelError
 
-    try:
-        attempts = run_notebook(check, folder)
-    except DeadKernelError:
-        attempts = {}  # the cells that did not run have no outputs: reported below as not run
+    with tempfile.TemporaryDirectory(prefix="selfcheck-") as scratch:
+        try:
+            attempts = run_notebook(check, folder, env=kernel_env(folder, Path(scratch)))
+        except DeadKernelError:
+            attempts = {}  # the cells that did not run have no outputs: reported below as not run
     runs = []
     for cell in check.cells:
         run = CellRun(cell.metadata["grade_id"])
@@ -145,21 +194,25 @@ def execute(check, folder: Path) -> list[CellRun]:
 
 
 def explain(run: CellRun, stubs_left: list[str]) -> str:
-    """One line saying why a test cell failed, in the test's own words where it has some."""
+    """One line saying why a cell failed, in the test's own words where it has some."""
     name, message = run.error
     if name == "NotImplementedError":
         culprit = [stub for stub in STUB_IDS if stub in run.traceback] or stubs_left or list(STUB_IDS)
-        return f"{culprit[0]} still raises NotImplementedError: replace that line with your code"
+        return hints.not_implemented(culprit[0])
     if name == "KeyboardInterrupt":
-        return f"timed out after {CELL_TIMEOUT} s: does every loop in your functions end?"
+        return hints.timed_out(CELL_TIMEOUT)
     if name == "NameError":
-        return f"{message}: define it inside one of your two solution cells (only they and the setup cell are run)"
-    first_line = message.strip().splitlines()[0] if message.strip() else ""
-    return f"{name}: {first_line}" if first_line else f"{name} (no message)"
+        return hints.undefined_name(message)
+    if hints.is_pickling_error(name, message):
+        return hints.cannot_pickle("your code", name, message).replace("\n", ". ")
+    lines = message.strip().splitlines()
+    if name == "AssertionError" and lines:
+        return lines[0]
+    return f"{name}: {lines[0]}" if lines else f"{name} (no message)"
 
 
-def report(runs: list[CellRun], sources: dict[str, str], out=None) -> bool:
-    """Print the per-part summary to ``out`` (default: standard output); True when every test passed."""
+def report(runs: list[CellRun], sources: dict[str, str], points: dict[str, int], out=None) -> bool:
+    """Print the per-part summary to ``out`` (default: standard output); True when no test failed."""
     out = out or sys.stdout
     by_id = {run.grade_id: run for run in runs}
     raised = [run.traceback for run in runs if run.error and run.error[0] == "NotImplementedError"]
@@ -167,57 +220,69 @@ def report(runs: list[CellRun], sources: dict[str, str], out=None) -> bool:
     stubs_left = [stub for stub in STUB_IDS
                   if STUB_LEFT.search(sources[stub]) and any(stub in traceback for traceback in raised)]
     for stub in stubs_left:
-        print(f"{stub}: still raises NotImplementedError (write your solution in its cell)", file=out)
+        print(hints.not_implemented(stub), file=out)
     for grade_id in (SETUP_ID, *STUB_IDS):
         run = by_id[grade_id]
         if run.error:
             print(f"the {grade_id} cell itself failed: {explain(run, stubs_left)}", file=out)
-    total = 0
-    width = max(len(category) for category in CATEGORIES)
-    for category, grade_id in zip(CATEGORIES, TEST_IDS):
-        run, points = by_id[grade_id], POINTS[category]
-        passed = run.error is None
-        total += points if passed else 0
-        print(f"Part {category + ':':<{width + 1}} {points if passed else 0:>3}/{points}"
-              + ("" if passed else f"   {explain(run, stubs_left)}"), file=out)
-        for line in run.printed[:3] if passed else []:
-            print(f"    {line}", file=out)
-    maximum = sum(POINTS.values())
-    print(f"Total: {total}/{maximum}", file=out)
-    return total == maximum
+    total, failed, not_judged = 0, False, []
+    width = max(len(grade_id) for grade_id in TEST_IDS) - len("test_")
+    for grade_id in TEST_IDS:
+        run, worth, part = by_id[grade_id], points[grade_id], grade_id.removeprefix("test_")
+        label = f"Part {part + ':':<{width + 1}}"
+        judged = [line for line in run.printed if hints.is_not_judged(line)]
+        if run.error:
+            failed = True
+            print(f"{label}   0/{worth}   {explain(run, stubs_left)}", file=out)
+        elif judged:
+            not_judged.append((part, worth))
+            print(f"{label}   -/{worth}   {judged[0]}", file=out)
+        else:
+            total += worth
+            print(f"{label} {worth:>3}/{worth}", file=out)
+            for line in run.printed[:3]:
+                print(f"    {line}", file=out)
+    maximum = sum(points.values())
+    line = f"Total: {total}/{maximum}"
+    if not_judged:
+        left = ", ".join(f"{part} ({worth} points)" for part, worth in not_judged)
+        line += f" ({left} {hints.NOT_JUDGED})"
+    print(line, file=out)
+    return not failed
 
 
 def main(argv: list[str] | None = None) -> int:
+    in_kit = Path(__file__).name == "check.py"
     parser = argparse.ArgumentParser(
-        prog="python -m tools.selfcheck",
-        description="Run the setup cell, your two solution cells and the visible tests of a notebook "
+        prog="python check.py" if in_kit else "python -m tools.selfcheck",
+        description="Run the setup cell, your two solution cells and the visible tests of the notebook "
                     "in a fresh kernel, and print your points per part.",
     )
-    parser.add_argument("notebook", nargs="?", type=Path, default=DEFAULT_NOTEBOOK,
-                        help=f"the notebook to check (default: {DEFAULT_NOTEBOOK.relative_to(ROOT)})")
+    parser.add_argument("notebook", nargs="?", type=Path, default=None,
+                        help=f"the notebook to check (default: {NOTEBOOK_NAME} beside this script, "
+                             "else the release in the course repository)")
     args = parser.parse_args(argv)
-    notebook = args.notebook.resolve()
+    notebook = (args.notebook or default_notebook()).resolve()
     if not notebook.is_file():
-        print(f"error: no notebook at {notebook}: pass the path of your neuroevolution.ipynb", file=sys.stderr)
+        print(f"error: no notebook at {notebook}: pass the path of your {NOTEBOOK_NAME}", file=sys.stderr)
         return 2
     try:
-        check, sources = build_check_notebook(notebook)
+        sources, points = graded_cells(notebook)
     except NotebookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not (notebook.parent / "evolution.py").is_file():
-        print(f"error: no evolution.py beside {notebook}: keep the notebook in the folder it was released in",
-              file=sys.stderr)
+        print(f"error: no evolution.py beside {notebook}: keep the notebook in the folder it came in", file=sys.stderr)
         return 2
-    print(f"checking {notebook} (setup, solution and visible test cells only)", flush=True)
+    print(f"checking {notebook} (setup, solution and test cells only)", flush=True)
     start = time.perf_counter()
     try:
-        runs = execute(check, notebook.parent)
+        runs = execute(build_check_notebook(sources), notebook.parent)
     except Exception as exc:  # the kernel could not start at all
-        print(f"error: could not run a Python kernel ({type(exc).__name__}: {exc}): run `make install`",
-              file=sys.stderr)
+        print(f"error: could not start a Python kernel ({type(exc).__name__}: {exc}): install the requirements "
+              "(pip install -r requirements.txt) in the environment you run this with", file=sys.stderr)
         return 2
-    passed = report(runs, sources)
+    passed = report(runs, sources, points)
     print(f"({time.perf_counter() - start:.0f} s)")
     return 0 if passed else 1
 
