@@ -35,8 +35,7 @@ UNPUBLISHED = ("after_published",)
 # Absolute paths (POSIX or Windows): only their last component is shown.
 _ABS_PATH = re.compile(r"(?<![\w.:/-])(?:[A-Za-z]:\\|/)(?:[^\s'\"():,;<>\\/]+[\\/])+([^\s'\"():,;<>\\/]+)")
 # Lines that describe the grader rather than the student's code.
-_INTERNAL = re.compile(r"autograder[/.]|harness|observations\.json|bwrap|bubblewrap|site-packages|"
-                       r"/tmp/|neuroevo-(grade|reference)|runpy|<frozen ")
+_INTERNAL = re.compile(r"autograder[/.]|harness|observations\.json|bwrap|bubblewrap|site-packages|runpy|<frozen ")
 
 
 def clean(text: str) -> str:

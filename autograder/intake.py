@@ -151,8 +151,10 @@ def read_source(source: Path, rows: list[Row]) -> list[File]:
     # One folder wrapping everything (Gradescope's assignment_<n>_export/, a zipped folder) is no level.
     while files and len({f.path.parts[0] for f in files}) == 1 and all(len(f.path.parts) > 1 for f in files):
         top = files[0].path.parts[0]
-        if EXCHANGE.match(top) or MOODLE.match(top) or top.startswith("submission_"):
-            break
+        inner = [f.path.parts[1] for f in files if len(f.path.parts) == 2]
+        if (EXCHANGE.match(top) or MOODLE.match(top) or top.startswith("submission_")
+                or any(n.lower().endswith(".ipynb") and not CANVAS.match(n) for n in inner)):
+            break  # the folder is one student's: keep it as the level that names them
         files = [File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read) for f in files]
     return files
 

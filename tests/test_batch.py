@@ -1,0 +1,126 @@
+"""The batch layer around grading one student: which folders are graded, Ctrl-C, the summary, the exit status.
+
+grade_student is replaced by a stub that writes a hand-made results.json, so nothing is run."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from autograder import batch, cli, paths
+from autograder.config import CATEGORIES, POINTS
+from autograder.grade import Graded
+
+CATS = ("serial", "parallel")
+
+
+def results_doc(student: str, score: float, output: str = "passed") -> dict:
+    tests = [{"name": f"test_{c}_x: does x", "score": score / 2, "max_score": POINTS[c],
+              "status": "passed" if score else "failed", "output": output, "tags": [c], "visibility": "visible"}
+             for c in CATS]
+    return {"score": score, "tests": tests, "extra_data": {"student_id": student, "grading_key": "k",
+                                                           "category_scores": {c: score / 2 for c in CATS}}}
+
+
+def fake_grader(monkeypatch, interrupt_at: str | None = None, zero: tuple[str, ...] = ()):
+    graded = []
+
+    def grade_student(student, notebook, out_dir, categories, reference):
+        if student == interrupt_at:
+            raise KeyboardInterrupt
+        graded.append((student, notebook))
+        doc = results_doc(student, 0 if student in zero else 30,
+                          "evolve_serial still raises NotImplementedError" if student in zero else "passed")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "results.json").write_text(json.dumps(doc))
+        return Graded(student, doc["score"], doc["extra_data"]["category_scores"], {"serial": 0.1})
+
+    monkeypatch.setattr(batch, "grade_student", grade_student)
+    monkeypatch.setattr(batch, "preflight", lambda workdir, categories: SimpleNamespace(
+        warning="", reference=SimpleNamespace(measured=[])))
+    monkeypatch.setattr(batch, "grading_key", lambda notebook, categories: "never-the-same")
+    monkeypatch.setattr(batch.gradebook, "rebuild", lambda path, rows: path.write_text(str(len(rows))))
+    return graded
+
+
+def notebook(submitted: Path, student: str, name: str = paths.NOTEBOOK) -> None:
+    folder = submitted / student / paths.ASSIGNMENT
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text('{"cells": []}')
+
+
+def test_batch_reports_folders_it_cannot_grade_and_grades_the_rest(tmp_path, monkeypatch, capsys):
+    """Folders named like the batch's outputs, hidden folders, files and symlinks are listed, not graded;
+    a renamed notebook is graded and said so; a missing one is listed; exit status 1 names them."""
+    submitted, output = tmp_path / "submitted", tmp_path / "out"
+    for student in ("alice", "grades.csv", "Gradebook.db", ".ipynb_checkpoints"):
+        notebook(submitted, student)
+    notebook(submitted, "bob", "neuroevolution (1).ipynb")
+    (submitted / "carol" / paths.ASSIGNMENT).mkdir(parents=True)
+    (submitted / "stray.zip").write_bytes(b"PK")
+    (submitted / "linked").symlink_to(submitted / "alice")
+    graded = fake_grader(monkeypatch)
+
+    status = cli.main(["grade", "--submitted", str(submitted), "--output", str(output), "--categories", "serial,parallel"])
+    out = capsys.readouterr().out
+    assert status == 1, "folders left ungraded must make the exit status 1"
+    assert [s for s, _ in graded] == ["alice", "bob", "carol"]
+    assert dict(graded)["bob"].name == "neuroevolution (1).ipynb", "the renamed notebook was not the one graded"
+    for name, why in (("grades.csv", "batch's own output"), ("Gradebook.db", "batch's own output"),
+                      (".ipynb_checkpoints", "hidden"), ("stray.zip", "a file"), ("linked", "symbolic link")):
+        line = next((x for x in out.splitlines() if f"not graded  {name}:" in x), "")
+        assert why in line, f"{name} is not reported as {why!r}:\n{out}"
+    assert "renamed     bob: renamed: graded 'neuroevolution/neuroevolution (1).ipynb'" in out, out
+    assert "missing     carol: no notebook" in out and "the folder is empty" in out, out
+    assert (output / "grades.csv").is_file() and not (output / "grades.csv").is_dir()
+
+
+def test_batch_ctrl_c_prints_one_line_and_exports_everyone_graded_so_far(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during the third of four students: status 130, one line on stderr, grades.csv holds the first two,
+    and the same command then grades the rest."""
+    submitted, output = tmp_path / "submitted", tmp_path / "out"
+    for student in ("s1", "s2", "s3", "s4"):
+        notebook(submitted, student)
+    fake_grader(monkeypatch, interrupt_at="s3")
+    argv = ["grade", "--submitted", str(submitted), "--output", str(output), "--categories", "serial,parallel"]
+    assert cli.main(argv) == 130
+    captured = capsys.readouterr()
+    lines = [x for x in captured.err.splitlines() if "interrupted" in x]
+    assert lines == ["interrupted after 2 of 4; run the same command to resume"], captured.err
+    assert "Traceback" not in captured.err
+    rows = list(csv.DictReader((output / "grades.csv").open()))
+    assert [r["student_id"] for r in rows] == ["s1", "s2"], rows
+    assert (output / "gradebook.db").read_text() == "2"
+
+    fake_grader(monkeypatch)
+    assert cli.main(argv) == 0
+    assert [r["student_id"] for r in csv.DictReader((output / "grades.csv").open())] == ["s1", "s2", "s3", "s4"]
+
+
+def test_batch_summary_wording_for_zero_scores_and_inconclusive_timing(tmp_path):
+    """The summary says how many points an inconclusive speedup got, and why a submission scored 0."""
+    output = tmp_path / "out"
+    (output / "zed").mkdir(parents=True)
+    (output / "zed" / "results.json").write_text(json.dumps(results_doc("zed", 0, "evolve_serial still raises X\nmore")))
+    report = batch.Report([Graded("ann", 85, {"speedup": 0}, inconclusive=True),
+                           Graded("bea", 100, {"speedup": 15}, inconclusive=True),
+                           Graded("zed", 0, {})], 3, tuple(CATEGORIES), output=output)
+    text = batch.summary(report)
+    assert "ann: speedup inconclusive, 0/15 awarded" in text, text
+    assert "bea: speedup inconclusive, 15/15 awarded" in text, text
+    assert "(points awarded)" not in text
+    assert "scored 0    zed: every test failed, mostly with: evolve_serial still raises X" in text, text
+
+
+@pytest.mark.parametrize("command", ["grade", "collect", "feedback", "export"])
+def test_batch_cli_help_documents_exit_status(command, capsys):
+    """Every subcommand's --help ends with what its exit status means."""
+    with pytest.raises(SystemExit) as done:
+        cli.main([command, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "exit status:" in text and "  0 " in text and "  2 " in text, text
