@@ -1,0 +1,85 @@
+"""`export`: the per-part table, an LMS file filled from a roster, and nbgrader's own export reading our gradebook."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from autograder import cli, gradebook, paths
+from autograder.config import CATEGORIES, POINTS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def graded(output: Path, student: str, scores: dict[str, float]) -> dict:
+    doc = {"score": sum(scores.values()), "tests": [], "extra_data": {
+        "student_id": student, "timestamp": "2025-03-01 12:00:00.000000 UTC", "categories": list(scores),
+        "category_scores": scores}}
+    (output / student).mkdir(parents=True, exist_ok=True)
+    (output / student / "results.json").write_text(json.dumps(doc))
+    return doc
+
+
+def rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+
+def test_export_per_part_table(tmp_path, capsys):
+    """One row per student, a column per part; a submitted student not graded yet keeps a row, marked."""
+    output, submitted = tmp_path / "grades", tmp_path / "submitted"
+    graded(output, "1001", dict(POINTS))
+    graded(output, "1002", {"serial": 25, "parallel": 10})
+    (submitted / "1003").mkdir(parents=True)
+    assert cli.main(["export", "--output", str(output), "--submitted", str(submitted)]) == 0
+    table = {r["student_id"]: r for r in rows(output / "export.csv")}
+    assert list(next(iter(table.values()))) == ["student_id", "timestamp", *CATEGORIES, "score", "max_score", "status"]
+    assert table["1001"]["agent"] == "20" and table["1001"]["score"] == "100" and table["1001"]["status"] == "graded"
+    assert table["1002"]["parallel"] == "10" and table["1002"]["agent"] == "" \
+        and table["1002"]["status"] == "graded: serial,parallel"
+    assert table["1003"]["score"] == "" and table["1003"]["status"] == "not graded"
+    assert "3 students, 2 graded" in capsys.readouterr().out
+
+
+def test_export_fills_a_canvas_roster(tmp_path, capsys):
+    """A Canvas gradebook export: identifying columns kept, other assignments dropped, this assignment's column
+    filled (Points Possible row too), roster students without a submission empty, a graded student missing from
+    the roster listed with status 1."""
+    output = tmp_path / "grades"
+    graded(output, "1001", dict(POINTS))
+    graded(output, "1002", {c: 0 for c in CATEGORIES})
+    graded(output, "9999", dict(POINTS))
+    roster = tmp_path / "canvas.csv"
+    roster.write_text("\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (11),Neuroevolution (1234)\n"
+                      "    Points Possible,,,,,10,100\n"
+                      "\"Doe, Jane\",1001,s1,jdoe,A,9,\n\"Roe, Bob\",1002,s2,broe,A,7,\n\"Poe, Ann\",1003,s3,apoe,B,8,\n",
+                      encoding="utf-8")
+    status = cli.main(["export", "--output", str(output), "--roster", str(roster)])
+    out = capsys.readouterr().out
+    assert status == 1, out
+    lms = rows(output / "lms-upload.csv")
+    assert list(lms[0]) == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Neuroevolution (1234)"]
+    by_id = {r["ID"]: r["Neuroevolution (1234)"] for r in lms}
+    assert by_id == {"": "100", "1001": "100", "1002": "0", "1003": ""}, by_id
+    assert "matched on 'ID'" in out and "1 without a submission" in out
+    assert "graded but not in the roster" in out and "9999" in out
+
+
+def test_export_nbgrader_export_reads_the_graders_gradebook(tmp_path):
+    """`nbgrader export` run from the course folder gives the grades the grader wrote (one gradebook)."""
+    grades = tmp_path / "grades"
+    grades.mkdir()
+    doc = {"score": 45.0, "extra_data": {"category_scores": {"serial": 25, "parallel": 20}}}
+    gradebook.rebuild(grades / "gradebook.db", [("alice", doc)])
+    target = tmp_path / "nbgrader-export.csv"
+    env = {**os.environ, "NEUROEVO_GRADES": str(grades)}
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "export", f"--to={target}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    exported = rows(target)
+    assert [(r["assignment"], r["student_id"], float(r["score"])) for r in exported] == \
+        [(paths.ASSIGNMENT, "alice", 45.0)], exported
