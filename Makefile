@@ -17,10 +17,10 @@ STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS ?= never
 
 .DEFAULT_GOAL := help
-.PHONY: help install assignment check grade test render bench lock clean
+.PHONY: help install assignment student-kit check grade test render bench lock clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml uv.lock requirements.lock
 	@if command -v uv >/dev/null 2>&1; then \
@@ -39,6 +39,9 @@ lock: ## Re-resolve uv.lock and requirements.lock after editing pyproject.toml
 
 assignment: $(STAMP) ## Regenerate the student release from solutions/ with nbgrader
 	$(PY) -m tools.release
+
+student-kit: $(STAMP) ## Build dist/neuroevolution-student/ and its zip: what students get (run `make assignment` first)
+	$(PY) -m tools.student_kit
 
 check: $(STAMP) ## Student self-check: run the visible tests on NOTEBOOK
 	$(PY) -m tools.selfcheck $(NOTEBOOK)

@@ -2,8 +2,9 @@
 
 The agent is the one saved with ``save_params(params, N)`` in the notebook. It is looked for in
 ``--agents-dir`` if given, else in ``$NEUROEVO_AGENTS_DIR`` if set, else in the ``agents/`` folder
-beside each copy of ``evolution.py`` (the student release, then the instructor source), so an agent
-saved from either notebook is found; the first folder holding that id wins. Where a display
+beside ``evolution.py``: in the student kit, the folder of this script; in the course repository,
+each copy of the helper (the student release, then the instructor source), so an agent saved from
+either notebook is found; the first folder holding that id wins. Where a display
 exists it plays in a window; on a machine without one (Linux with neither ``DISPLAY`` nor
 ``WAYLAND_DISPLAY`` set) it writes an animated GIF instead and prints its path. ``--out
 car.gif`` asks for a GIF anywhere. Each episode's return is printed.
@@ -23,10 +24,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-# Where evolution.py is looked for when --helper-dir is not given, first match wins: the
-# student release, the instructor source, then this script's own folder. Saved agents are looked
-# for in the agents/ folder beside each, in the same order.
-HELPER_DIRS = (ROOT / "assignment" / "neuroevolution", ROOT / "solutions" / "neuroevolution", ROOT)
+# Where evolution.py is looked for when --helper-dir is not given, first match wins: this script's
+# own folder in the student kit (one flat folder); in the course repository the student release,
+# then the instructor source. Saved agents are looked for in the agents/ folder beside each.
+if (ROOT / "evolution.py").is_file():
+    HELPER_DIRS: tuple[Path, ...] = (ROOT,)
+else:
+    HELPER_DIRS = (ROOT / "assignment" / "neuroevolution", ROOT / "solutions" / "neuroevolution")
+INSTALL_HINT = ("install the course's requirements (`pip install -r requirements.txt` in the student kit, "
+                "`make install` in the course repository)")
 GIF_FPS = 30  # the environment's own render speed
 AGENTS_ENV = "NEUROEVO_AGENTS_DIR"  # evolution.py saves agents in the folder this names, when set
 
@@ -87,11 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="insist on a window; fail instead of falling back to a GIF when there is no display")
     parser.add_argument("--agents-dir", type=Path, default=None,
                         help="folder holding the saved agents (default: $NEUROEVO_AGENTS_DIR, else the first "
-                             "agents/ folder holding the id, beside --helper-dir, assignment/neuroevolution/, "
-                             "solutions/neuroevolution/ or this script, in that order)")
+                             "agents/ folder holding the id, beside --helper-dir or the default helper folders)")
     parser.add_argument("--helper-dir", type=Path, default=None,
-                        help="folder holding evolution.py (default: assignment/neuroevolution/, else "
-                             "solutions/neuroevolution/)")
+                        help="folder holding evolution.py (default: the first of "
+                             f"{', '.join(str(folder) for folder in HELPER_DIRS)} that has it)")
     parser.add_argument("--frame-skip", type=positive_int, default=3,
                         help="keep one frame in this many in the GIF, to keep it small (default: 3)")
     parser.add_argument("--scale", type=scale_factor, default=0.5,
@@ -115,10 +120,9 @@ def import_evolution(helper_dir: Path | None):
             try:
                 return importlib.import_module("evolution")
             except ImportError as exc:
-                raise RenderError(f"cannot import {folder / 'evolution.py'} ({exc}): "
-                                  "run `make install` first") from None
+                raise RenderError(f"cannot import {folder / 'evolution.py'} ({exc}): {INSTALL_HINT}") from None
     where = ", ".join(str(folder) for folder in candidates)
-    raise RenderError(f"no evolution.py in {where}: run `make assignment` or pass --helper-dir FOLDER")
+    raise RenderError(f"no evolution.py in {where}: pass --helper-dir FOLDER, the folder holding your notebook")
 
 
 def agent_folders(agents_dir: Path | None, helper_dir: Path | None) -> list[Path]:
@@ -170,8 +174,7 @@ def find_agent(ev, agent_id, folders: list[Path]) -> tuple[Path, dict]:
 
 def require(module: str, why: str) -> None:
     if importlib.util.find_spec(module) is None:
-        raise RenderError(f"{module} is not installed but is needed {why}: run `make install` "
-                          "(or `pip install pygame-ce pillow`)")
+        raise RenderError(f"{module} is not installed but is needed {why}: {INSTALL_HINT}")
 
 
 def play(ev, env, params, seed: int, frames: list | None, frame_skip: int) -> float:

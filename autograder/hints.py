@@ -20,6 +20,9 @@ PICKLING = ("Pool.map pickles the function it sends to the workers, and a lambda
 NOT_JUDGED = "not judged here"
 """The words that mark a timing that could not be judged on this machine (never full marks)."""
 
+SLOW_START = "worker start-up"
+"""The words that mark a timing no retry can judge: starting the workers outweighs the work."""
+
 
 def is_pickling_error(kind: str, message: str) -> bool:
     """True when an exception named ``kind`` with ``message`` comes from pickling a function for a Pool."""
@@ -184,9 +187,15 @@ def cores_busy(processes: int, machine: float) -> str:
 
 
 def slow_worker_start(processes: int, startup: float, start_method: str) -> str:
-    """Starting the workers (``startup`` seconds) costs about as much as the test's work."""
-    return (f"starting {processes} worker processes takes {startup:.2f} s here (under the '{start_method}' "
-            "start method each worker imports numpy and gymnasium), about as long as this short test's work")
+    """Starting the workers (``startup`` seconds) costs more than the test's work: no timing can show a speedup."""
+    return (f"{SLOW_START} of {processes} processes takes {startup:.2f} s here (under the '{start_method}' start "
+            "method each worker imports numpy and gymnasium), longer than this short test's work; the same "
+            "happens on every run, so run the self-check again only after changing your code")
+
+
+def is_slow_worker_start(printed: str) -> bool:
+    """True when a test's printed output says worker start-up, not the machine's load, prevented a verdict."""
+    return SLOW_START in printed
 
 
 def speedup_too_low(speedup: float, needed: float, processes: int, serial: float, parallel: float,

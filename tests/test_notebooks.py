@@ -1,10 +1,15 @@
-"""The notebooks run: the instructor source top to bottom, the release up to its stubs, and the self-check."""
+"""The lesson runs as students get it, under every start method, and its visible tests teach.
+
+The notebook runs from a student kit folder (release notebook, evolution.py, parallel_demos.py,
+hints.py), as students get it. The kernel's start method is set by an IPython start-up file, so
+the notebook itself is the one students run.
+"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -13,14 +18,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder.extract import cells_by_grade_id, read_notebook  # noqa: E402
-from tools import selfcheck  # noqa: E402
+from autograder import demo, hints  # noqa: E402
+from tools import selfcheck, student_kit  # noqa: E402
 from tools.selfcheck import CellRun  # noqa: E402
 
-SOURCE_DIR = ROOT / "solutions" / "neuroevolution"
-RELEASE_DIR = ROOT / "assignment" / "neuroevolution"
 NOTEBOOK = "neuroevolution.ipynb"
-CELL_TIMEOUT = 600
+CELL_LIMIT = 120  # seconds: no cell of the lesson may take longer, under any start method
+SOURCE_NOTEBOOK = ROOT / "solutions" / "neuroevolution" / NOTEBOOK
 
 
 @pytest.fixture
@@ -31,61 +35,98 @@ def agents_dir(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def copy_folder(source: Path, tmp_path: Path) -> Path:
-    """A scratch copy of an assignment folder, without saved agents or caches."""
-    target = tmp_path / source.parent.name / source.name
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("agents", "__pycache__", ".ipynb_checkpoints"))
-    return target
+@pytest.fixture
+def kit(tmp_path) -> Path:
+    """A fresh student kit folder, built from the committed release."""
+    folder, _ = student_kit.write_kit(student_kit.kit_files(), tmp_path / "dist")
+    return folder
 
 
-def execute(folder: Path) -> nbformat.NotebookNode:
-    """Run the folder's notebook top to bottom in a fresh kernel started in that folder, past errors.
+def fill_in(folder: Path, source: str | None = None) -> Path:
+    """Put the reference solution (or ``source``: both cells) into the kit's notebook, as a student would."""
+    path = folder / NOTEBOOK
+    nbformat.write(demo.with_solution(source or demo.reference_source()), path)
+    return path
 
-    The speedup cell gets the self-check's retries: a busy machine spoils a timing, not three.
-    """
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    selfcheck.run_notebook(nb, folder, timeout=CELL_TIMEOUT)
+
+def start_method(monkeypatch, tmp_path, method: str) -> None:
+    """Kernels started from now on use ``method`` (an IPython start-up file sets it; workers never run it)."""
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-start-method.py").write_text(
+        f"import multiprocessing\nmultiprocessing.set_start_method({method!r}, force=True)\n")
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+
+
+def seconds(cell) -> float:
+    """How long a cell ran, from the timestamps nbclient records."""
+    timing = cell.metadata.get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return 0.0
+    parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def printed(nb) -> str:
+    return "".join(selfcheck.printed_text(cell) for cell in nb.cells if cell.cell_type == "code")
+
+
+def errors(nb) -> list[str]:
+    return [f"cell {index}: {out.ename}: {out.evalue[:300]}" for index, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" for out in cell.outputs if out.output_type == "error"]
+
+
+def graded_notebook(notebook: Path, *grade_ids: str) -> nbformat.NotebookNode:
+    """A notebook of the setup cell and the given cells of ``notebook``, tagged like the self-check's."""
+    sources, _ = selfcheck.graded_cells(notebook)
+    nb = selfcheck.build_check_notebook(sources)
+    nb.cells = [cell for cell in nb.cells if cell.metadata["grade_id"] in ("practical_setup", *grade_ids)]
     return nb
 
 
-def errors(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode]]:
-    """(cell index, error output) for every cell that raised, in notebook order."""
-    return [(index, out) for index, cell in enumerate(nb.cells) if cell.cell_type == "code"
-            for out in cell.outputs if out.output_type == "error"]
-
-
-def run_selfcheck(notebook: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.selfcheck", str(notebook)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.slow
-def test_notebooks_solution_runs_top_to_bottom(tmp_path, agents_dir):
-    """The instructor notebook, hidden tests included, runs without an error and saves the trained agent."""
-    folder = copy_folder(SOURCE_DIR, tmp_path)
-    nb = execute(folder)
-    failed = [f"cell {index}: {out.ename}: {out.evalue}" for index, out in errors(nb)]
-    assert not failed, f"the solutions notebook raised errors: {failed}"
-    printed = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_notebooks_lesson_runs_under_every_start_method(method, kit, agents_dir, tmp_path, monkeypatch):
+    """The release notebook with correct stubs runs top to bottom, no cell above 120 s, under each start method."""
+    import multiprocessing
+
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"this system has no {method} start method")
+    start_method(monkeypatch, tmp_path, method)
+    nb = nbformat.read(fill_in(kit), as_version=4)
+    selfcheck.run_notebook(nb, kit, timeout=2 * CELL_LIMIT)
+    assert not errors(nb), f"under {method} the lesson raised: {errors(nb)}"
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert all(cell.get("execution_count") for cell in code), "some cells did not run"
+    slow = [(index, round(seconds(cell))) for index, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" and seconds(cell) > CELL_LIMIT]
+    assert not slow, f"cells above {CELL_LIMIT} s under {method} (index, seconds): {slow}"
+    out = printed(nb)
+    assert f"this kernel starts workers with: {method}" in out, "the start-up file did not set the start method"
     for line in ("evolve_serial: visible checks passed", "evolve_parallel: visible checks passed",
                  "determinism: visible checks passed", "agent: best run reached the flag"):
-        assert line in printed, f"the test cells did not print {line!r}"
+        assert line in out, f"under {method} the test cells did not print {line!r}"
+    assert ("speedup: visible checks passed" in out) != hints.is_not_judged(out), \
+        "the speedup cell must either pass or say it was not judged, never both"
+    assert "best return per generation: [-31.56, -0.31, -10.65]" in out, "the sanity values in the lesson are stale"
+    assert "items the parent's list parallel_demos.seen received: 0" in out
     assert (agents_dir / "agent-1.npz").is_file(), "the notebook did not save the trained agent as agent 1"
-    assert not (folder / "agents").exists(), "the notebook saved agents beside it despite NEUROEVO_AGENTS_DIR"
 
 
 @pytest.mark.slow
-def test_notebooks_release_runs_until_the_stubs(tmp_path, agents_dir):
-    """The student notebook runs the whole lesson; its first error is the stubs' NotImplementedError."""
-    folder = copy_folder(RELEASE_DIR, tmp_path)
-    nb = execute(folder)
-    ids = [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nb.cells]
-    raised = errors(nb)
-    assert raised, "the release notebook ran without any error: are the stubs still stubs?"
-    index, first = raised[0]
-    assert first.ename == "NotImplementedError", \
-        f"the release notebook's first error, in cell {index}, is {first.ename}: {first.evalue}"
-    assert index > ids.index("evolve_parallel"), f"cell {index}, before the stubs, raised NotImplementedError"
+def test_notebooks_solution_hidden_tests_pass(tmp_path, agents_dir):
+    """The instructor notebook's graded cells, hidden tests included, pass with the reference solution."""
+    folder = tmp_path / "solutions"
+    folder.mkdir()
+    for name, content in student_kit.kit_files().items():
+        if name in ("evolution.py", "hints.py"):
+            (folder / name).write_bytes(content)
+    sources, _ = selfcheck.graded_cells(SOURCE_NOTEBOOK)
+    assert "BEGIN HIDDEN TESTS" in "".join(sources.values()), "the instructor notebook has no hidden tests"
+    nb = selfcheck.build_check_notebook(sources)
+    selfcheck.run_notebook(nb, folder, timeout=2 * CELL_LIMIT)
+    assert not errors(nb), f"the instructor notebook's tests failed on the reference solution: {errors(nb)}"
 
 
 # An evolve_parallel that never starts a worker: the speedup cell must not give it the points.
@@ -96,73 +137,94 @@ SERIAL_IN_DISGUISE = (
 
 
 @pytest.mark.slow
-def test_notebooks_speedup_cell_fails_a_serial_evolve_parallel(tmp_path, agents_dir):
+def test_notebooks_speedup_cell_fails_a_serial_evolve_parallel(kit, agents_dir):
     """The visible speedup cell fails an evolve_parallel that just calls evolve_serial, naming the fix."""
-    folder = copy_folder(SOURCE_DIR, tmp_path)
-    found = cells_by_grade_id(read_notebook(folder / NOTEBOOK), ("practical_setup", "evolve_serial", "test_speedup"))
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    # Cells without a grade_id: the speedup cell runs once, without the self-check's retries.
-    for source in (found.cells["practical_setup"], found.cells["evolve_serial"], SERIAL_IN_DISGUISE,
-                   selfcheck.strip_hidden_tests(found.cells["test_speedup"])):
-        nb.cells.append(nbformat.v4.new_code_cell(source))
-    selfcheck.run_notebook(nb, folder, timeout=CELL_TIMEOUT)
+    notebook = fill_in(kit)
+    nb = graded_notebook(notebook, "evolve_serial", "evolve_parallel", "test_speedup")
+    nb.cells[2].source = SERIAL_IN_DISGUISE
+    for cell in nb.cells:
+        cell.metadata.pop("grade_id")  # run once, without the self-check's retries
+    selfcheck.run_notebook(nb, kit, timeout=2 * CELL_LIMIT)
     *setup, speedup_cell = nb.cells
     earlier = [out for cell in setup for out in cell.outputs if out.output_type == "error"]
     assert not earlier, f"a cell before the speedup cell failed: {earlier[0].ename}: {earlier[0].evalue}"
-    printed = "".join(out.get("text", "") for out in speedup_cell.outputs)
-    if "inconclusive" in printed:
-        pytest.skip(f"the machine's cores were too busy to judge a speedup: {printed.splitlines()[0]}")
+    out = selfcheck.printed_text(speedup_cell)
+    if hints.is_not_judged(out):
+        pytest.skip(f"the machine could not show a speedup: {out.splitlines()[-1]}")
     raised = [out for out in speedup_cell.outputs if out.output_type == "error"]
-    assert raised, f"the speedup cell gave the points to an evolve_parallel that runs serially: {printed}"
+    assert raised, f"the speedup cell gave the points to an evolve_parallel that runs serially: {out}"
     assert raised[0].ename == "AssertionError" and "one pool.map" in raised[0].evalue \
         and "this machine" in raised[0].evalue, \
         f"the speedup cell failed without saying what to fix: {raised[0].ename}: {raised[0].evalue}"
 
 
-@pytest.mark.slow
-def test_notebooks_selfcheck_gives_the_solution_full_marks(tmp_path, agents_dir):
-    """The self-check on the reference solution prints 100/100 and exits 0."""
-    folder = copy_folder(SOURCE_DIR, tmp_path)
-    result = run_selfcheck(folder / NOTEBOOK)
-    assert result.returncode == 0 and "Total: 100/100" in result.stdout, \
-        f"self-check on the solution: exit {result.returncode}\n{result.stdout}{result.stderr}"
-    assert "BEGIN HIDDEN TESTS" not in result.stdout
+def cells_with(source: str, old: str, new: str, count: int = -1) -> str:
+    """The reference solution's two cells with ``old`` replaced by ``new`` (which must occur), ``count`` times."""
+    assert old in source, f"{old!r} is not in the reference solution"
+    return source.replace(old, new, count)
 
 
 @pytest.mark.slow
-def test_notebooks_selfcheck_fails_clearly_on_the_release(tmp_path, agents_dir):
-    """The self-check on the untouched release exits 1, names the stubs and gives 0/100, no traceback."""
-    folder = copy_folder(RELEASE_DIR, tmp_path)
-    result = run_selfcheck(folder / NOTEBOOK)
-    assert result.returncode == 1, f"self-check on the release exited {result.returncode}\n{result.stdout}{result.stderr}"
-    assert "evolve_serial: still raises NotImplementedError" in result.stdout
-    assert "evolve_parallel: still raises NotImplementedError" in result.stdout
-    assert "Total: 0/100" in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
+def test_notebooks_visible_tests_name_the_cause_without_cascading(kit, agents_dir):
+    """A lambda costs the parallel test only, with the pickling hint; a selection bug gets the selection hint."""
+    reference = demo.reference_source()
+    # 1. A lambda in pool.map: the parallel cell fails with the hint, determinism is judged with threads.
+    lambda_source = cells_with(reference, "pool.map(partial(episode, seed=episode_seed), population)",
+                               "pool.map(lambda params: episode(params, seed=episode_seed), population)")
+    nb = graded_notebook(fill_in(kit, lambda_source), "evolve_serial", "evolve_parallel", "test_parallel",
+                         "test_determinism")
+    selfcheck.run_notebook(nb, kit, timeout=2 * CELL_LIMIT)
+    parallel, determinism = nb.cells[-2:]
+    raised = [out for out in parallel.outputs if out.output_type == "error"]
+    assert raised and raised[0].ename == "AssertionError" and hints.PICKLING in raised[0].evalue, \
+        f"a lambda should fail the parallel test with the pickling hint, got {[(o.ename, o.evalue) for o in raised]}"
+    assert not [out for out in determinism.outputs if out.output_type == "error"], \
+        f"the determinism test failed on a lambda, which only the parallel test grades: {errors(nb)}"
+    assert hints.judged_with_threads("evolve_parallel") in selfcheck.printed_text(determinism)
 
-
-def test_notebooks_selfcheck_drops_hidden_tests():
-    """Hidden-test blocks, indented or not, are removed before the self-check runs a test cell."""
-    source = ("x = 1\n### BEGIN HIDDEN TESTS\nassert secret()\n### END HIDDEN TESTS\n"
-              "if x:\n    ### BEGIN HIDDEN TESTS\n    assert other()\n    ### END HIDDEN TESTS\nprint(x)\n")
-    assert selfcheck.strip_hidden_tests(source) == "x = 1\nif x:\nprint(x)\n"
+    # 2. Returning the best candidate of all generations: the selection hint, not a generic one.
+    best_of_all = cells_with(reference, "        best = population[int(np.argmax(returns))]\n",
+                             "        best = population[int(np.argmax(returns))]\n"
+                             "        if generation == 0 or max(returns) > best_return:\n"
+                             "            kept, best_return = best, max(returns)\n", count=1)  # in evolve_serial only
+    best_of_all = cells_with(best_of_all, "    return best, history", "    return kept, history", count=1)
+    nb = graded_notebook(fill_in(kit, best_of_all), "evolve_serial", "evolve_parallel", "test_serial")
+    selfcheck.run_notebook(nb, kit, timeout=2 * CELL_LIMIT)
+    raised = [out for out in nb.cells[-1].outputs if out.output_type == "error"]
+    assert raised and raised[0].evalue == hints.selected_outside_last_generation("evolve_serial"), \
+        f"a best-of-all-generations loop should get the selection hint, got {[(o.ename, o.evalue) for o in raised]}"
 
 
 def test_notebooks_selfcheck_report_shows_each_failure_in_one_line(capsys):
-    """A failing part shows the test's own message, a stub left alone says so, and the total adds up."""
+    """A failing part shows the test's own message, an unjudged speedup is no full marks, the total adds up."""
     runs = [CellRun("practical_setup"), CellRun("evolve_serial"), CellRun("evolve_parallel"),
             CellRun("test_serial", printed=["evolve_serial: visible checks passed"]),
             CellRun("test_parallel", error=("NotImplementedError", ""), traceback="Cell In[3], line 16, in evolve_parallel(...)"),
             CellRun("test_determinism", error=("AssertionError", "evolve_parallel returned different returns\nmore")),
-            CellRun("test_speedup"), CellRun("test_agent", error=("NameError", "name 'helper' is not defined"))]
+            CellRun("test_speedup", printed=["4 generations of 32 ...", hints.speedup_not_judged("busy")]),
+            CellRun("test_agent", error=("NameError", "name 'helper' is not defined"))]
     sources = {"practical_setup": "", "evolve_serial": "def evolve_serial(): pass",
                "evolve_parallel": "def evolve_parallel():\n    raise NotImplementedError()"}
-    assert selfcheck.report(runs, sources) is False
+    points = {"test_serial": 25, "test_parallel": 20, "test_determinism": 20, "test_speedup": 15, "test_agent": 20}
+    assert selfcheck.report(runs, sources, points) is False
     out = capsys.readouterr().out
-    assert "evolve_parallel: still raises NotImplementedError" in out
+    assert hints.not_implemented("evolve_parallel") in out
     assert "Part serial:       25/25" in out
-    assert "Part parallel:      0/20   evolve_parallel still raises NotImplementedError" in out
-    assert "AssertionError: evolve_parallel returned different returns" in out and "more" not in out
-    assert "define it inside one of your two solution cells" in out
-    assert "Total: 40/100" in out
+    assert f"Part parallel:      0/20   {hints.not_implemented('evolve_parallel')}" in out
+    assert "Part determinism:   0/20   evolve_parallel returned different returns" in out and "more" not in out
+    assert re.search(r"Part speedup: +-/15 +speedup not judged here: busy", out), out
+    assert "15/15" not in out, "an unjudged speedup was shown as full marks"
+    assert hints.undefined_name("name 'helper' is not defined") in out
+    assert "Total: 25/100 (speedup (15 points) not judged here)" in out
+
+
+def test_notebooks_stub_docstrings_leave_no_doubt():
+    """The released stubs state the draw order rule, the seed idiom, where helpers go and what None means."""
+    sources, _ = selfcheck.graded_cells(ROOT / "assignment" / "neuroevolution" / NOTEBOOK)
+    serial, parallel = sources["evolve_serial"], sources["evolve_parallel"]
+    assert "raise NotImplementedError()" in serial and "raise NotImplementedError()" in parallel
+    assert "int(rng.integers(2**31 - 1))" in serial
+    assert "any order of draws" in serial and "same draws in the same order" in serial
+    assert "top level of this cell" in serial and "top level" in parallel
+    assert "lambda" in parallel and "inside" in parallel
+    assert "os.cpu_count()" in parallel and "logical CPU" in parallel

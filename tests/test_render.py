@@ -106,7 +106,8 @@ def test_render_missing_pygame_says_what_to_do(monkeypatch, capsys, tmp_path):
                         lambda name, *a: None if name == "pygame" else real_find_spec(name, *a))
     assert render.main(["--agent_id", "1", "--out", str(tmp_path / "car.gif")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pygame is not installed" in err[0] and "make install" in err[0]
+    assert len(err) == 1 and "pygame is not installed" in err[0] and "make install" in err[0] \
+        and "pip install -r requirements.txt" in err[0], f"the message should say how to install, in the kit and the repo: {err}"
 
 
 @pytest.fixture

@@ -122,17 +122,21 @@ def printed_text(cell) -> str:
 
 
 def needs_another_try(cell) -> bool:
-    """A timing cell that failed, or whose timing was not judged: another run may do better."""
+    """A timing cell that failed, or that busy cores kept from a verdict: another run may do better.
+
+    A timing not judged because worker start-up outweighs the work would not change on a retry.
+    """
     failed = any(output.output_type == "error" for output in cell.get("outputs", []))
-    return failed or hints.is_not_judged(printed_text(cell))
+    printed = printed_text(cell)
+    return failed or (hints.is_not_judged(printed) and not hints.is_slow_worker_start(printed))
 
 
 def run_notebook(nb, folder: Path, *, timeout: int = CELL_TIMEOUT, env: dict[str, str] | None = None) -> dict[str, int]:
     """Run every code cell of ``nb`` in place, in a new kernel started in ``folder``, past errors.
 
-    A timing cell (``TIMING_IDS``) that failed or was not judged runs again, up to
-    ``TIMING_ATTEMPTS`` times in all: another program's burst of work can spoil one measurement,
-    rarely every one. ``env`` replaces the kernel's environment variables. Returns the attempts
+    A timing cell (``TIMING_IDS``) that failed, or that busy cores kept from a verdict, runs again,
+    up to ``TIMING_ATTEMPTS`` times in all: another program's burst of work can spoil one
+    measurement, rarely every one. ``env`` replaces the kernel's environment variables. Returns the attempts
     each timing cell needed. Raises DeadKernelError if the kernel dies.
     """
     from nbclient import NotebookClient

@@ -1,0 +1,151 @@
+"""The student kit: exactly the student's files, nothing of the instructor's, and a self-check that
+works from the unzipped kit in an environment built from the kit's own requirements."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from autograder import demo  # noqa: E402
+from tools import student_kit  # noqa: E402
+
+KIT_FILES = {"README.md", "assets/car.png", "check.py", "evolution.py", "hints.py", "neuroevolution.ipynb",
+             "parallel_demos.py", "render.py", "requirements.txt"}
+SOURCE_NOTEBOOK = ROOT / "solutions" / "neuroevolution" / "neuroevolution.ipynb"
+REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
+
+
+@pytest.fixture(scope="module")
+def files() -> dict[str, bytes]:
+    return student_kit.kit_files()
+
+
+def instructor_only_lines() -> set[str]:
+    """Stripped lines that occur in the source notebook only inside solution or hidden-test regions."""
+    inside, outside = set(), set()
+    for cell in nbformat.read(SOURCE_NOTEBOOK, as_version=4).cells:
+        for _, block in REGION.findall(cell.source):
+            inside.update(line.strip() for line in block.splitlines() if line.strip())
+        outside.update(line.strip() for line in REGION.sub("", cell.source).splitlines() if line.strip())
+    return inside - outside
+
+
+def test_student_kit_holds_the_student_files_only(files):
+    """The kit is the release, Part 1's module, hints, the self-check, render.py, requirements and a README."""
+    assert set(files) == KIT_FILES, f"unexpected kit contents: {sorted(set(files) ^ KIT_FILES)}"
+    assert files["hints.py"] == (ROOT / "autograder" / "hints.py").read_bytes(), "the kit's hints differ from the grader's"
+
+
+def test_student_kit_leaks_nothing_of_the_instructor(files):
+    """No solution or hidden-test line or marker, and no import of the grader, reaches any kit file."""
+    secret = instructor_only_lines()
+    assert len(secret) > 20, "the source notebook's solution and hidden-test regions were not found"
+    for name, content in files.items():
+        if name.endswith(".png"):
+            continue
+        text = content.decode()
+        for marker in student_kit.FORBIDDEN:
+            assert marker not in text, f"{name} holds {marker!r}"
+        lines = {line.strip() for line in text.splitlines()}
+        if name.endswith(".ipynb"):
+            lines = {line.strip() for cell in nbformat.reads(text, as_version=4).cells for line in cell.source.splitlines()}
+        leaked = sorted(lines & secret)
+        assert not leaked, f"{name} holds instructor-only lines: {leaked[:3]}"
+        if name.endswith(".py"):
+            imports = re.findall(r"^\s*(?:from|import)\s+(autograder|tools|solutions)\b.*$", text, re.M)
+            assert imports in ([], ["autograder"]), f"{name} imports the course repository: {imports}"
+
+
+def test_student_kit_refuses_a_leaking_file(files):
+    """The builder's audit stops a kit that would hold a hidden-test region."""
+    leaking = dict(files, **{"hints.py": files["hints.py"] + b"\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS\n"})
+    with pytest.raises(student_kit.KitError, match="hints.py"):
+        student_kit.audit(leaking)
+
+
+def test_student_kit_requirements_pin_the_lock(files):
+    """requirements.txt pins, at the lock's versions, what the kit needs and leaves the grader's tools out."""
+    pinned = [line for line in files["requirements.txt"].decode().splitlines() if line and not line.startswith("#")]
+    lock = set((ROOT / "requirements.lock").read_text().splitlines())
+    assert pinned and all(line in lock for line in pinned), "a kit requirement is not a line of requirements.lock"
+    names = {re.split(r"[=;\s]", line)[0] for line in pinned}
+    assert {"numpy", "gymnasium", "pygame-ce", "nbclient", "ipykernel", "jupyterlab", "traitlets"} <= names
+    assert not names & {"nbgrader", "pytest", "joblib", "alembic", "sqlalchemy"}, "the kit installs grader-only packages"
+
+
+def test_student_kit_requirements_follow_the_lock_graph():
+    """A package is kept when a kept package needs it, with every marker line, in lock order."""
+    lock = ("a==1\n    # via project\nb==2 ; sys_platform == 'win32'\n    # via\n    #   a\n    #   x\n"
+            "b==3 ; sys_platform != 'win32'\n    # via a\nc==1\n    # via b\nx==9\n    # via project\n")
+    assert student_kit.kit_requirements(lock, ("a",)).splitlines()[1:] == \
+        ["a==1", "b==2 ; sys_platform == 'win32'", "b==3 ; sys_platform != 'win32'", "c==1"]
+    with pytest.raises(student_kit.KitError, match="pins no zz"):
+        student_kit.kit_requirements(lock, ("zz",))
+
+
+def test_student_kit_zip_is_the_folder_and_reproducible(files, tmp_path):
+    """The zip holds the folder's files under one top folder, and two builds give the same bytes."""
+    folder, archive = student_kit.write_kit(files, tmp_path / "one")
+    _, again = student_kit.write_kit(files, tmp_path / "two")
+    assert archive.read_bytes() == again.read_bytes(), "two builds of the kit differ"
+    with zipfile.ZipFile(archive) as zipped:
+        names = zipped.namelist()
+        assert names == [f"{student_kit.KIT_NAME}/{name}" for name in files]
+        assert all(zipped.read(f"{student_kit.KIT_NAME}/{name}") == (folder / name).read_bytes() for name in files)
+
+
+def build_environment(kit: Path) -> Path:
+    """A fresh virtual environment with the kit's requirements (uv where present, else pip); its python."""
+    venv = kit / ".venv"
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if shutil.which("uv"):
+        commands = [["uv", "venv", "-q", "--python", sys.executable, str(venv)],
+                    ["uv", "pip", "install", "-q", "--python", str(python), "-r", "requirements.txt"]]
+    else:
+        commands = [[sys.executable, "-m", "venv", str(venv)],
+                    [str(python), "-m", "pip", "install", "-q", "-r", "requirements.txt"]]
+    for command in commands:
+        result = subprocess.run(command, cwd=kit, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{' '.join(command[:3])} failed:\n{result.stderr[-2000:]}"
+    return python
+
+
+def check(python: Path, kit: Path, agents: Path) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV", "IPYTHONDIR")}
+    env["NEUROEVO_AGENTS_DIR"] = str(agents)
+    return subprocess.run([str(python), "check.py"], cwd=kit, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_student_kit_selfcheck_from_the_unzipped_kit(tmp_path):
+    """Unzipped, with its own requirements installed fresh: 0 on the stubs, 100 on a correct notebook."""
+    assert student_kit.main(["--dist", str(tmp_path / "dist")]) == 0
+    with zipfile.ZipFile(tmp_path / "dist" / f"{student_kit.KIT_NAME}.zip") as zipped:
+        zipped.extractall(tmp_path / "unzipped")
+    kit = tmp_path / "unzipped" / student_kit.KIT_NAME
+    python = build_environment(kit)
+
+    stub = check(python, kit, tmp_path / "agents")
+    assert stub.returncode == 1, f"the untouched kit should fail the check:\n{stub.stdout}{stub.stderr}"
+    assert "Total: 0/100" in stub.stdout and "Traceback" not in stub.stdout + stub.stderr
+    for function in ("evolve_serial", "evolve_parallel"):
+        assert f"{function} still raises NotImplementedError" in stub.stdout
+
+    nbformat.write(demo.with_solution(demo.reference_source()), kit / "neuroevolution.ipynb")
+    solved = check(python, kit, tmp_path / "agents")
+    assert solved.returncode == 0, f"the correct notebook failed the check:\n{solved.stdout}{solved.stderr}"
+    if "not judged here" in solved.stdout:  # a busy machine: never full marks, and the rest must be full
+        assert "Total: 85/100 (speedup (15 points) not judged here)" in solved.stdout, solved.stdout
+    else:
+        assert "Total: 100/100" in solved.stdout, solved.stdout
