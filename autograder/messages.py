@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import signal
 
+from autograder import hints
 from autograder.config import SANDBOX
 
-PICKLE_HINT = ("Pool.map pickles the function it sends to the workers, and a lambda or a function defined "
-               "inside another function cannot be pickled: pass functools.partial(episode, seed=...) or a "
-               "function defined at the top level of your cell")
+PICKLE_HINT = hints.PICKLING  # the wording the notebook's tests and the self-check use too
 
 
 def tail(text: str, lines: int = 8, width: int = 200) -> str:
@@ -23,9 +22,8 @@ def exception(error: dict, function: str) -> str:
     trace = tail(str(error.get("traceback", "")), 6)
     lowered = text.lower()
     if kind == "NotImplementedError":
-        return (f"{function} still raises NotImplementedError: replace the `raise NotImplementedError()` "
-                "line of its cell with your code")
-    if "pickl" in lowered or "local object" in lowered or "<lambda>" in text:
+        return hints.not_implemented(function)
+    if hints.is_pickling_error(kind, text):
         return f"{function} failed with {kind}: {text}\n{PICKLE_HINT}"
     if kind == "AttributeError" and "module 'submission' has no attribute" in text:
         return (f"no function named {function} was found in your cells: keep the name and signature of "
