@@ -201,3 +201,21 @@ def test_render_plays_the_file_it_found_and_says_which(helper_dirs, tmp_path, ca
     out = capsys.readouterr().out
     assert f"playing {source / 'agents' / 'agent-5.npz'}" in out, f"the played file was not named:\n{out}"
     assert gif.is_file(), "no GIF was written"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the headless fallback is defined for Linux")
+def test_render_in_the_kit_layout_finds_agents_beside_it(tmp_path):
+    """In a flat kit folder, render.py needs no flag: it plays agents/ beside it and names only that folder."""
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    for path in (ROOT / "render.py", HELPER_DIR / "evolution.py"):
+        (kit / path.name).write_bytes(path.read_bytes())
+    save_in(kit / "agents", some_agent(2), 3)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "NEUROEVO_AGENTS_DIR")}
+    command = [sys.executable, "render.py", "--seed", "1", "--frame-skip", "40"]
+    played = subprocess.run([*command, "--agent_id", "3"], cwd=kit, env=env, capture_output=True, text=True, timeout=120)
+    assert played.returncode == 0 and f"playing {kit / 'agents' / 'agent-3.npz'}" in played.stdout, played.stderr
+    missing = subprocess.run([*command, "--agent_id", "4"], cwd=kit, env=env, capture_output=True, text=True, timeout=120)
+    err = missing.stderr.strip().splitlines()
+    assert missing.returncode == 1 and len(err) == 1 and "saved agents: 3" in err[0], missing.stderr
+    assert "assignment" not in err[0] and "solutions" not in err[0], f"the kit's message names repository folders: {err[0]}"
