@@ -132,7 +132,7 @@ def _uninterruptible():
 
 
 def grade_batch(submitted: Path, output: Path, students: list[str], categories: tuple[str, ...],
-                force: bool, refused: dict[str, str] | None = None) -> Report:
+                force: bool, refused: dict[str, str] | None = None, exports: bool = True) -> Report:
     """Grade ``students``, skipping those already graded with the same key, then rebuild the outputs.
 
     Ctrl-C (KeyboardInterrupt) stops after the student being graded, whose work is dropped; the
@@ -163,8 +163,9 @@ def grade_batch(submitted: Path, output: Path, students: list[str], categories: 
                     results.write_atomic(output / "reference-timing.json", json.dumps(reference.measured, indent=1))
     except KeyboardInterrupt:
         report.interrupted = True
-    with _uninterruptible():
-        rebuild_outputs(output, find_students(submitted))
+    if exports:  # grades.csv and gradebook.db (a one-submission run, as on Gradescope, needs neither)
+        with _uninterruptible():
+            rebuild_outputs(output, find_students(submitted))
     return report
 
 

@@ -11,8 +11,6 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 
-from nbgrader.api import Gradebook
-
 from autograder.config import CATEGORIES, POINTS
 from autograder.paths import ASSIGNMENT, NOTEBOOK
 
@@ -26,6 +24,8 @@ def grade_cell_id(category: str) -> str:
 
 def rebuild(path: Path, rows: list[tuple[str, dict]]) -> None:
     """Write a fresh gradebook at ``path`` holding every ``(student_id, results)`` pair."""
+    from nbgrader.api import Gradebook  # seconds to import: only when a gradebook is written
+
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=".gradebook.", suffix=".db", dir=path.parent)
     os.close(fd)

@@ -1,0 +1,104 @@
+"""Grade one Gradescope submission: ``python -m autograder.gradescope_run --root /autograder``.
+
+The bundle's ``run_autograder`` calls this. It finds the notebook in ``ROOT/submission`` (renamed
+copies accepted, symbolic links refused), stages it in nbgrader's submitted layout, grades it
+exactly as ``make grade`` does, and writes ``ROOT/results/results.json``. The student id is the
+submitter's sid (else email, else Gradescope's user id) from ``ROOT/submission_metadata.json``.
+
+Exit status: 0 with results.json written; 1 when the grader itself failed (no results.json, so
+Gradescope shows the submission as an autograder failure the staff can rerun); 2 for a bad
+command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+from autograder import feedback, intake, paths
+from autograder.config import CATEGORIES
+
+
+def student_id(metadata: dict) -> str:
+    users = metadata.get("users") if isinstance(metadata, dict) else None
+    user = users[0] if isinstance(users, list) and users and isinstance(users[0], dict) else {}
+    for key in ("sid", "email", "id"):
+        value = str(user.get(key) or "").strip()
+        if value and intake.SAFE_ID.match(value) and value.lower() not in intake.RESERVED_IDS:
+            return value
+    return "student"
+
+
+def submission_files(folder: Path) -> list[intake.File]:
+    """Regular files of the submission (symbolic links left out: never followed)."""
+    out = []
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_file() and not path.is_symlink():  # rglob does not descend into linked folders
+            stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+            out.append(intake.File(PurePosixPath(path.relative_to(folder).as_posix()), stamp, 0, path.read_bytes))
+    return out
+
+
+def stage(root: Path, submitted: Path) -> tuple[str, str | None]:
+    """Put the submission where the grader looks; returns (student id, how the notebook was found)."""
+    try:
+        metadata = json.loads((root / "submission_metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metadata = {}
+    student = student_id(metadata)
+    chosen, how = intake.pick_notebook(submission_files(root / "submission"))
+    if chosen:
+        created = intake._parse_time(str(metadata.get("created_at") or "")) if isinstance(metadata, dict) else None
+        intake.write_submission(submitted, student, chosen.read(), created or chosen.mtime, None, dry_run=False)
+        return student, None if how == "matched" else f"graded {chosen.path.as_posix()!r} as {paths.NOTEBOOK}"
+    (submitted / student / paths.ASSIGNMENT).mkdir(parents=True, exist_ok=True)  # graded as "no notebook"
+    return student, f"no {paths.NOTEBOOK} in the submission"
+
+
+def for_students(doc: dict, note: str | None) -> dict:
+    """results.json as Gradescope shows it: test outputs without grader paths, the intake note on top."""
+    doc = dict(doc)
+    doc["tests"] = [{**t, "output": feedback.clean(t.get("output", ""))} for t in doc.get("tests", [])]
+    if note:
+        doc["output"] = f"Note: {note}.\n{doc.get('output', '')}"
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.gradescope_run", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("/autograder"),
+                        help="Gradescope's root folder, holding submission/ and results/ (default: /autograder)")
+    parser.add_argument("--categories", default=",".join(CATEGORIES),
+                        help=f"comma-separated categories to grade (default: all of {','.join(CATEGORIES)})")
+    args = parser.parse_args(argv)
+    categories = tuple(c for c in CATEGORIES if c in {x.strip() for x in args.categories.split(",")})
+    if not categories:
+        parser.error(f"no known category in {args.categories!r}; choose from {', '.join(CATEGORIES)}")
+    from autograder import batch
+
+    with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
+        submitted, output = Path(tmp) / "submitted", Path(tmp) / "grades"
+        student, note = stage(args.root, submitted)
+        report = batch.grade_batch(submitted, output, [student], categories, force=True, exports=False)
+        print(batch.summary(report))  # the staff's view of the run, in Gradescope's autograder output
+        doc = json.loads((output / student / "results.json").read_text()) \
+            if (output / student / "results.json").is_file() else None
+        if report.interrupted or doc is None:
+            print(f"error: no results for {student}: {report.graded[0].error if report.graded else 'interrupted'}",
+                  file=sys.stderr)
+            return 1
+        results_dir = args.root / "results"
+        results_dir.mkdir(parents=True, exist_ok=True)
+        (results_dir / "results.json").write_text(json.dumps(for_students(doc, note), indent=1), encoding="utf-8")
+        shutil.rmtree(output / student, ignore_errors=True)  # observations stay inside the container's tmp
+    print(f"wrote {results_dir / 'results.json'} for {student}: {doc['score']:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
