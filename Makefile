@@ -11,13 +11,16 @@ AGENT_ID   ?= 1
 NOTEBOOK   ?= assignment/neuroevolution/neuroevolution.ipynb
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+FROM       ?=
+ROSTER     ?=
+PUBLISH    ?=
 
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS ?= never
 
 .DEFAULT_GOAL := help
-.PHONY: help install assignment student-kit check grade test render bench lock clean
+.PHONY: help install assignment student-kit check grade collect feedback export gradescope test render bench lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,6 +51,19 @@ check: $(STAMP) ## Student self-check: run the visible tests on NOTEBOOK
 
 grade: $(STAMP) ## Grade every submission in SUBMITTED into OUTPUT (or one: STUDENT=id)
 	$(PY) -m autograder grade --submitted $(SUBMITTED) --output $(OUTPUT) $(if $(STUDENT),--student $(STUDENT))
+
+collect: $(STAMP) ## Fill SUBMITTED from a download: make collect FROM=submissions.zip (Canvas, Gradescope, folders, exchange)
+	@test -n "$(FROM)" || { echo "make collect: pass FROM=<the downloaded zip or folder>"; exit 2; }
+	$(PY) -m autograder collect "$(FROM)" --submitted $(SUBMITTED)
+
+feedback: $(STAMP) ## Stage feedback pages: feedback/ for nbgrader release_feedback, dist/feedback/<id>.zip (PUBLISH=1 shows hidden tests)
+	$(PY) -m autograder feedback --output $(OUTPUT) --submitted $(SUBMITTED) $(if $(PUBLISH),--publish)
+
+export: $(STAMP) ## Write OUTPUT/export.csv (a column per part), or with ROSTER=lms.csv an LMS-ready OUTPUT/lms-upload.csv
+	$(PY) -m autograder export --output $(OUTPUT) --submitted $(SUBMITTED) $(if $(ROSTER),--roster "$(ROSTER)")
+
+gradescope: $(STAMP) ## Build dist/gradescope-autograder.zip (setup.sh + run_autograder) for a Gradescope autograder
+	$(PY) -m tools.gradescope
 
 test: $(STAMP) ## Run the project's own tests (speedup checks compare with a reference timed beside them)
 	$(PY) -m pytest $(PYTEST_ARGS)
