@@ -364,7 +364,7 @@ def collect(source: Path, submitted: Path, *, dry_run: bool = False) -> Intake:
                 rows.append(Row(student, "duplicate", c.source,
                                 f"{'older' if c.timestamp <= chosen.timestamp else 'newer, without a notebook'}; not used"))
         data = notebook.read()
-        note = f"from {notebook.path.name!r}" if how == "renamed" else ""
+        note = f"{notebook.path.name!r} saved as {NOTEBOOK}" if how == "renamed" else ""
         status = write_submission(submitted, student, data, chosen.timestamp, chosen.secret, dry_run)
         if status in ("unchanged", "kept-newer"):
             how, note = status, ("already in " + str(submitted) if status == "unchanged"

@@ -71,7 +71,7 @@ def test_intake_canvas_zip(tmp_path, capsys):
         return next((x for x in lines if all(w in x for w in words)), None)
 
     assert line("1001", "matched"), out
-    assert line("1002", "renamed", "from 'neuroevolution (1).ipynb'"), out
+    assert line("1002", "renamed", "'neuroevolution (1).ipynb' saved as neuroevolution.ipynb"), out
     assert line("1003", "duplicate", "neuroevolution-1.ipynb"), out
     assert line("1004", "no-notebook", "answers.py"), out
     assert line("unmatched", "README.txt"), out
