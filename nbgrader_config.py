@@ -12,6 +12,7 @@ from the per-student results. nbgrader's own commands run from this folder read 
 """
 
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -31,3 +32,10 @@ c.CourseDirectory.ignore = [
     ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",  # nbgrader's defaults
     "agents", "*.npz", "*.gif", ".*",
 ]
+
+GRADES_DIR.mkdir(parents=True, exist_ok=True)  # sqlite does not create the folder of its database
+# nbgrader runs `alembic` from PATH when it creates a gradebook; without an activated venv
+# (`.venv/bin/nbgrader export`, `make ...`) it is found only beside the running Python.
+_BIN = os.path.dirname(sys.executable)
+if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join(filter(None, [_BIN, os.environ.get("PATH")]))

@@ -97,7 +97,10 @@ class Progress:
         state = ("unchanged, kept" if graded.skipped else f"GRADER ERROR: {graded.error}" if graded.error
                  else f"{graded.score:g}/{self.max_score:g}")
         left = self.total - self.done
-        eta = f", about {self.graded_seconds / self.graded * left / 60:.0f} min left" if self.graded and left else ""
+        eta = ""
+        if self.graded and left:
+            seconds = self.graded_seconds / self.graded * left
+            eta = f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
         bar = "#" * (20 * self.done // self.total)
         print(f"[{bar:<20}] {self.done}/{self.total} {graded.student}: {state} "
               f"({time.perf_counter() - self.start:.0f} s{eta})", file=sys.stderr, flush=True)

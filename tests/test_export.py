@@ -83,3 +83,16 @@ def test_export_nbgrader_export_reads_the_graders_gradebook(tmp_path):
     exported = rows(target)
     assert [(r["assignment"], r["student_id"], float(r["score"])) for r in exported] == \
         [(paths.ASSIGNMENT, "alice", 45.0)], exported
+
+
+def test_export_nbgrader_export_before_any_grading(tmp_path):
+    """Before `make grade`, `nbgrader export` from the course folder (venv not activated) gives an empty CSV,
+    not a traceback about a missing folder or `alembic`."""
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if Path(p).resolve() != Path(sys.executable).parent.resolve())
+    env = {**os.environ, "NEUROEVO_GRADES": str(tmp_path / "not-yet"), "PATH": path}
+    target = tmp_path / "empty.csv"
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "export", f"--to={target}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert rows(target) == [] and target.read_text().startswith("assignment,duedate,timestamp,student_id")
