@@ -158,7 +158,8 @@ class Collector:
         verdict = verify.verify(call=obs["call"], function=function, kwargs=kwargs, episodes=played, caller=caller,
                                 best=best, history=obs["history"], live_pids=set(outcome.inner_pids),
                                 replay=self.replay, chooser=self.chooser,
-                                centre_tolerance=OBSERVE.centre_tolerance)
+                                centre_tolerance=OBSERVE.centre_tolerance,
+                                refused_records=[n for n in result.garbled if not n.startswith(("import.json", "result.json"))])
         obs["rules"], obs["worker_pids"] = verdict.rules, verdict.worker_pids
         return obs
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from statistics import median
 
-from autograder import collect
+from autograder import collect, verify
 from autograder.config import SPEEDUP
 
 KINDS = ("serial", "parallel", "noop")
@@ -38,7 +38,7 @@ def _round(student: collect.Collector, reference: collect.Collector, seed: int, 
         kwargs = collector.plan.workload(seed, SPEEDUP.processes if kind == "parallel" else None)
         obs = collector.run(FUNCTIONS[kind], kwargs, wall_seconds=SPEEDUP.wall_seconds, check=side == "student")
         problem = obs["problem"] if side == "reference" or kind == "noop" else collect.run_problem(
-            obs, ("played", "returns", "history", "selection"))
+            obs, verify.RESULT_RULES)
         if problem:
             out[side]["problems"][kind] = problem
             continue

@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from autograder import collect
+from autograder import collect, verify
 from autograder.config import AGENT
 
 
@@ -34,7 +34,7 @@ def train(collector: collect.Collector, parallel_problem: str | None, cores: int
     for seed in collector.plan.training_seeds:
         kwargs = _kwargs(seed, None if parallel_problem else max(2, cores))
         obs = collector.run(function, kwargs, wall_seconds=AGENT.wall_seconds)
-        attempt = {"seed": seed, "function": function, "problem": collect.run_problem(obs), "heldout_mean": None,
+        attempt = {"seed": seed, "function": function, "problem": collect.run_problem(obs, verify.LOOP_RULES), "heldout_mean": None,
                    "history": obs["history"], "params": None,
                    "note": ("evolve_parallel failed in the observed runs, so evolve_serial trained the agent"
                             if parallel_problem else None)}

@@ -30,6 +30,8 @@ from autograder.validate import PARAM_SHAPES
 RULES = ("played", "seeds", "returns", "history", "selection", "sampling", "processes")
 RESULT_RULES = ("played", "returns", "history", "selection")
 """What makes a run's answer its own: a timed run must keep these to count."""
+LOOP_RULES = ("played", "seeds", "returns", "history", "selection", "sampling")
+"""The assignment's loop, wherever it runs: a training run must keep these for its agent to count."""
 REPLAY_TOLERANCE = 1e-6  # returns are bit-identical in practice; this only absorbs BLAS kernel rounding
 REPLAY_SAMPLE = 3
 """Episodes replayed per run besides the returned candidate's, chosen after the run."""
@@ -157,14 +159,14 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
                 return (f"in {call}, generation {g} holds an exact copy of the candidate selected in generation "
                         f"{g - 1}: the assignment's loop keeps no elite; fill every generation with pop_size "
                         "calls of sample_params(best, rng, sigma)")
-            distances = [np.linalg.norm(child - p) for p in parents]
+            distances = [np.linalg.norm(child - p) / scale for p in parents]
             nearest = int(np.argmin(distances))
-            if nearest not in winners and scale < 0.5 * np.linalg.norm(child - parent):
+            ratio = np.linalg.norm(child - parent) / scale
+            if nearest not in winners and ratio > 2 and NORM_RANGE[0] <= distances[nearest] <= NORM_RANGE[1]:
                 worst = nearest == int(np.argmin([x.ret for x in gens[g - 1]]))
                 return (f"in {call}, generation {g} is not sampled around the best candidate of generation "
                         f"{g - 1} but around {'the worst one' if worst else f'candidate {nearest}'}: pass the "
                         "candidate with the highest return to sample_params")
-            ratio = np.linalg.norm(child - parent) / scale
             if not NORM_RANGE[0] <= ratio <= NORM_RANGE[1]:
                 return (f"in {call}, a candidate of generation {g} lies {ratio:.2f} x sigma x sqrt(41) from the "
                         f"selected candidate, where a draw of sample_params(best, rng, sigma={sigma}) lies near 1: "
@@ -205,11 +207,19 @@ def check_processes(episodes: list[Played], caller: int | None, function: str, p
 
 def verify(*, call: str, function: str, kwargs: dict, episodes: list[Played], caller: int | None,
            best: dict | None, history: list[list[float]] | None, live_pids: set[int] | None,
-           replay: Callable[[dict, int], float], chooser: random.Random, centre_tolerance: float) -> Verdict:
-    """Check one run against every rule (``best``/``history`` None: the call returned nothing valid)."""
+           replay: Callable[[dict, int], float], chooser: random.Random, centre_tolerance: float,
+           refused_records: list[str] = ()) -> Verdict:
+    """Check one run against every rule (``best``/``history`` None: the call returned nothing valid).
+
+    ``refused_records`` are the grader's notes on record lines or files it could not accept: the
+    recording was tampered with, so no rule can be checked on it.
+    """
     verdict = Verdict(rules=dict.fromkeys(RULES))
     g, p = kwargs["generations"], kwargs["pop_size"]
     gens, problem = _generations(episodes, g, p, call)
+    if refused_records:
+        problem = (f"{call}: the episode records could not be used ({refused_records[0]}): play episodes only "
+                   "through the helper's episode function and leave its record folder alone")
     claimed = {e.pid for e in episodes}
     if not problem and live_pids and not claimed & live_pids:
         # None of the processes the records name was ever seen running (a short-lived worker may be

@@ -1,141 +1,182 @@
-"""The agent and speedup checks on hand-made observations: the rules, without running any loop."""
+"""The grading tests on hand-made observations: every check's rule, without running any loop."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from autograder import collect, grade, runchecks, timing, verify
+from autograder.config import CATEGORIES, POINTS, SPEEDUP
 
-from autograder import collect, grade, runchecks, validate, workspace  # noqa: E402
-from autograder.config import AGENT, POINTS, SPEEDUP  # noqa: E402
-
-
-def observations(agent: dict | None = None, speedup: dict | None = None) -> dict:
-    """A student's observations holding only the sections given."""
-    return {"student": "x", "settings": grade.settings_snapshot(), "cores": 2, "calls": {}, "seconds": {},
-            "not_collected": {}, "load_problem": None, "agent": agent, "speedup": speedup}
+LABELS = ("serial_main", "serial_repeat", "serial_other", "parallel_2", "parallel_1", "parallel_3")
+BEST = {"w1": [[0.5] * 10] * 2, "b1": [0.0] * 10, "w2": [[1.0]] * 10, "b2": [0.0]}
 
 
-def agent_section(heldout_mean: float, *, from_first_generation: bool = False) -> dict:
-    """One training run with this held-out mean."""
-    attempt = {"seed": 1, "function": "evolve_parallel", "problem": None, "note": None, "heldout_mean": heldout_mean,
-               "history": [[0.0] * AGENT.pop_size] * AGENT.generations, "from_first_generation": from_first_generation}
-    return {"attempts": [attempt], "best": attempt, "budget": grade.settings_snapshot()["agent"], "heldout": 20}
+def run(*, history=None, best=None, rules=None, problem=None, call="evolve_serial(...)") -> dict:
+    """One observed run that returned ``best`` and ``history`` and kept every rule but those in ``rules``."""
+    return {"call": call, "function": "evolve_serial", "kwargs": {}, "problem": problem, "caller_pid": 1,
+            "best": best or BEST, "best_problem": None, "history": history or [[1.0, 2.0], [3.0, 4.0]],
+            "history_problem": None, "rules": {**dict.fromkeys(verify.RULES), **(rules or {})}, "worker_pids": 2,
+            "garbled": [], "wall": 1.0, "cpu": 1.0, "kernel_caps": True}
 
 
-def speedup_section(mine: float, ref: float, cpu_ratio: float = 1.8) -> dict:
-    """Timed runs that measured ``mine`` for the student and ``ref`` for the reference."""
-    def side(speedup: float) -> dict:
-        series = {kind: {"wall": [1.0], "cpu": [1.0], "episodes": [SPEEDUP.generations * SPEEDUP.pop_size],
-                         "worker_pids": [2]} for kind in ("noop", "serial", "parallel")}
-        return {"series": series, "problems": {}, "speedup": speedup, "cpu_ratio": cpu_ratio, "rounds": 3}
-    return {"cores": 2, "inconclusive": None, "expected_episodes": SPEEDUP.generations * SPEEDUP.pop_size,
-            "student": side(mine), "reference": side(ref)}
+def observations(runs: dict | None = None, agent: dict | None = None, speedup: dict | None = None) -> dict:
+    """A student's observations: six correct observed runs unless ``runs`` replaces some."""
+    return {"student": "x", "settings": grade.settings_snapshot(), "cores": 2, "load_problem": None,
+            "runs": {label: run() for label in LABELS} | {"serial_other": run(history=[[5.0, 6.0], [7.0, 8.0]])}
+            | (runs or {}), "seconds": {}, "agent": agent,
+            "speedup": speedup}
 
 
-def category_score(tmp_path: Path, obs: dict, category: str) -> float:
+def agent_section(heldout_mean: float | None, problem: str | None = None) -> dict:
+    attempt = {"seed": 1, "function": "evolve_parallel", "problem": problem, "note": None,
+               "heldout_mean": heldout_mean, "history": [[0.0]], "params": BEST}
+    return {"attempts": [attempt], "best": None if problem else attempt,
+            "budget": grade.settings_snapshot()["agent"], "heldout": 20}
+
+
+def speedup_section(mine: float, ref: float, *, cpu_ratio: float = 1.8, workers: int = 2,
+                    inconclusive: str | None = None, problems: dict | None = None) -> dict:
+    return {"cores": 2, "inconclusive": inconclusive, "rounds": 3,
+            "student": {"problems": problems or {}, "worker_pids": [workers] * 3, "speedup": mine,
+                        "cpu_ratio": cpu_ratio, "serial_seconds": 1.0, "parallel_seconds": 1.0 / mine},
+            "reference": {"problems": {}, "speedup": ref, "serial_seconds": 1.0, "parallel_seconds": 1.0 / ref}}
+
+
+def scores(tmp_path: Path, obs: dict, categories=CATEGORIES) -> dict[str, float]:
     path = tmp_path / "observations.json"
     path.write_text(json.dumps(obs), encoding="utf-8")
-    scored = runchecks.score(runchecks.run_checks(path, (category,)))
-    return sum(t["score"] for t in scored if t["category"] == category)
+    scored = runchecks.score(runchecks.run_checks(path, tuple(categories)))
+    out: dict[str, float] = {}
+    for t in scored:
+        out[t["category"]] = out.get(t["category"], 0.0) + t["score"]
+    return out
 
 
-def test_grader_checks_agent_full_marks_for_a_trained_solver(tmp_path):
-    """A run that returned a trained candidate solving the held-out states earns every agent point."""
-    obs = observations(agent=agent_section(95.0))
-    assert category_score(tmp_path, obs, "agent") == pytest.approx(POINTS["agent"])
+def test_grader_checks_correct_observations_earn_full_marks(tmp_path):
+    """Observations of a correct submission earn every point of every category."""
+    obs = observations(agent=agent_section(95.0), speedup=speedup_section(1.8, 1.85))
+    assert scores(tmp_path, obs) == pytest.approx(POINTS)
 
 
-def test_grader_checks_agent_refuses_a_lucky_first_generation(tmp_path):
-    """A solver that was one of generation 0's random candidates (the loop never moved on) loses the solve points."""
-    obs = observations(agent=agent_section(95.0, from_first_generation=True))
-    score = category_score(tmp_path, obs, "agent")
-    assert score < POINTS["agent"] * 0.25, f"a generation-0 candidate kept {score} of {POINTS['agent']} agent points"
+@pytest.mark.parametrize("rule, category, test_name", [
+    ("selection", "serial", "test_serial_selects_best_candidate"),
+    ("sampling", "serial", "test_serial_next_generation_centred_on_best"),
+    ("seeds", "serial", "test_serial_generation_shares_episode_seed"),
+    ("processes", "parallel", "test_parallel_uses_worker_processes"),
+    ("history", "parallel", "test_parallel_history_is_returns_played"),
+])
+def test_grader_checks_a_broken_rule_costs_its_own_test_only(tmp_path, rule, category, test_name):
+    """One broken rule fails exactly the test for that rule, with the rule's message."""
+    label = "serial_main" if category == "serial" else "parallel_2"
+    obs = observations(runs={label: run(rules={rule: f"broken {rule}"})})
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(obs), encoding="utf-8")
+    failed = [o for o in runchecks.run_checks(path, (category,)) if not o["passed"]]
+    assert [o["name"] for o in failed] == [test_name]
+    assert failed[0]["message"] == f"broken {rule}"
 
 
-def test_grader_checks_agent_partial_below_threshold(tmp_path):
-    """Half the solved return earns part of the solve points, not all and not none."""
-    full = POINTS["agent"]
-    score = category_score(tmp_path, observations(agent=agent_section(45.0)), "agent")
-    assert 0.25 * full < score < full
+def test_grader_checks_determinism_names_where_results_differ(tmp_path):
+    """Serial and parallel differing from generation 1 on points at selection or sampling, not at the workers."""
+    obs = observations(runs={"parallel_2": run(history=[[1.0, 2.0], [9.0, 4.0]])})
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(obs), encoding="utf-8")
+    failed = [o for o in runchecks.run_checks(path, ("determinism",)) if not o["passed"]]
+    assert {o["name"] for o in failed} == {"test_determinism_serial_matches_parallel",
+                                           "test_determinism_any_number_of_processes"}
+    message = next(o["message"] for o in failed if o["name"] == "test_determinism_serial_matches_parallel")
+    assert "generation 1 differs" in message
 
 
-def test_grader_checks_first_generation_candidates_are_recognised():
-    """Only a candidate generation 0 actually played counts as one; a sampled neighbour does not."""
-    rng = np.random.default_rng(0)
-    def params() -> dict:
-        return {key: rng.normal(size=shape) for key, shape in validate.PARAM_SHAPES.items()}
-    played = [params() for _ in range(AGENT.pop_size + 3)]
-    episodes = [workspace.Episode(pid=1, t=t, seed=5, params=p, ret=0.0) for t, p in enumerate(played)]
-    assert collect.is_first_generation_candidate(played[4], episodes)
-    neighbour = {key: value + 1e-9 for key, value in played[4].items()}
-    assert not collect.is_first_generation_candidate(neighbour, episodes)
-    assert not collect.is_first_generation_candidate(played[-1], episodes), "a later episode is not generation 0"
+def test_grader_checks_a_failed_run_fails_its_tests_with_its_message(tmp_path):
+    """A run that raised costs the tests reading it, each saying what the run raised."""
+    obs = observations(runs={"serial_main": run(problem="evolve_serial raised ValueError: boom")})
+    got = scores(tmp_path, obs, ("serial",))
+    assert got["serial"] == 0
+
+
+def test_grader_checks_agent_scored_in_proportion_below_the_threshold(tmp_path):
+    """A verified agent earns the solve points in proportion to its held-out mean below the threshold."""
+    assert scores(tmp_path, observations(agent=agent_section(95.0)), ("agent",))["agent"] == pytest.approx(20)
+    half = scores(tmp_path, observations(agent=agent_section(45.0)), ("agent",))["agent"]
+    assert 0.25 * POINTS["agent"] < half < POINTS["agent"]
+
+
+def test_grader_checks_agent_refused_run_earns_nothing(tmp_path):
+    """A training run that broke a loop rule (a hand-made controller, elitism...) earns no agent points."""
+    obs = observations(agent=agent_section(None, problem="returned parameters that were not played"))
+    assert scores(tmp_path, obs, ("agent",))["agent"] == 0
 
 
 @pytest.mark.parametrize("mine, expected", [(1.7, 1.0), (1.05, 0.0)])
 def test_grader_checks_speedup_scored_against_reference_beside_it(tmp_path, mine, expected):
     """Full speedup marks near the reference's speedup measured beside it; none without a real speedup."""
     obs = observations(speedup=speedup_section(mine, ref=1.75, cpu_ratio=1.8 if expected else 1.0))
-    assert category_score(tmp_path, obs, "speedup") == pytest.approx(expected * POINTS["speedup"])
+    assert scores(tmp_path, obs, ("speedup",))["speedup"] == pytest.approx(expected * POINTS["speedup"])
 
 
-def test_grader_checks_speedup_inconclusive_is_said(tmp_path):
-    """When even the reference showed no speedup the points are awarded and the output says why."""
-    section = speedup_section(1.0, ref=1.0)
-    section["inconclusive"] = "the reference solution reached only 1.00x"
+def test_grader_checks_speedup_impossible_cpu_ratio_fails(tmp_path):
+    """More CPU seconds per wall second than the grader has cores is not a measurement: no points."""
+    obs = observations(speedup=speedup_section(1.8, ref=1.8, cpu_ratio=5.1))
     path = tmp_path / "observations.json"
-    path.write_text(json.dumps(observations(speedup=section)), encoding="utf-8")
+    path.write_text(json.dumps(obs), encoding="utf-8")
     outcomes = runchecks.run_checks(path, ("speedup",))
-    assert outcomes and all(o["passed"] and "inconclusive" in o["message"] for o in outcomes)
-
-
-@pytest.mark.parametrize("student_parallel, rounds", [(0.55, SPEEDUP.repeats), (1.0, SPEEDUP.max_repeats)])
-def test_grader_checks_speedup_rounds_interleave_and_extend(monkeypatch, student_parallel, rounds):
-    """Student and reference runs alternate; a student short of full marks gets extra rounds, a fast one none."""
-    order = []
-
-    def fake_run(workdir, calls):
-        kind = "noop" if not calls else calls[0]["function"].removeprefix("evolve_")
-        order.append((workdir.name, kind))
-        wall = {"noop": 0.1, "serial": 1.1, "parallel": student_parallel if workdir.name == "student" else 0.65}[kind]
-        return {"wall": wall, "cpu": wall, "episodes": 0, "worker_pids": 0}, None
-
-    monkeypatch.setattr(collect, "_timed_run", fake_run)
-    timing = collect.timed_side_by_side(Path("student"), Path("reference"))
-    assert timing["student"]["rounds"] == timing["reference"]["rounds"] == rounds
-    assert timing["reference"]["speedup"] == pytest.approx(1.0 / 0.55)
-    assert order[:2] == [("student", "noop"), ("reference", "noop")]
-    assert order[6:8] == [("reference", "noop"), ("student", "noop")], "the second round starts with the reference"
+    assert all(not o["passed"] and "cannot be trusted" in o["message"] for o in outcomes)
 
 
 @pytest.mark.parametrize("workers, awarded", [(2, True), (0, False)])
-def test_grader_checks_speedup_inconclusive_still_needs_worker_processes(tmp_path, workers, awarded):
-    """On a busy grader the points go only to runs whose episodes were played by worker processes."""
-    section = speedup_section(1.0, ref=1.0)
-    section["student"]["series"]["parallel"]["worker_pids"] = [workers] * 3
-    section["inconclusive"] = "the reference solution reached only 1.00x"
-    score = category_score(tmp_path, observations(speedup=section), "speedup")
-    assert score == pytest.approx(POINTS["speedup"] if awarded else 0.0)
+def test_grader_checks_speedup_not_judged_still_needs_worker_processes(tmp_path, workers, awarded):
+    """On a busy grader the points go only to correct runs whose episodes were played by worker processes."""
+    section = speedup_section(0.83, ref=1.0, workers=workers, inconclusive="the reference reached only 1.00x")
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(observations(speedup=section)), encoding="utf-8")
+    outcomes = runchecks.run_checks(path, ("speedup",))
+    assert all(o["passed"] == awarded for o in outcomes)
+    if awarded:
+        assert all("not judged" in o["message"] and "0.83x" in o["message"] for o in outcomes)
 
 
-@pytest.mark.parametrize("method", ["spawn", None])
-def test_grader_checks_timed_runs_choose_the_start_method(tmp_path, method):
-    """A job's start_method becomes multiprocessing's default before the submission is imported."""
-    import multiprocessing
+def test_grader_checks_speedup_wrong_timed_run_earns_nothing_even_when_not_judged(tmp_path):
+    """A timed run that did not count (wrong answer) costs the points even when the timing is not judged."""
+    section = speedup_section(1.0, ref=1.0, inconclusive="busy", problems={"parallel": "returned a str"})
+    assert scores(tmp_path, observations(speedup=section), ("speedup",))["speedup"] == 0
 
-    source = ("import multiprocessing\n\n\ndef evolve_serial(generations, pop_size, seed, sigma=1.0):\n"
-              "    open('method.txt', 'w').write(multiprocessing.get_start_method())\n"
-              "    return {}, []\n")
-    workspace.prepare(tmp_path / "work", source)
-    call = {"phase": "probe", "function": "evolve_serial", "kwargs": {"generations": 1, "pop_size": 1, "seed": 0}}
-    result = workspace.run_job(tmp_path / "work", [call], wall_seconds=60, start_method=method)
-    assert "probe" in result.phases, result.outcome.verdict
-    expected = method or multiprocessing.get_start_method()
-    assert (tmp_path / "work" / "method.txt").read_text() == expected
+
+class FakeCollector:
+    """Stands in for a Collector: records the order of runs and returns set wall times."""
+
+    def __init__(self, name: str, order: list, walls: dict):
+        self.name, self.order, self.walls = name, order, walls
+        self.plan = collect.Plan.draw(0)
+
+    def run(self, function, kwargs, *, wall_seconds, check=True):
+        kind = {"evolve_serial": "serial", "evolve_parallel": "parallel", None: "noop"}[function]
+        self.order.append((self.name, kind))
+        wall = self.walls[kind]
+        return {"problem": None, "best_problem": None, "history_problem": None, "rules": {}, "wall": wall,
+                "cpu": wall * (1.9 if kind == "parallel" else 1.0), "worker_pids": 2}
+
+
+@pytest.mark.parametrize("student_parallel, rounds", [(0.55, SPEEDUP.repeats), (1.0, SPEEDUP.max_repeats)])
+def test_grader_checks_speedup_rounds_interleave_and_extend(student_parallel, rounds):
+    """Student and reference runs alternate; a student short of full marks gets extra rounds, a fast one none."""
+    order: list = []
+    student = FakeCollector("student", order, {"serial": 1.1, "parallel": student_parallel + 0.1})
+    reference = FakeCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1})
+    out = timing.measure(student, reference, cores=2)
+    assert out["rounds"] == rounds
+    assert out["reference"]["speedup"] == pytest.approx(1.0 / 0.55)
+    assert order[:2] == [("student", "serial"), ("reference", "serial")]
+    assert order[5] == ("reference", "noop"), "the second round starts with the reference"
+
+
+def test_grader_checks_speedup_slowed_serial_gains_nothing():
+    """A student's serial time longer than the reference's never raises the speedup: the reference's counts."""
+    order: list = []
+    student = FakeCollector("student", order, {"serial": 3.1, "parallel": 1.1})
+    reference = FakeCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1})
+    out = timing.measure(student, reference, cores=2)
+    assert out["student"]["speedup"] == pytest.approx(1.0)

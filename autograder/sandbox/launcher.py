@@ -40,6 +40,25 @@ def _prctl(option: int, value: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
 
 
+# keyctl's system call number, by machine (the C library has no wrapper for it).
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "armv7l": 311, "i686": 288, "ppc64le": 311, "s390x": 280}
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def _new_session_keyring() -> None:
+    """Replace the session keyring inherited from the grader with a new, empty one of this run's own.
+
+    Keys live in the kernel, not in files: without this, a key one run adds to the shared session
+    keyring would be there for the next. (The user keyring is per uid, and each run gets a new uid.)
+    """
+    number = _SYS_KEYCTL.get(os.uname().machine)
+    if not sys.platform.startswith("linux") or number is None:
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None, 0, 0, 0)
+
+
 def _cap(kind: int, value: int) -> None:
     soft, hard = resource.getrlimit(kind)
     if hard != resource.RLIM_INFINITY:
@@ -139,6 +158,7 @@ def main() -> int:
         os.setgroups([])
         os.setresgid(settings["gid"], settings["gid"], settings["gid"])
         os.setresuid(settings["uid"], settings["uid"], settings["uid"])
+    _new_session_keyring()
     os.chdir(settings["cwd"])
     _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)

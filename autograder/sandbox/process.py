@@ -245,9 +245,13 @@ def _watch(pid: int, finished: threading.Event, limits: Limits, deadline: float,
         # Under bubblewrap the first descendant is bubblewrap's own init, not the run's.
         tasks = usage.tasks - (1 if sandboxed and tree else 0)
         seen.cpu_seconds = max(seen.cpu_seconds, usage.cpu_seconds)
-        # One cause per run, the first that applies: a fork bomb also fills memory and time.
-        seen.process_hit = tasks > limits.max_processes
-        seen.memory_hit = not seen.process_hit and usage.memory_bytes > limits.memory_bytes
+        kernel = group.usage() if group is not None else None
+        # One cause per run, the first that applies: a fork bomb also fills memory and time. A task the
+        # kernel killed for memory, or a refused fork, ends the run at once (a Pool whose worker was
+        # killed would otherwise wait for its lost task until the time limit).
+        seen.memory_hit = bool(kernel and kernel.oom_killed)
+        seen.process_hit = not seen.memory_hit and (tasks > limits.max_processes or bool(kernel and kernel.pids_refused))
+        seen.memory_hit = seen.memory_hit or (not seen.process_hit and usage.memory_bytes > limits.memory_bytes)
         seen.timed_out = not (seen.process_hit or seen.memory_hit) and time.perf_counter() > deadline
         if seen.stopped:
             _stop(pid, seen.tracker, sandboxed, group)

@@ -1,7 +1,6 @@
 """Returns numbers of a float subclass that claims to equal anything, and a dict that claims every key."""
 
-LOSES = ("serial", "parallel", "determinism", "agent")
-MAY_LOSE = ("speedup",)
+LOSES = ("serial", "parallel", "determinism", "speedup", "agent")
 MESSAGE = ""
 
 

@@ -1,7 +1,6 @@
 """Replaces the helper's episode() with one that always reports a perfect return."""
 
-LOSES = ("serial", "parallel", "determinism", "agent")
-MAY_LOSE = ("speedup",)
+LOSES = ("serial", "parallel", "determinism", "speedup", "agent")
 MESSAGE = ""
 
 import evolution

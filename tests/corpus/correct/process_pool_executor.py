@@ -1,0 +1,34 @@
+"""Correct, with concurrent.futures.ProcessPoolExecutor in place of multiprocessing.Pool."""
+
+LOSES = ()
+
+from concurrent.futures import ProcessPoolExecutor
+
+
+def evolve_serial(generations, pop_size, seed, sigma=1.0):
+    rng = np.random.default_rng(seed)
+    population = [initialize_parameters(I_SIZE, H_SIZE, O_SIZE, rng=rng) for _ in range(pop_size)]
+    history = []
+    for generation in range(generations):
+        episode_seed = int(rng.integers(2**31 - 1))
+        returns = list(map(partial(episode, seed=episode_seed), population))
+        history.append(returns)
+        best = population[int(np.argmax(returns))]
+        if generation + 1 < generations:
+            population = [sample_params(best, rng, sigma) for _ in range(pop_size)]
+    return best, history
+
+
+def evolve_parallel(generations, pop_size, seed, sigma=1.0, processes=None):
+    rng = np.random.default_rng(seed)
+    population = [initialize_parameters(I_SIZE, H_SIZE, O_SIZE, rng=rng) for _ in range(pop_size)]
+    history = []
+    with ProcessPoolExecutor(max_workers=processes) as executor:
+        for generation in range(generations):
+            episode_seed = int(rng.integers(2**31 - 1))
+            returns = list(executor.map(partial(episode, seed=episode_seed), population, chunksize=4))
+            history.append(returns)
+            best = population[int(np.argmax(returns))]
+            if generation + 1 < generations:
+                population = [sample_params(best, rng, sigma) for _ in range(pop_size)]
+    return best, history

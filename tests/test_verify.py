@@ -1,0 +1,175 @@
+"""The loop's rules (autograder/verify.py) on hand-made recordings: each rule keeps a correct run and names each fault."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from autograder import verify
+from autograder.validate import PARAM_SHAPES
+
+G, P, SIGMA, CALLER = 3, 12, 0.5, 100
+
+
+def fake_return(params: dict, seed: int) -> float:
+    """A deterministic stand-in for an episode: cheap, and different for every candidate and seed."""
+    return float(np.sum(params["w1"]) + 0.001 * (seed % 1000))
+
+
+def fresh(rng: np.random.Generator) -> dict:
+    return {key: rng.normal(size=shape) for key, shape in PARAM_SHAPES.items()}
+
+
+def around(best: dict, rng: np.random.Generator, sigma: float = SIGMA) -> dict:
+    return {key: value + sigma * rng.normal(size=value.shape) for key, value in best.items()}
+
+
+def record(*, seed: int = 0, pids=(CALLER,), elite=False, fixed_seed=False, argmin=False, sigma=SIGMA,
+           inject=None) -> tuple[list[verify.Played], dict, list[list[float]]]:
+    """A run of the loop as the recording helper would see it: (episodes, best, history)."""
+    rng = np.random.default_rng(seed)
+    population = [fresh(rng) for _ in range(P)]
+    episodes, history = [], []
+    for g in range(G):
+        if inject is not None and g == G - 1:
+            population[0] = inject
+        episode_seed = 7 if fixed_seed else int(rng.integers(2**31 - 1))
+        returns = [fake_return(c, episode_seed) for c in population]
+        episodes += [verify.Played(pids[i % len(pids)], episode_seed, c, r) for i, (c, r) in enumerate(zip(population, returns))]
+        history.append(returns)
+        best = population[int(np.argmin(returns) if argmin else np.argmax(returns))]
+        if g + 1 < G:
+            population = ([best] if elite else []) + [around(best, rng, sigma) for _ in range(P - elite)]
+    return episodes, best, history
+
+
+def check(episodes, best, history, *, function="evolve_serial", processes=None, live=None, replay=fake_return):
+    kwargs = {"generations": G, "pop_size": P, "seed": 1, "sigma": SIGMA}
+    if processes is not None:
+        kwargs["processes"] = processes
+    return verify.verify(call="evolve(...)", function=function, kwargs=kwargs, episodes=episodes, caller=CALLER,
+                         best=best, history=history, live_pids=live, replay=replay, chooser=random.Random(0),
+                         centre_tolerance=0.25).rules
+
+
+def failing(rules: dict) -> set[str]:
+    return {name for name, message in rules.items() if message}
+
+
+def test_verify_correct_serial_run_keeps_every_rule():
+    """A correct serial recording breaks no rule."""
+    assert failing(check(*record())) == set()
+
+
+def test_verify_correct_parallel_run_keeps_every_rule():
+    """A correct parallel recording (two workers, history in population order) breaks no rule."""
+    rules = check(*record(pids=(201, 202)), function="evolve_parallel", processes=2, live={CALLER, 201, 202})
+    assert failing(rules) == set()
+
+
+def test_verify_elitism_breaks_sampling():
+    """A generation holding an exact copy of the selected parent is elitism, named as such."""
+    rules = check(*record(elite=True))
+    assert failing(rules) == {"sampling"} and "exact copy" in rules["sampling"]
+
+
+def test_verify_fixed_episode_seed_breaks_seeds():
+    """Every generation played from one start state breaks the seeds rule."""
+    rules = check(*record(fixed_seed=True))
+    assert failing(rules) == {"seeds"} and "start state" in rules["seeds"]
+
+
+def test_verify_argmin_breaks_selection_and_sampling():
+    """Selecting the lowest return is named in selection; the next generations sit around the worst one."""
+    rules = check(*record(argmin=True))
+    assert "LOWEST" in rules["selection"]
+    assert "worst" in rules["sampling"]
+
+
+def test_verify_wrong_sigma_breaks_sampling():
+    """Candidates drawn with twice the spread asked for break the sampling rule."""
+    rules = check(*record(sigma=2 * SIGMA))
+    assert failing(rules) == {"sampling"}
+
+
+def test_verify_injected_candidate_breaks_sampling():
+    """A hand-made candidate slipped into the last generation is not a draw around the selected one."""
+    handmade = {"w1": np.array([[0.0] * 10, [60.0] * 10]), "b1": np.zeros(10), "w2": np.full((10, 1), 3.0),
+                "b2": np.zeros(1)}
+    rules = check(*record(inject=handmade))
+    assert "sampling" in failing(rules)
+
+
+def test_verify_returned_parameters_must_be_played():
+    """best_params that no candidate of the last generation had is refused, bit for bit."""
+    episodes, best, history = record()
+    nudged = {key: value + 1e-12 for key, value in best.items()}
+    rules = check(episodes, nudged, history)
+    assert failing(rules) == {"selection"} and "not played" in rules["selection"]
+
+
+def test_verify_history_must_be_the_recorded_returns():
+    """A sorted history is named for serial; a changed value is refused for parallel too."""
+    episodes, best, history = record()
+    assert "sorted" in check(episodes, best, [sorted(row) for row in history])["history"]
+    changed = [row[:] for row in history]
+    changed[1][0] += 1.0
+    assert check(episodes, best, changed, function="evolve_parallel", processes=2)["history"]
+
+
+def test_verify_forged_returns_are_caught_by_the_replay():
+    """A recorded return the trusted helper does not reproduce breaks the returns rule."""
+    episodes, best, history = record()
+    rules = check(episodes, best, history, replay=lambda params, seed: fake_return(params, seed) + 1.0)
+    assert "replaying" in rules["returns"]
+
+
+def test_verify_replay_work_is_bounded():
+    """The grader replays a handful of episodes per run, not every one it was shown."""
+    calls = []
+
+    def counting(params, seed):
+        calls.append(seed)
+        return fake_return(params, seed)
+
+    check(*record(), replay=counting)
+    assert 0 < len(calls) <= verify.REPLAY_SAMPLE + 1
+
+
+def test_verify_wrong_episode_count_fails_every_rule():
+    """Missing episodes make the recording unusable: every rule says how many were played."""
+    episodes, best, history = record()
+    rules = check(episodes[:-1], best, history)
+    assert failing(rules) == set(verify.RULES) and "expected 3 x 12" in rules["played"]
+
+
+def test_verify_records_of_processes_that_never_ran_are_refused():
+    """Episodes credited only to process ids the grader never saw are forged."""
+    rules = check(*record(pids=(50_001, 50_002)), function="evolve_parallel", processes=2, live={CALLER, 7})
+    assert "never ran" in rules["played"]
+
+
+def test_verify_processes_rule():
+    """Serial must play in the caller; parallel in two or more workers and never in the caller."""
+    assert "other process" in check(*record(pids=(201,)))["processes"]
+    assert "calling process" in check(*record(), function="evolve_parallel", processes=2)["processes"]
+    assert "1 worker" in check(*record(pids=(201,)), function="evolve_parallel", processes=2)["processes"]
+    assert check(*record(pids=(201,)), function="evolve_parallel", processes=1)["processes"] is None
+
+
+def test_verify_refused_records_fail_every_rule():
+    """A recording the grader had to refuse lines of (tampering) cannot be verified."""
+    episodes, best, history = record()
+    rules = verify.verify(call="c", function="evolve_serial", kwargs={"generations": G, "pop_size": P, "sigma": SIGMA},
+                          episodes=episodes, caller=CALLER, best=best, history=history, live_pids=None,
+                          replay=fake_return, chooser=random.Random(0), centre_tolerance=0.25,
+                          refused_records=["episode record line refused: nested too deeply"]).rules
+    assert failing(rules) == set(verify.RULES) and "nested too deeply" in rules["played"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_verify_no_false_alarm_over_many_correct_runs(seed):
+    """Correct runs with many seeds never trip the statistical sampling checks."""
+    assert failing(check(*record(seed=seed))) == set()
