@@ -41,7 +41,7 @@ class Written:
     def describe(self) -> str:
         if self.id_column is None:
             return f"wrote {self.path}: {self.rows} students, {self.graded} graded, a column per part"
-        lines = [f"wrote {self.path}: {self.rows} roster rows, {self.graded} with a score in column "
+        lines = [f"wrote {self.path}: {self.rows} roster students, {self.graded} with a score in column "
                  f"{self.column!r} (students matched on {self.id_column!r}); "
                  f"{self.roster_without_grade} without a submission keep an empty score"]
         if self.not_in_roster:
@@ -106,13 +106,14 @@ def lms_file(results: dict[str, dict], roster: Path, id_column: str | None, colu
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*keep, name])
-    seen, graded, empty = set(), 0, 0
+    seen, graded, empty, students = set(), 0, 0, 0
     for row in rows:
         student = (row.get(ids) or "").strip()
         cells = [row.get(h) or "" for h in keep]
         if not student and any("points possible" in (row.get(h) or "").lower() for h in header):
             writer.writerow([*cells, sum(POINTS.values())])  # Canvas's second header row
             continue
+        students += 1
         doc = results.get(student)
         if doc is None:
             empty += 1
@@ -121,7 +122,7 @@ def lms_file(results: dict[str, dict], roster: Path, id_column: str | None, colu
             seen.add(student)
             graded += 1
             writer.writerow([*cells, f"{float(doc.get('score') or 0):g}"])
-    written = Written(Path(), len(rows), graded, sorted(set(results) - seen), empty, ids, name)
+    written = Written(Path(), students, graded, sorted(set(results) - seen), empty, ids, name)
     return out.getvalue(), written
 
 
