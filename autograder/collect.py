@@ -163,10 +163,24 @@ class Collector:
         obs["rules"], obs["worker_pids"] = verdict.rules, verdict.worker_pids
         return obs
 
-    def observe(self, labels: list[str]) -> dict[str, dict]:
-        """The observation runs named in ``labels``."""
+    def observe(self, labels: list[str], earlier: dict[str, dict] | None = None) -> dict[str, dict]:
+        """The observation runs named in ``labels``.
+
+        A function that failed (raised, crashed, hung) in an ``earlier`` run or one of these is not
+        run again: it would fail again, and a hang would cost its whole time limit each time.
+        """
         calls = observe_calls(self.plan)
-        return {label: self.run(*calls[label], wall_seconds=OBSERVE.wall_seconds) for label in labels}
+        failed = {run["function"]: run for run in (earlier or {}).values() if run["problem"]}
+        out = {}
+        for label in labels:
+            function, kwargs = calls[label]
+            if function in failed:
+                out[label] = {**failed[function], "call": describe_call(function, kwargs), "kwargs": kwargs}
+                continue
+            out[label] = self.run(function, kwargs, wall_seconds=OBSERVE.wall_seconds)
+            if out[label]["problem"]:
+                failed[function] = out[label]
+        return out
 
     def replay(self, params: dict, seed: int) -> float:
         """The trusted return of ``params`` from start state ``seed``."""

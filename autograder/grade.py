@@ -124,7 +124,7 @@ def collect_observations(student: str, notebook: Path, workdir: Path, categories
     for category in ("serial", "parallel", "determinism"):
         todo = [label for label in labels[category] if label not in obs["runs"]] if category in wanted else []
         start = time.perf_counter()
-        obs["runs"].update(collector.observe(todo))
+        obs["runs"].update(collector.observe(todo, obs["runs"]))
         obs["seconds"][category] = time.perf_counter() - start
     parallel_problem = _problem_of(obs["runs"].get("parallel_2"))
     serial_problem = _problem_of(obs["runs"].get("serial_main"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,19 +12,18 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-import support  # noqa: E402
+import support
 
-from autograder import demo  # noqa: E402
+from autograder import demo
 
 CATEGORIES = "serial,determinism"  # deterministic categories: the grades must match exactly
 
 
 def _batch(submitted: Path) -> None:
-    entries = support.corpus()
+    entries = support.corpus("wrong")
     support.write_student(submitted, "a-reference", demo.reference_source())
     for name in ("argmin_selection", "unseeded_episodes", "returns_sorted"):
-        support.write_student(submitted, f"b-{name}", entries[name][0])
+        support.write_student(submitted, f"b-{name}", entries[name].source)
     support.write_student(submitted, "c-untouched", None)
 
 
@@ -32,9 +32,10 @@ def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
     """Kill the grader with SIGKILL after the first student, re-run it: grades.csv equals an uninterrupted run's."""
     submitted = tmp_path / "submitted"
     _batch(submitted)
-    env = {**os.environ, "PYTHONPATH": str(support.ROOT), "TMPDIR": str(tmp_path)}
+    env = {**os.environ, "PYTHONPATH": str(support.ROOT), "TMPDIR": str(tmp_path),
+           "NEUROEVO_GRADER_SETTINGS": json.dumps(support.TEST_SETTINGS)}
     whole = tmp_path / "whole"
-    done = support.grade(submitted, whole, "--categories", CATEGORIES)
+    done = support.grade(submitted, whole, "--categories", CATEGORIES, settings=support.TEST_SETTINGS)
     assert done.returncode == 0, done.stderr[-2000:]
 
     killed = tmp_path / "killed"
@@ -51,7 +52,7 @@ def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
         proc.wait()
     assert not (killed / "grades.csv").exists() or len(list(killed.glob("*/results.json"))) < 5
 
-    again = support.grade(submitted, killed, "--categories", CATEGORIES)
+    again = support.grade(submitted, killed, "--categories", CATEGORIES, settings=support.TEST_SETTINGS)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "kept" in again.stderr, "the re-run regraded students finished before the kill"
     assert (killed / "grades.csv").read_text() == (whole / "grades.csv").read_text()

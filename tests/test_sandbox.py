@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.sandbox import Limits, Outcome, SandboxError, isolation_mode, isolation_warning, run
+from autograder.sandbox import Limits, Outcome, SandboxError, cgroups, isolation_mode, isolation_warning, run
 
 HAVE_BWRAP = isolation_mode() == "bubblewrap"
 MODES = [pytest.param("bubblewrap", marks=pytest.mark.skipif(not HAVE_BWRAP, reason=isolation_warning())),
@@ -200,22 +200,89 @@ def test_run_setsid_double_fork_leaves_no_survivor(tmp_path, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_run_leaves_only_regular_files_in_workdir(tmp_path, mode):
-    """Symlinks and FIFOs the run leaves behind are removed, so the grader never follows or blocks on them."""
+def test_run_ends_when_the_command_says_done(tmp_path, mode):
+    """Writing "done" on $NEUROEVO_DONE_FD ends the run at once: a lingering thread or process cannot keep it alive."""
     source = """
-        import os
-        os.makedirs("out/deep", exist_ok=True)
-        os.symlink("/dev/zero", "out/result.json")
-        os.symlink("/etc", "out/deep/etc")
-        os.mkfifo("out/pipe.json")
-        with open("out/kept.json", "w") as f:
-            f.write("{}")
+        import os, threading, time, multiprocessing
+        threading.Thread(target=time.sleep, args=(60,)).start()
+        multiprocessing.Process(target=time.sleep, args=(60,)).start()
+        os.write(int(os.environ["NEUROEVO_DONE_FD"]), b"done")
+        time.sleep(60)
     """
-    outcome, _ = run_code(tmp_path, source, mode)
+    start = time.perf_counter()
+    outcome, token = run_code(tmp_path, source, mode, Limits(wall_seconds=30, memory_bytes=FAST.memory_bytes))
+    assert outcome.ok and outcome.said_done, outcome.verdict
+    assert time.perf_counter() - start < 10
+    assert survivors(token) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_run_sees_its_own_process_ids(tmp_path, mode):
+    """The watchdog records the ids the run's processes had as they saw them (the records name these)."""
+    source = """
+        import os, time
+        from multiprocessing import Pool
+
+        def whoami(_):
+            time.sleep(0.05)
+            return os.getpid()
+
+        with Pool(2) as pool:
+            print(*sorted(set(pool.map(whoami, range(8), chunksize=1))), os.getpid())
+    """
+    outcome, _ = run_code(tmp_path, source, mode, Limits(wall_seconds=10, memory_bytes=FAST.memory_bytes))
     assert outcome.ok, outcome.verdict
-    assert sorted(outcome.removed_paths) == ["out/deep/etc", "out/pipe.json", "out/result.json"]
-    out = tmp_path / "work" / "out"
-    assert sorted(p.name for p in out.rglob("*")) == ["deep", "kept.json"]
+    *workers, caller = [int(x) for x in outcome.stdout.split()]
+    assert {caller, *workers} <= set(outcome.inner_pids), (outcome.stdout, outcome.inner_pids)
+
+
+@pytest.mark.skipif(not cgroups.controller().available, reason="no writable control groups here")
+@pytest.mark.parametrize("mode", MODES)
+def test_run_shared_memory_counts_against_the_cap(tmp_path, mode):
+    """Shared anonymous memory spread over processes is capped for the whole run by the kernel."""
+    source = """
+        import mmap, time
+        from multiprocessing import Pool
+
+        def hog(_):
+            size = 384 * 2**20
+            block = mmap.mmap(-1, size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+            for offset in range(0, size, mmap.PAGESIZE):
+                block[offset] = 1
+            time.sleep(20)
+
+        with Pool(3) as pool:
+            pool.map(hog, range(3), chunksize=1)
+    """
+    limits = Limits(wall_seconds=30, memory_bytes=768 * 2**20, max_processes=24)
+    start = time.perf_counter()
+    outcome, token = run_code(tmp_path, source, mode, limits)
+    assert outcome.memory_exceeded and outcome.kernel_caps, outcome.verdict
+    assert time.perf_counter() - start < 20, "the run was not stopped when the kernel killed a task"
+    assert survivors(token) == []
+
+
+@needs_bwrap
+def test_isolation_keyrings_do_not_carry_between_runs(tmp_path):
+    """A key added to the user or session keyring in one run is not there in the next."""
+    source = """
+        import ctypes, sys
+        libc = ctypes.CDLL(None, use_errno=True)
+        if sys.argv[1:] == ["add"]:
+            for keyring in (-4, -3):
+                libc.syscall(248, b"user", b"carried", b"x", 1, keyring)
+        print(libc.syscall(249, b"user", b"carried", None, 0) > 0)
+    """
+    import platform
+    if platform.machine() != "x86_64":
+        pytest.skip("the probe uses x86_64 system call numbers")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "probe.py").write_text(textwrap.dedent(source))
+    first = run([sys.executable, "probe.py", "add"], workdir=workdir, limits=FAST)
+    second = run([sys.executable, "probe.py"], workdir=workdir, limits=FAST)
+    assert first.stdout.strip() == "True", first.stderr
+    assert second.stdout.strip() == "False", "a key added in one run was read by the next"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -294,7 +361,7 @@ def test_isolation_cannot_write_outside_workdir(tmp_path):
 
 @needs_bwrap
 def test_isolation_private_tmp_is_capped(tmp_path):
-    """The in-memory /tmp holds at most memory_bytes: filling it fails with 'no space' instead of eating RAM."""
+    """The in-memory /tmp cannot eat RAM: it holds at most memory_bytes, and its pages count against the run's cap."""
     source = """
         try:
             with open("/tmp/fill", "wb") as f:
@@ -305,7 +372,10 @@ def test_isolation_private_tmp_is_capped(tmp_path):
     """
     limits = Limits(wall_seconds=5, memory_bytes=32 * 2**20, file_bytes=2**30)
     outcome, _ = run_code(tmp_path, source, "bubblewrap", limits)
-    assert outcome.stdout.strip() == "No space left on device", outcome
+    if outcome.kernel_caps:  # the control group counts /tmp's pages: the run is stopped for memory first
+        assert outcome.memory_exceeded, outcome
+    else:
+        assert outcome.stdout.strip() == "No space left on device", outcome
 
 
 @needs_bwrap

@@ -14,6 +14,7 @@ process ends (no orphan ``Pool`` workers survive).
 """
 
 from .limits import Limits, Outcome
+from . import cgroups
 from .process import SandboxError, isolation_mode, isolation_warning, run
 
-__all__ = ["Limits", "Outcome", "SandboxError", "isolation_mode", "isolation_warning", "run"]
+__all__ = ["Limits", "Outcome", "SandboxError", "cgroups", "isolation_mode", "isolation_warning", "run"]

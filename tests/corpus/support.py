@@ -1,4 +1,12 @@
-"""Helpers for the grader's tests: build submissions from corpus files, run the grader, read results."""
+"""The grader's test corpora: submissions written as students write them, each with the verdict it must get.
+
+Each file of ``tests/corpus/wrong/`` (mistakes students make), ``tests/corpus/correct/`` (correct
+variants) and ``tests/hostile/`` (attacks and crashes) holds the source of the two solution cells,
+a docstring saying what it does and, as plain assignments: ``LOSES`` (categories it must lose
+points in), ``MAY_LOSE`` (categories it may also lose points in), ``MESSAGE`` (a fragment its
+results must show), ``NEEDS_ISOLATION`` (graded only when bubblewrap isolates the runs) and
+``NEEDS_KERNEL_CAPS`` (only when the runs get control groups).
+"""
 
 from __future__ import annotations
 
@@ -7,51 +15,83 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-WRONG = Path(__file__).resolve().parent / "wrong"
-sys.path.insert(0, str(ROOT))
+TESTS = ROOT / "tests"
+FOLDERS = {"wrong": TESTS / "corpus" / "wrong", "correct": TESTS / "corpus" / "correct", "hostile": TESTS / "hostile"}
+SETTINGS = ("LOSES", "MAY_LOSE", "MESSAGE", "NEEDS_ISOLATION", "NEEDS_KERNEL_CAPS")
 
-from autograder import demo  # noqa: E402
+TEST_SETTINGS = {
+    # Small workloads and budgets so that a batch of fifty students takes minutes, and a hang seconds.
+    "observe": {"wall_seconds": 20},
+    "speedup": {"candidates_per_worker": 12, "repeats": 1, "max_repeats": 2, "wall_seconds": 20},
+    "agent": {"attempts": 1, "generations": 4, "pop_size": 16, "wall_seconds": 30, "solved_return": -1000.0},
+}
+"""Test-only grader settings (``$NEUROEVO_GRADER_SETTINGS``): the agent threshold is out of reach of no
+verified run, so a correct loop always earns the agent points and a refused one never does."""
 
 
-def corpus_entry(path: Path) -> tuple[str, tuple[str, ...], str, tuple[str, ...]]:
-    """(code without its docstring and LOSES/MAY_LOSE lines, categories it must lose points in,
-    description, categories it may also lose points in)."""
+@dataclass
+class Entry:
+    """One corpus submission and the verdict it must get."""
+
+    name: str
+    source: str | None
+    loses: tuple[str, ...] = ()
+    may_lose: tuple[str, ...] = ()
+    message: str = ""
+    needs_isolation: bool = False
+    needs_kernel_caps: bool = False
+    doc: str = ""
+    build: object = None
+    """For notebook-level faults: writes the student's folder itself, as ``build(submitted, student)``."""
+
+
+def load_entry(path: Path) -> Entry:
+    """An entry from a corpus file: its code without the docstring and the verdict assignments."""
     text = path.read_text(encoding="utf-8")
     tree = ast.parse(text)
     lines = text.splitlines()
-    doc, loses, may_lose, kept = ast.get_docstring(tree) or "", (), (), []
+    settings: dict = {}
+    kept = []
     for node in tree.body:
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node is tree.body[0]:
+        if node is tree.body[0] and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "LOSES":
-            loses = tuple(ast.literal_eval(node.value))
-            continue
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "MAY_LOSE":
-            may_lose = tuple(ast.literal_eval(node.value))
+        target = getattr(node.targets[0], "id", "") if isinstance(node, ast.Assign) else ""
+        if target in SETTINGS:
+            settings[target] = ast.literal_eval(node.value)
             continue
         start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
         kept.append("\n".join(lines[start:node.end_lineno]))
-    return "\n\n\n".join(kept) + "\n", loses, doc, may_lose
+    return Entry(path.stem, "\n\n\n".join(kept) + "\n", tuple(settings.get("LOSES", ())),
+                 tuple(settings.get("MAY_LOSE", ())), settings.get("MESSAGE", ""),
+                 settings.get("NEEDS_ISOLATION", False), settings.get("NEEDS_KERNEL_CAPS", False),
+                 ast.get_docstring(tree) or "")
 
 
-def corpus() -> dict[str, tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
-    """Every wrong submission of the corpus, by name."""
-    return {path.stem: corpus_entry(path) for path in sorted(WRONG.glob("*.py"))}
+def corpus(kind: str) -> dict[str, Entry]:
+    """Every entry of one corpus folder (``wrong``, ``correct`` or ``hostile``), by name."""
+    return {path.stem: load_entry(path) for path in sorted(FOLDERS[kind].glob("*.py"))}
 
 
 def write_student(submitted: Path, student: str, source: str | None) -> Path:
     """A submission whose solution cells hold ``source`` (None: the release notebook untouched)."""
+    from autograder import demo
+
     return demo.write_submission(submitted, student, demo.with_solution(source))
 
 
-def grade(submitted: Path, output: Path, *extra: str, timeout: float = 1200) -> subprocess.CompletedProcess:
-    """Run ``python -m autograder grade`` as an instructor would."""
+def grade(submitted: Path, output: Path, *extra: str, timeout: float = 1800, settings: dict | None = None,
+          env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m autograder grade`` as an instructor would (``settings``: test-only budgets)."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    if settings is not None:
+        environment["NEUROEVO_GRADER_SETTINGS"] = json.dumps(settings)
     return subprocess.run([sys.executable, "-m", "autograder", "grade", "--submitted", str(submitted),
                            "--output", str(output), *extra], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          timeout=timeout, env=environment)
 
 
 def results(output: Path, student: str) -> dict:
@@ -69,5 +109,27 @@ def losses(result: dict) -> dict[str, float]:
 
 
 def failures(result: dict) -> str:
-    """The failed tests' names and messages, for assertion messages."""
-    return "\n".join(f"- {t['name']}: {t['output'][:300]}" for t in result["tests"] if t["status"] != "passed")
+    """The failed tests' categories, names and messages, for assertion messages."""
+    return "\n".join(f"- [{t['tags'][0]}] {t['name']}: {t['output'][:400]}" for t in result["tests"]
+                     if t["score"] < t["max_score"])
+
+
+def speedup_not_judged(result: dict) -> bool:
+    """The grading machine was too busy to judge a speedup."""
+    return any("not judged" in t.get("output", "") or "fewer than 2 cores" in t.get("output", "")
+               for t in result["tests"] if t["tags"] == ["speedup"])
+
+
+def verdict_problem(entry: Entry, result: dict, graded: set[str]) -> str | None:
+    """Why ``result`` is not the verdict ``entry`` must get in the ``graded`` categories, or None."""
+    lost = set(losses(result))
+    required = set(entry.loses) & graded
+    if "speedup" in required and speedup_not_judged(result) and not (lost & {"speedup"}):
+        required.discard("speedup")  # a timing-only loss cannot show on a machine too busy to judge
+    allowed = required | set(entry.may_lose)
+    if not required <= lost <= allowed:
+        return (f"{entry.name}: lost points in {sorted(lost)}, expected {sorted(required)}"
+                f" (may also lose {sorted(set(entry.may_lose))})\n{failures(result)}")
+    if entry.message and required and entry.message.lower() not in failures(result).lower():
+        return f"{entry.name}: no message mentions {entry.message!r}\n{failures(result)}"
+    return None

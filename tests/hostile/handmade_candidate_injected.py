@@ -30,7 +30,7 @@ def evolve_parallel(generations, pop_size, seed, sigma=1.0, processes=None):
     history = []
     with Pool(processes) as pool:
         for generation in range(generations):
-            if generations >= 10 and generation == generations - 1:
+            if generations > 3 and generation == generations - 1:
                 population[0] = _handmade()
             episode_seed = int(rng.integers(2**31 - 1))
             returns = pool.map(partial(episode, seed=episode_seed), population)

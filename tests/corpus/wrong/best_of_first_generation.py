@@ -1,6 +1,6 @@
 """Returns the best candidate of the first generation instead of the last one."""
 
-LOSES = ("serial", "parallel", "agent")
+LOSES = ("serial", "parallel", "speedup", "agent")
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):

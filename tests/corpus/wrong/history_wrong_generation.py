@@ -1,6 +1,6 @@
 """history lists the generations in reverse order, so history[g] holds another generation's returns."""
 
-LOSES = ("serial", "parallel")
+LOSES = ("serial", "parallel", "speedup", "agent")
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):

@@ -1,6 +1,6 @@
 """history holds each generation's returns sorted, not in population order."""
 
-LOSES = ("serial",)
+LOSES = ("serial", "speedup")
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):

@@ -1,6 +1,6 @@
 """A new episode seed for every candidate: candidates are compared on different start states."""
 
-LOSES = ("serial", "parallel")
+LOSES = ("serial", "parallel", "agent")
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):

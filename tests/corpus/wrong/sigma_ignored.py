@@ -1,6 +1,6 @@
 """sigma is not passed on: new candidates always spread with sample_params' default of 1."""
 
-LOSES = ("serial", "parallel")
+LOSES = ("serial", "parallel", "agent")
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):

@@ -1,6 +1,6 @@
 """Episodes played without a seed: each candidate starts from its own random state."""
 
-LOSES = ("serial", "parallel", "determinism")
+LOSES = ("serial", "parallel", "determinism", "agent")
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):

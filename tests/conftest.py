@@ -1,0 +1,188 @@
+"""Shared grading batches: every corpus submission graded once per session, read by many tests.
+
+Grading is the slow part of the suite, so the corpora (wrong, correct, hostile, broken notebooks,
+odd folder names) are graded together: one batch for the categories that do not time anything,
+one for the speedup category, both with test-only budgets (``support.TEST_SETTINGS``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
+import support  # noqa: E402
+
+from autograder import demo, paths  # noqa: E402
+from autograder.sandbox import isolation_mode  # noqa: E402
+from autograder.sandbox.cgroups import controller  # noqa: E402
+
+CORRECT_STUDENT = "correct_student"
+UNGRADABLE = {"grades.csv": "named like the batch's own output", ".hidden-student": "hidden"}
+"""Student folders no batch may grade, and a fragment of what the summary must say about each."""
+
+
+def _notebook_path(submitted: Path, student: str) -> Path:
+    path = paths.submission_notebook(submitted, student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _without_cell(grade_id: str):
+    def build(submitted: Path, student: str) -> None:
+        nb = demo.with_solution(demo.reference_source())
+        nb.cells = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") != grade_id]
+        nbformat.write(nb, _notebook_path(submitted, student))
+    return build
+
+
+def _duplicated_cell(submitted: Path, student: str) -> None:
+    nb = demo.with_solution(demo.reference_source())
+    stub = next(c for c in demo.release_notebook().cells
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "evolve_serial")
+    at = next(i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "evolve_serial")
+    nb.cells.insert(at, stub)  # the untouched stub first, the answer in a copy below it
+    nbformat.write(nb, _notebook_path(submitted, student))
+
+
+def _metadata_stripped(submitted: Path, student: str) -> None:
+    nb = demo.with_solution(demo.reference_source())
+    for cell in nb.cells:
+        cell.metadata.pop("nbgrader", None)
+    nbformat.write(nb, _notebook_path(submitted, student))
+
+
+def _raw_file(content: bytes):
+    def build(submitted: Path, student: str) -> None:
+        _notebook_path(submitted, student).write_bytes(content)
+    return build
+
+
+def _linked_to(target: Path):
+    def build(submitted: Path, student: str) -> None:
+        _notebook_path(submitted, student).symlink_to(target)
+    return build
+
+
+def _no_notebook(submitted: Path, student: str) -> None:
+    _notebook_path(submitted, student)  # the folder only
+    (paths.submission_notebook(submitted, student).parent / "my_answers.py").write_text("print('oops')\n")
+
+
+ALL = ("serial", "parallel", "determinism", "speedup", "agent")
+NOTEBOOK_FAULTS = {
+    "notebook_not_json": support.Entry("notebook_not_json", None, ALL, message="not a valid notebook",
+                                       build=_raw_file(b'{"cells": [ oops')),
+    "notebook_empty_file": support.Entry("notebook_empty_file", None, ALL, message="not a valid notebook",
+                                         build=_raw_file(b"")),
+    "notebook_missing": support.Entry("notebook_missing", None, ALL, message="no notebook", build=_no_notebook),
+    "notebook_cell_deleted": support.Entry("notebook_cell_deleted", None, ALL, message="evolve_parallel",
+                                           build=_without_cell("evolve_parallel")),
+    "notebook_metadata_stripped": support.Entry("notebook_metadata_stripped", None, ALL, message="grade_id",
+                                                build=_metadata_stripped),
+    "notebook_cell_duplicated": support.Entry("notebook_cell_duplicated", None, ALL,
+                                              message="two cells carry grade_id evolve_serial", build=_duplicated_cell),
+    "notebook_linked_to_solutions": support.Entry("notebook_linked_to_solutions", None, ALL, message="symbolic link",
+                                                  build=_linked_to(paths.reference_notebook())),
+    "notebook_linked_to_secret": support.Entry("notebook_linked_to_secret", None, ALL, message="symbolic link",
+                                               build=_linked_to(Path("/etc/shadow"))),
+}
+
+
+def gradable(entry: support.Entry) -> bool:
+    """The entry's verdict can be checked here (isolation and kernel caps where it needs them)."""
+    return ((not entry.needs_isolation or isolation_mode() == "bubblewrap")
+            and (not entry.needs_kernel_caps or controller().available))
+
+
+def all_entries() -> dict[str, support.Entry]:
+    """Every corpus entry graded on this machine, notebook faults included."""
+    entries = {}
+    for kind in ("wrong", "correct", "hostile"):
+        entries.update(support.corpus(kind))
+    entries.update(NOTEBOOK_FAULTS)
+    return {name: e for name, e in entries.items() if gradable(e)}
+
+
+def live_pids() -> set[int]:
+    return {int(entry) for entry in os.listdir("/proc") if entry.isdigit()} if Path("/proc").is_dir() else set()
+
+
+def run_trace(token: str, roots: list[Path], before: set[int]) -> list[str]:
+    """Processes alive now but not ``before`` that belong to the batch: ``token`` or a batch folder in
+    their environment or command line (other work on the machine is left out)."""
+    needles = [token.encode()] + [str(r).encode() for r in roots]
+    found = []
+    for entry in map(str, live_pids() - before):
+        if int(entry) == os.getpid():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            blob = Path(f"/proc/{entry}/environ").read_bytes() + Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if stat[0] not in ("Z", "X") and any(n in blob for n in needles):
+            found.append(f"pid {entry}: {Path(f'/proc/{entry}/cmdline').read_bytes()[:200]!r}")
+    return found
+
+
+@dataclass
+class Graded:
+    """A graded batch, as the tests read it."""
+
+    entries: dict[str, support.Entry]
+    categories: set[str]
+    output: Path
+    stdout: str
+    stderr: str
+    returncode: int
+    seconds: float
+    leftovers: list[str] = field(default_factory=list)
+    root: Path | None = None
+
+    def result(self, student: str) -> dict:
+        return support.results(self.output, student)
+
+
+def _grade(root: Path, entries: dict[str, support.Entry], categories: str, *, odd_folders: bool) -> Graded:
+    submitted, output, scratch = root / "submitted", root / "grades", root / "scratch"
+    scratch.mkdir(parents=True)
+    for name, entry in entries.items():
+        if entry.build:
+            entry.build(submitted, name)
+        else:
+            support.write_student(submitted, name, entry.source)
+    support.write_student(submitted, CORRECT_STUDENT, demo.reference_source())
+    if odd_folders:
+        for name in UNGRADABLE:
+            support.write_student(submitted, name, demo.reference_source())
+    token = f"grading-batch-{uuid.uuid4().hex}"
+    before = live_pids()
+    start = time.perf_counter()
+    done = support.grade(submitted, output, "--categories", categories, settings=support.TEST_SETTINGS,
+                         env={"TMPDIR": str(scratch), "GRADING_BATCH": token})
+    seconds = time.perf_counter() - start
+    return Graded(entries, set(categories.split(",")), output, done.stdout, done.stderr, done.returncode, seconds,
+                  run_trace(token, [root], before), root)
+
+
+@pytest.fixture(scope="session")
+def class_batch(tmp_path_factory) -> Graded:
+    """Every corpus entry, the correct student and the ungradable folders, graded in every untimed category."""
+    return _grade(tmp_path_factory.mktemp("class"), all_entries(), "serial,parallel,determinism,agent",
+                  odd_folders=True)
+
+
+@pytest.fixture(scope="session")
+def speedup_batch(tmp_path_factory) -> Graded:
+    """The entries a timing can tell apart, and the correct ones, graded in the speedup category only."""
+    entries = {name: e for name, e in all_entries().items()
+               if e.source is not None and ("speedup" in e.loses or name in support.corpus("correct"))}
+    return _grade(tmp_path_factory.mktemp("speedup"), entries, "speedup", odd_folders=False)
