@@ -54,7 +54,9 @@ def find_students(submitted: Path) -> list[str]:
 def notebook_for(submitted: Path, student: str) -> tuple[Path, str | None]:
     """(notebook to grade, a note for the summary): the submitted layout's notebook, else a renamed copy."""
     exact = paths.submission_notebook(submitted, student)
-    if exact.is_file() and not exact.is_symlink():
+    if exact.is_symlink():  # graded as it is: the grader refuses it with a message saying to submit the file
+        return exact, "a symbolic link, not a notebook"
+    if exact.is_file():
         return exact, None
     folder = submitted / student
     found = [p for p in sorted(folder.rglob("*.ipynb")) if p.is_file() and not p.is_symlink()
