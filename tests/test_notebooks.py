@@ -116,7 +116,7 @@ def test_notebooks_lesson_runs_under_every_start_method(method, kit, agents_dir,
     if method == "fork":
         notebook.write_bytes(SOURCE_NOTEBOOK.read_bytes())
     nb = nbformat.read(notebook, as_version=4)
-    selfcheck.run_notebook(nb, kit, timeout=2 * CELL_LIMIT)
+    selfcheck.run_notebook(nb, kit, timeout=2 * CELL_LIMIT, attempts_allowed=1)
     # Whether a speedup shows depends on the machine's load (the kit's self-check test judges the
     # verdict); here the cell must only run to a verdict.
     verdict = speedup_verdict(nb)
