@@ -164,6 +164,7 @@ def grade_batch(submitted: Path, output: Path, students: list[str], categories: 
                     report.graded.append(item)
                     progress.update(item, time.perf_counter() - started)
             finally:
+                shared.close()
                 if reference.measured:
                     results.write_atomic(output / "reference-timing.json", json.dumps(reference.measured, indent=1))
     except KeyboardInterrupt:

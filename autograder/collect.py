@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from autograder import extract, messages, paths, validate, verify, workspace
-from autograder.config import AGENT, OBSERVE, SPEEDUP
+from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
 
 _TRUSTED = None
 
@@ -112,6 +112,13 @@ class Collector:
         self.workdir = Path(self.workdir)
         self.template = self.workdir / "template"
         self.chooser = random.Random(self.plan.check_seed)
+        self.session: workspace.Session | None = None
+
+    def close(self) -> None:
+        """End the sandbox session (its zygote and anything left of its runs)."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
     def load(self, notebook: Path) -> str | None:
         """Build the template folder from ``notebook``; a message for the student if that fails."""
@@ -126,13 +133,15 @@ class Collector:
                     "cells you were given (do not delete or re-create them), or restore them from the release")
         self.template.mkdir(parents=True, exist_ok=True)
         workspace.prepare(self.template, extract.build_module(setup.cells[extract.SETUP_ID], stubs.cells))
+        if SANDBOX.sessions:
+            self.session = workspace.session(self.template)
         return None
 
     def run(self, function: str | None, kwargs: dict, *, wall_seconds: float, check: bool = True) -> dict:
         """One fresh run of ``function(**kwargs)``, read back and (``check``) verified: an observation."""
         expected = kwargs.get("generations", 0) * kwargs.get("pop_size", 0)
         result = workspace.run_call(self.template, function, kwargs, wall_seconds=wall_seconds,
-                                    start_method=start_method(), expected_episodes=expected)
+                                    start_method=start_method(), expected_episodes=expected, session=self.session)
         outcome = result.outcome
         obs: dict = {"call": describe_call(function or "import", kwargs), "function": function, "kwargs": kwargs,
                      "problem": call_problem(result, function, kwargs, wall_seconds), "caller_pid": None,

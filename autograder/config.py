@@ -135,6 +135,9 @@ class SandboxSettings:
     """Bytes of stdout/stderr kept per stream."""
     result_bytes: int = 2 * 2**20
     """Largest result file the grader reads back from a run."""
+    sessions: bool = True
+    """Fork each run from a zygote that imported numpy and gymnasium once per submission (False: a new
+    sandboxed Python per run; the same isolation per run, a few tenths of a second slower each)."""
 
 
 OBSERVE = _overridden(ObserveSettings(), "observe")

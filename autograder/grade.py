@@ -83,6 +83,10 @@ class Batch:
     def warning(self) -> str:
         return self.isolation.get("warning", "")
 
+    def close(self) -> None:
+        """End the reference's sandbox session."""
+        self.reference.collector.close()
+
 
 def preflight(workdir: Path, categories: tuple[str, ...], seed: int | None = None) -> Batch:
     """Check once, before any student, that the grader can grade; raise GraderFault with what to do if not."""
@@ -111,6 +115,14 @@ def collect_observations(student: str, notebook: Path, workdir: Path, categories
                          batch: Batch) -> dict:
     """Everything the grading tests read about one submission."""
     collector = collect.Collector(workdir, batch.plan)
+    try:
+        return _observe(student, notebook, collector, categories, batch)
+    finally:
+        collector.close()
+
+
+def _observe(student: str, notebook: Path, collector: collect.Collector, categories: tuple[str, ...],
+             batch: Batch) -> dict:
     cores = collect.usable_cores()
     obs: dict = {"student": student, "settings": settings_snapshot(), "cores": cores, "runs": {},
                  "speedup": None, "agent": None, "seconds": {}}

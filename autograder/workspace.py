@@ -23,7 +23,8 @@ from pathlib import Path
 
 from autograder import paths, validate
 from autograder.config import SANDBOX
-from autograder.sandbox import Limits, Outcome, run
+from autograder.sandbox import Limits, Outcome, SandboxError, run
+from autograder.sandbox.session import Session
 
 RECORD_LINE_BYTES = 16 * 2**10
 """Longest episode record line read (a real one is about 1 KiB)."""
@@ -83,14 +84,33 @@ def blas_settings() -> dict[str, str]:
             if key.startswith("OPENBLAS_") and key != "OPENBLAS_NUM_THREADS"}
 
 
+PRELOAD = ("numpy", "gymnasium", "evolution")
+"""What a session's zygote imports once, for every run to inherit (the trusted recording helper included)."""
+
+
+def session(template: Path) -> Session:
+    """The sandbox session serving the runs made from ``template`` (runs write only in ``runs/`` beside it)."""
+    runs = template.parent / "runs"
+    runs.mkdir(exist_ok=True)
+    os.chmod(runs, 0o755)
+    return Session(template, runs, preload=PRELOAD, env=_run_env(), tmpfs_bytes=SANDBOX.memory_bytes,
+                   output_bytes=SANDBOX.output_bytes)
+
+
+def _run_env() -> dict[str, str]:
+    return {"NEUROEVO_AGENTS_DIR": "agents", "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", **blas_settings()}
+
+
 def run_call(template: Path, function: str, kwargs: dict, *, wall_seconds: float, start_method: str | None,
-             expected_episodes: int = 0) -> RunResult:
+             expected_episodes: int = 0, session: Session | None = None) -> RunResult:
     """One fresh run of ``function(**kwargs)`` from ``template``, read back and cleaned up.
 
     ``function`` None runs nothing but the import (the start-up cost). ``expected_episodes``
     bounds how many record lines are read (a few more are allowed, to report the excess).
+    With a ``session`` the run is a clean child of its zygote, else a sandboxed process of its own.
     """
-    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=template.parent))
+    parent = session.runs if session else template.parent
+    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
     try:
         os.chmod(workdir, 0o755)
         for name in TEMPLATE_FILES:
@@ -101,9 +121,14 @@ def run_call(template: Path, function: str, kwargs: dict, *, wall_seconds: float
         job = {"function": function, "kwargs": kwargs, "start_method": start_method}
         limits = Limits(wall_seconds=wall_seconds, memory_bytes=SANDBOX.memory_bytes,
                         max_processes=SANDBOX.max_processes, output_bytes=SANDBOX.output_bytes)
-        env = {"NEUROEVO_AGENTS_DIR": "agents", "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
-               **blas_settings()}
-        outcome = run([sys.executable, "-m", "harness"], workdir=workdir, limits=limits, env=env, stdin=json.dumps(job).encode())
+        if session is not None and not session.failed:
+            try:
+                outcome = session.run(workdir, stdin=json.dumps(job).encode(), limits=limits)
+            except SandboxError:  # no session here (no private /tmp per run): a sandboxed process per run
+                session.failed = True
+        if session is None or session.failed:
+            outcome = run([sys.executable, "-m", "harness"], workdir=workdir, limits=limits, env=_run_env(),
+                          stdin=json.dumps(job).encode())
         result = RunResult(outcome=outcome)
         result.import_info = _read_result(workdir / "out" / "import.json", result)
         if function:
@@ -112,6 +137,9 @@ def run_call(template: Path, function: str, kwargs: dict, *, wall_seconds: float
         return result
     finally:
         remove_tree(workdir)
+        if session is not None:  # whatever else the run left in the runs folder goes too
+            for entry in os.listdir(session.runs):
+                remove_tree(session.runs / entry)
 
 
 def _open_regular(path: Path, max_bytes: int) -> bytes | None:

@@ -74,8 +74,13 @@ def _covered(path: Path) -> bool:
     return len(parts) > 1 and parts[1] in SYSTEM_DIRS
 
 
+SESSION_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SYS_ADMIN", "CAP_KILL")
+"""What a session's zygote keeps: switching each run to its own uid, mounting each run's own /tmp and
+/dev/shm, killing each run's processes. Every run drops them all before running anything."""
+
+
 def command(launcher: Sequence[str], *, workdir: Path, files: Mapping[Path, str] | None = None,
-            tmpfs_bytes: int = 2**30) -> list[str]:
+            tmpfs_bytes: int = 2**30, session: bool = False, workdir_inside: str | None = None) -> list[str]:
     """The ``bwrap`` argv that runs ``launcher`` inside the sandbox, in ``workdir``.
 
     ``files`` maps host files to the read-only path they get inside the sandbox;
@@ -86,10 +91,11 @@ def command(launcher: Sequence[str], *, workdir: Path, files: Mapping[Path, str]
         raise FileNotFoundError("bwrap not found")
     args = [exe, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session"]
+    caps = SESSION_CAPS if session else ("CAP_SETUID", "CAP_SETGID")
     if privileged():
-        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        args += ["--cap-drop", "ALL"] + [arg for cap in caps for arg in ("--cap-add", cap)]
     else:
-        args += ["--unshare-user"]
+        args += ["--unshare-user"] + ([arg for cap in caps for arg in ("--cap-add", cap)] if session else [])
     for name in SYSTEM_DIRS:
         host = Path("/") / name
         if host.is_symlink():
@@ -105,13 +111,14 @@ def command(launcher: Sequence[str], *, workdir: Path, files: Mapping[Path, str]
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
              "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
     readonly = [root for root in python_roots() if not _covered(root)]
-    args += _parent_dirs([*readonly, *map(Path, (files or {}).values()), workdir])
+    workdir_at = Path(workdir_inside or workdir)
+    args += _parent_dirs([*readonly, *map(Path, (files or {}).values()), workdir_at])
     for path in readonly:
         args += ["--ro-bind", str(path), str(path)]
     for host, inside in (files or {}).items():
         args += ["--ro-bind", str(host), inside]
     # The launcher enters workdir itself, after switching to the uid that owns it.
-    args += ["--bind", str(workdir), str(workdir), "--chdir", "/", "--", *launcher]
+    args += ["--bind", str(workdir), str(workdir_at), "--chdir", "/", "--", *launcher]
     return args
 
 

@@ -1,0 +1,254 @@
+"""First process of a sandbox session: imports the heavy modules once, then forks one clean child per run.
+
+It runs before any untrusted code, as:
+
+    python zygote.py '<settings as JSON>'
+
+Settings: ``cmd_fd`` (commands from the grader), ``status_fd`` (reports to the grader),
+``template`` (the folder holding the trusted helper), ``preload`` (modules to import once),
+``env`` (set before importing them). Commands, one JSON object per line:
+
+* ``{"op": "run", "n", "dir", "uid", "gid", "limits", "env", "stdin"}``: fork the child of run n;
+  it waits for ``go`` before anything else, so the grader can put it in the run's control group;
+* ``{"op": "go", "n"}``: let it start;
+* ``{"op": "kill", "n"}``: kill every process of the run, reap them, report ``ended``.
+
+Reports, one line each: ``ready``, ``forked N PID``, ``done N`` (the run wrote ``done`` on its done
+pipe: its results are on disk), ``exited N STATUS``, ``ended N CPU_US`` (CPU time of everything
+reaped for the run), ``failed TEXT``. After ``ended`` a marker line goes to stdout and stderr so
+the grader can cut the session's output into runs.
+
+The child makes the run's own world before it runs student code: a new mount and IPC namespace
+with an empty size-capped ``/tmp`` and ``/dev/shm`` (where the kernel allows it), the limits, a
+fresh uid and gid (as root), a new session keyring, the run's folder, a job on standard input.
+The zygote itself is non-dumpable and a child subreaper: orphans of a run come back to it and
+are killed with the run.
+"""
+
+import ctypes
+import json
+import os
+import resource
+import runpy
+import select
+import signal
+import sys
+
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
+KEYCTL_JOIN_SESSION_KEYRING = 1
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "armv7l": 311, "i686": 288, "ppc64le": 311, "s390x": 280}
+MARKER = "\x00neuroevo-run-end {}\x00\n"
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _prctl(option, value):
+    if _libc is not None:
+        _libc.prctl(option, value, 0, 0, 0)
+
+
+def _cap(kind, value):
+    soft, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(kind, (value, value))
+
+
+def _own_world(tmpfs_bytes):
+    """A private /tmp and /dev/shm and IPC namespace for this run, where the kernel lets us (root, or caps)."""
+    if _libc is None or _libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
+        return False
+    _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
+    options = f"size={tmpfs_bytes},mode=1777".encode()
+    for target in (b"/tmp", b"/dev/shm"):
+        if os.path.isdir(target) and _libc.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+            return False
+    return True
+
+
+def _new_session_keyring():
+    number = _SYS_KEYCTL.get(os.uname().machine)
+    if _libc is not None and number is not None:
+        _libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None, 0, 0, 0)
+
+
+def _child(run, go_r, done_w, job_r, keep_path):
+    """The run: wait for go, build its world, drop privileges, run the harness. Never returns."""
+    try:
+        os.read(go_r, 1)
+        os.close(go_r)
+        os.setsid()
+        limits = run["limits"]
+        # Under bubblewrap only: in a plain process the run's folder may itself lie under /tmp.
+        if run.get("private_tmp") and not _own_world(limits["tmpfs_bytes"]):
+            raise RuntimeError("no private /tmp and /dev/shm could be made for the run")
+        _cap(resource.RLIMIT_CORE, 0)
+        _cap(resource.RLIMIT_AS, limits["memory_bytes"])
+        _cap(resource.RLIMIT_FSIZE, limits["file_bytes"])
+        if limits.get("nproc"):
+            _cap(resource.RLIMIT_NPROC, limits["nproc"])
+        if run.get("uid") is not None:
+            os.setgroups([])
+            os.setresgid(run["gid"], run["gid"], run["gid"])
+            os.setresuid(run["uid"], run["uid"], run["uid"])
+        _new_session_keyring()
+        os.chdir(run["dir"])
+        os.dup2(job_r, 0)
+        os.environ.update(run["env"])
+        os.environ["HOME"] = run["dir"]
+        os.environ["NEUROEVO_DONE_FD"] = str(done_w)
+        os.set_inheritable(done_w, True)
+        os.closerange(3, done_w)
+        os.closerange(done_w + 1, 65536)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        sys.path[:] = [run["dir"]] + keep_path
+        sys.argv = ["harness"]
+        runpy.run_module("harness", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+    except BaseException as exc:  # the harness reports the submission's errors itself; this is the world's setup
+        os.write(2, f"sandbox: the run could not start: {type(exc).__name__}: {exc}\n".encode())
+        os._exit(111)
+    os._exit(0)
+
+
+def _descendants():
+    me = os.getpid()
+    found, queue = [], [me]
+    while queue:
+        pid = queue.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except OSError:
+                continue
+            found += kids
+            queue += kids
+    return found
+
+
+def _kill_run():
+    """SIGKILL every descendant and reap them all (orphans of the run are ours: we are a subreaper)."""
+    for _ in range(1000):
+        alive = _descendants()
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG if alive else 0)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                break
+        if not alive and not _descendants():
+            return
+
+
+def main():
+    settings = json.loads(sys.argv[1])
+    cmd_fd, status_fd = settings["cmd_fd"], settings["status_fd"]
+    for fd in (cmd_fd, status_fd):
+        os.set_inheritable(fd, False)
+    _prctl(PR_SET_DUMPABLE, 0)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grader's Ctrl-C is the grader's to handle
+
+    def report(line):
+        os.write(status_fd, (line + "\n").encode())
+
+    os.environ.update(settings["env"])
+    os.chdir(settings["template"])
+    sys.path.insert(0, settings["template"])
+    try:
+        for name in settings["preload"]:
+            __import__(name)
+    except BaseException as exc:
+        report(f"failed preloading {name}: {type(exc).__name__}: {exc}")
+        return 1
+    keep_path = [p for p in sys.path if p != settings["template"]]
+    probe = os.fork()
+    if probe == 0:  # can this machine give each run its own /tmp, /dev/shm and IPC namespace?
+        os._exit(0 if _own_world(2**20) else 1)
+    _, probe_status = os.waitpid(probe, 0)
+    report(f"ready {int(os.waitstatus_to_exitcode(probe_status) == 0)}")
+
+    buffer, current = b"", None  # current: {"n", "pid", "done_r"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    while True:
+        watch = [cmd_fd] + ([current["done_r"]] if current and current["done_r"] is not None else [])
+        ready, _, _ = select.select(watch, [], [], 0.005)
+        while current is not None and current["pid"] is not None:  # reap: note the run's own exit
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == current["pid"]:
+                report(f"exited {current['n']} {status}")
+                current["pid"] = None
+        if current and current["done_r"] in ready:
+            data = os.read(current["done_r"], 64)
+            if data.startswith(b"done"):
+                report(f"done {current['n']}")
+            if not data or data.startswith(b"done"):
+                os.close(current["done_r"])
+                current["done_r"] = None
+        if cmd_fd not in ready:
+            continue
+        chunk = os.read(cmd_fd, 1 << 16)
+        if not chunk:
+            _kill_run()
+            return 0
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            command = json.loads(line)
+            op = command["op"]
+            if op == "run":
+                go_r, go_w = os.pipe()
+                done_r, done_w = os.pipe()
+                job_r, job_w = os.pipe()
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                pid = os.fork()
+                if pid == 0:
+                    for fd in (go_w, done_r, job_w, cmd_fd, status_fd):
+                        os.close(fd)
+                    _child(command, go_r, done_w, job_r, keep_path)
+                for fd in (go_r, done_w, job_r):
+                    os.close(fd)
+                os.write(job_w, command["stdin"].encode())
+                os.close(job_w)
+                current = {"n": command["n"], "pid": pid, "done_r": done_r, "go_w": go_w}
+                report(f"forked {command['n']} {pid}")
+            elif op == "go" and current and current["n"] == command["n"]:
+                os.write(current["go_w"], b"g")
+                os.close(current["go_w"])
+                current["go_w"] = None
+            elif op == "kill" and current and current["n"] == command["n"]:
+                _kill_run()
+                if current["pid"] is not None:
+                    report(f"exited {current['n']} 9")  # the wait status of a SIGKILL
+                for fd in (current["done_r"], current.get("go_w")):
+                    if fd is not None:
+                        os.close(fd)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu_us = int(((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)) * 1e6)
+                for stream in (sys.stdout, sys.stderr):
+                    stream.write(MARKER.format(current["n"]))
+                    stream.flush()
+                report(f"ended {current['n']} {cpu_us}")
+                current = None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
