@@ -7,6 +7,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "neuroevolution"
 NOTEBOOK = "neuroevolution.ipynb"
+HELPER = "evolution.py"
+HINTS = "hints.py"
+DEMOS = "parallel_demos.py"
+LESSON_MODULES = (HELPER, DEMOS, HINTS)  # the modules beside the notebook that the lesson imports
 RELEASE_DIR = ROOT / "assignment" / ASSIGNMENT
 SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT
 HARNESS_DIR = Path(__file__).resolve().parent / "harness"
@@ -27,7 +31,12 @@ def setup_notebook() -> Path:
 
 def helper_module() -> Path:
     """The trusted ``evolution.py``."""
-    return _release_or_source("evolution.py")
+    return _release_or_source(HELPER)
+
+
+def hints_module() -> Path:
+    """The trusted ``hints.py``: the student-facing messages the visible tests print."""
+    return _release_or_source(HINTS)
 
 
 def reference_notebook() -> Path:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from autograder.paths import ROOT
 from tools import gradescope
 
-ROOT = Path(__file__).resolve().parent.parent
 # One student short of full marks (sent renamed) and one with nothing done: both paths, in little time.
 DEMOS = ("demo-partly-wrong", "demo-untouched-stub")
 # A deterministic category: both ways of grading must agree exactly (timed ones would be noisy), and
@@ -40,7 +40,7 @@ def test_gradescope_bundle_layout(bundle):
         assert script in names and modes[script] & 0o111, f"{script} is missing or not executable"
     for needed in ("autograder/__main__.py", "autograder/gradescope_run.py", "assignment/neuroevolution/evolution.py",
                    "assignment/neuroevolution/neuroevolution.ipynb", "solutions/neuroevolution/neuroevolution.ipynb",
-                   "requirements.lock"):
+                   "assignment/neuroevolution/hints.py", "solutions/neuroevolution/hints.py", "requirements.lock"):
         assert needed in names, f"the bundle lacks {needed}"
     leaked = [n for n in names if "__pycache__" in n or n.startswith(("grades/", "submitted/", "tests/", ".venv/"))]
     assert not leaked, f"the bundle carries {leaked[:5]}"

@@ -1,26 +1,23 @@
 """The lesson runs as students get it, under every start method, and its visible tests teach.
 
-The notebook runs from a student kit folder (release notebook, evolution.py, parallel_demos.py,
-hints.py), as students get it. The kernel's start method is set by an IPython start-up file, so
-the notebook itself is the one students run.
+The notebook runs as students get it: from a student kit folder, or in place in a copy of the
+release folder (notebook, evolution.py, parallel_demos.py, hints.py, images), which must need
+nothing the kit adds. The kernel's start method is set by an IPython start-up file, so the
+notebook itself is the one students run.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from autograder import demo, hints  # noqa: E402
-from tools import selfcheck, student_kit  # noqa: E402
-from tools.selfcheck import CellRun  # noqa: E402
+from autograder import demo, hints, paths
+from tools import release, selfcheck, student_kit
+from tools.selfcheck import CellRun
 
 NOTEBOOK = "neuroevolution.ipynb"
 CELL_LIMIT = 120  # seconds: no cell of the lesson may take longer, under any start method
@@ -38,6 +35,14 @@ def agents_dir(tmp_path, monkeypatch) -> Path:
 def kit(tmp_path) -> Path:
     """A fresh student kit folder, built from the committed release."""
     folder, _ = student_kit.write_kit(student_kit.kit_files(), tmp_path / "dist")
+    return folder
+
+
+@pytest.fixture
+def release_copy(tmp_path) -> Path:
+    """A copy of the committed release folder, nothing added: where an instructor opens the lesson in place."""
+    folder = tmp_path / "assignment" / paths.ASSIGNMENT
+    release.write(release.release_files(paths.RELEASE_DIR, release.ignored_patterns()), folder, [])
     return folder
 
 
@@ -99,16 +104,18 @@ def speedup_verdict(nb) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
-def test_notebooks_lesson_runs_under_every_start_method(method, kit, agents_dir, tmp_path, monkeypatch):
-    """The release notebook with correct stubs runs top to bottom, no cell above 120 s, under each start method."""
+@pytest.mark.parametrize(("method", "where"), [("spawn", "release_copy"), ("forkserver", "kit"), ("fork", "kit")])
+def test_notebooks_lesson_runs_under_every_start_method(method, where, agents_dir, tmp_path, monkeypatch, request):
+    """The release notebook with correct stubs runs top to bottom, no cell above 120 s, under each start method,
+    from a kit folder and in place in the release folder (under spawn, where workers import Part 1's module)."""
     import multiprocessing
 
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"this system has no {method} start method")
+    folder = request.getfixturevalue(where)
     start_method(monkeypatch, tmp_path, method)
-    nb = nbformat.read(fill_in(kit), as_version=4)
-    selfcheck.run_notebook(nb, kit, timeout=2 * CELL_LIMIT, attempts_allowed=1)
+    nb = nbformat.read(fill_in(folder), as_version=4)
+    selfcheck.run_notebook(nb, folder, timeout=2 * CELL_LIMIT, attempts_allowed=1)
     # Whether a speedup shows depends on the machine's load (the kit's self-check test judges the
     # verdict); here the cell must only run to a verdict.
     verdict = speedup_verdict(nb)
@@ -221,7 +228,7 @@ def test_notebooks_selfcheck_report_shows_each_failure_in_one_line(capsys):
 
 def test_notebooks_stub_docstrings_leave_no_doubt():
     """The released stubs state the draw order rule, the seed idiom, where helpers go and what None means."""
-    sources, _ = selfcheck.graded_cells(ROOT / "assignment" / "neuroevolution" / NOTEBOOK)
+    sources, _ = selfcheck.graded_cells(paths.RELEASE_DIR / NOTEBOOK)
     serial, parallel = sources["evolve_serial"], sources["evolve_parallel"]
     assert "raise NotImplementedError()" in serial and "raise NotImplementedError()" in parallel
     assert "int(rng.integers(2**31 - 1))" in serial
@@ -229,3 +236,31 @@ def test_notebooks_stub_docstrings_leave_no_doubt():
     assert "top level of this cell" in serial and "top level" in parallel
     assert "lambda" in parallel and "inside" in parallel
     assert "os.cpu_count()" in parallel and "logical CPU" in parallel
+
+
+def test_notebooks_selfcheck_leaves_the_hidden_tests_out():
+    """On the instructor's notebook the self-check runs the visible tests only, as the release has them."""
+    source, _ = selfcheck.graded_cells(paths.reference_notebook())
+    released, _ = selfcheck.graded_cells(paths.RELEASE_DIR / NOTEBOOK)
+    tests = [grade_id for grade_id in source if grade_id.startswith("test_")]
+    assert len(tests) == 5 and not any(selfcheck.HIDDEN_MARKER in source[grade_id] for grade_id in tests)
+    assert [source[grade_id].strip() for grade_id in tests] == [released[grade_id].strip() for grade_id in tests], \
+        "the self-check's view of the instructor's tests differs from the release's"
+
+
+def test_notebooks_selfcheck_without_nbgrader_refuses_hidden_tests(monkeypatch):
+    """In the kit, where nbgrader is absent, a notebook holding hidden tests is refused with a clear message."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_nbgrader(name, *args, **kwargs):
+        if name.startswith("nbgrader"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_nbgrader)
+    with pytest.raises(selfcheck.NotebookError, match="hidden tests"):
+        selfcheck.graded_cells(paths.reference_notebook())
+    sources, _ = selfcheck.graded_cells(paths.RELEASE_DIR / NOTEBOOK)  # a student's copy needs no nbgrader
+    assert "raise NotImplementedError()" in sources["evolve_serial"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -12,11 +13,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from autograder.config import CATEGORIES, POINTS  # noqa: E402
-from tools import release  # noqa: E402
+from autograder.config import CATEGORIES, POINTS
+from autograder.paths import HELPER, LESSON_MODULES, ROOT
+from tools import release
 
 SOURCE_NOTEBOOK = release.SOURCE_DIR / release.NOTEBOOK
 RELEASE_NOTEBOOK = release.RELEASE_DIR / release.NOTEBOOK
@@ -72,7 +71,7 @@ def test_release_check_flag_reports_a_stale_copy(fresh, tmp_path, monkeypatch, c
     monkeypatch.setattr(release, "RELEASE_DIR", copy)
     monkeypatch.setattr(release, "build", lambda **_: fresh)
     assert release.main(["--check"]) == 0, "--check failed on an exact copy of the fresh release"
-    (copy / release.HELPER).write_text("# edited by hand\n")
+    (copy / HELPER).write_text("# edited by hand\n")
     (copy / "assets" / "car.png").unlink()
     assert release.main(["--check"]) == 1, "--check did not notice a hand-edited evolution.py"
     err = capsys.readouterr().err.strip().splitlines()
@@ -92,11 +91,13 @@ def test_release_write_keeps_saved_agents_and_removes_stray_files(fresh, tmp_pat
     assert release.release_files(folder, release.ignored_patterns()) == fresh
 
 
-def test_release_holds_only_the_notebook_helper_and_images(fresh):
-    """The release is the notebook, evolution.py and images: no agents/, caches or gradebook under git."""
-    assert set(fresh) >= {release.NOTEBOOK, release.HELPER}, f"the release lacks files: {sorted(fresh)}"
+def test_release_holds_only_the_notebook_its_modules_and_images(fresh):
+    """The release is the notebook, the modules it imports from beside it (evolution.py, parallel_demos.py,
+    hints.py) and images: no agents/, caches or gradebook under git."""
+    assert set(fresh) >= set(release.REQUIRED), f"the release lacks {sorted(set(release.REQUIRED) - set(fresh))}"
+    assert set(release.REQUIRED) == {release.NOTEBOOK, "evolution.py", "parallel_demos.py", "hints.py"}
     for name in fresh:
-        assert name in (release.NOTEBOOK, release.HELPER) or re.fullmatch(r"assets/[\w-]+\.png", name), \
+        assert name in release.REQUIRED or re.fullmatch(r"assets/[\w-]+\.png", name), \
             f"unexpected file {name} in the release"
     tracked = subprocess.run(["git", "ls-files", "--", str(release.RELEASE_DIR)], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.split()
@@ -202,9 +203,34 @@ def test_release_test_cells_carry_the_grading_points(path):
             f"{grade_id} is worth {meta['points']} points in {path.name}, autograder.config.POINTS says {POINTS[category]}"
 
 
-def test_release_helper_module_is_the_solutions_copy(fresh):
-    """assignment/neuroevolution/evolution.py is byte for byte solutions/neuroevolution/evolution.py."""
-    canonical = (release.SOURCE_DIR / release.HELPER).read_bytes()
-    assert fresh[release.HELPER] == canonical
-    assert (release.RELEASE_DIR / release.HELPER).read_bytes() == canonical, \
-        "the committed evolution.py differs from solutions/: run `make assignment`"
+@pytest.mark.parametrize("module", LESSON_MODULES)
+def test_release_lesson_modules_are_the_solutions_copies(fresh, module):
+    """evolution.py, parallel_demos.py and hints.py in the release are byte for byte those of solutions/."""
+    canonical = (release.SOURCE_DIR / module).read_bytes()
+    assert fresh[module] == canonical
+    assert (release.RELEASE_DIR / module).read_bytes() == canonical, \
+        f"the committed {module} differs from solutions/: run `make assignment`"
+
+
+def test_release_audit_refuses_a_release_without_a_lesson_module(fresh):
+    """A release missing a module the notebook imports (here parallel_demos.py) is not published."""
+    with pytest.raises(release.UnsafeRelease, match="parallel_demos.py"):
+        release.audit({name: content for name, content in fresh.items() if name != "parallel_demos.py"})
+
+
+def test_release_notebook_imports_only_modules_the_release_holds(fresh):
+    """Every module the notebook imports from its own folder ships beside it, so the release runs in place."""
+    cells = nbformat.reads(fresh[release.NOTEBOOK].decode(), as_version=4).cells
+    code = "\n".join(cell.source for cell in cells if cell.cell_type == "code")
+    imported = set(re.findall(r"^\s*(?:from|import)\s+(\w+)", code, re.M))
+    assert {"evolution", "parallel_demos", "hints"} <= imported, f"the notebook imports {sorted(imported)}"
+    unshipped = sorted(name for name in imported if f"{name}.py" not in fresh and importlib.util.find_spec(name) is None)
+    assert not unshipped, f"the notebook imports {unshipped}, which neither the release nor the requirements provide"
+
+
+def test_release_grader_reads_the_trusted_hints():
+    """autograder.hints is the release's hints.py itself, not a copy that could drift from it."""
+    from autograder import hints, paths
+
+    assert Path(hints.__file__) == paths.hints_module() == release.RELEASE_DIR / "hints.py"
+    assert hints.not_implemented("evolve_serial").startswith("evolve_serial still raises NotImplementedError")

@@ -14,15 +14,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from autograder import demo  # noqa: E402
-from tools import student_kit  # noqa: E402
+from autograder import demo, paths
+from autograder.paths import ROOT
+from tools import student_kit
 
 KIT_FILES = {"README.md", "assets/car.png", "check.py", "evolution.py", "hints.py", "neuroevolution.ipynb",
              "parallel_demos.py", "render.py", "requirements.txt"}
-SOURCE_NOTEBOOK = ROOT / "solutions" / "neuroevolution" / "neuroevolution.ipynb"
+SOURCE_NOTEBOOK = paths.reference_notebook()
 REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
 
 
@@ -42,9 +40,12 @@ def instructor_only_lines() -> set[str]:
 
 
 def test_student_kit_holds_the_student_files_only(files):
-    """The kit is the release, Part 1's module, hints, the self-check, render.py, requirements and a README."""
+    """The kit is the release (with Part 1's module and the hints), the self-check, render.py, requirements and
+    a README; the lesson's modules are the release's copies, the ones the grader reads."""
     assert set(files) == KIT_FILES, f"unexpected kit contents: {sorted(set(files) ^ KIT_FILES)}"
-    assert files["hints.py"] == (ROOT / "autograder" / "hints.py").read_bytes(), "the kit's hints differ from the grader's"
+    for module in paths.LESSON_MODULES:
+        assert files[module] == (paths.RELEASE_DIR / module).read_bytes(), f"the kit's {module} is not the release's"
+    assert files["hints.py"] == paths.hints_module().read_bytes(), "the kit's hints differ from the grader's"
 
 
 def test_student_kit_leaks_nothing_of_the_instructor(files):

@@ -20,8 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "gradescope"
 # What the bundle carries besides the two scripts (the reference is needed to time the speedup).
-INCLUDE = ("autograder/**/*", "assignment/neuroevolution/neuroevolution.ipynb", "assignment/neuroevolution/evolution.py",
-           "solutions/neuroevolution/neuroevolution.ipynb", "solutions/neuroevolution/evolution.py",
+# The grader reads the trusted evolution.py and hints.py (its student messages) beside the notebooks.
+INCLUDE = ("autograder/**/*", *(f"{folder}/neuroevolution/{name}" for folder in ("assignment", "solutions")
+                               for name in ("neuroevolution.ipynb", "evolution.py", "hints.py")),
            "requirements.lock", "pyproject.toml")
 EXCLUDE = ("*/__pycache__/*", "*.pyc", "*/.*")
 SCRIPTS = ("setup.sh", "run_autograder")

@@ -2,8 +2,9 @@
 
 ``make assignment`` runs this. nbgrader's ``generate_assignment`` turns
 ``solutions/neuroevolution/`` into ``assignment/neuroevolution/``: solutions become
-``raise NotImplementedError()`` stubs, hidden tests and outputs disappear, the helper module and
-the images are copied as they are. Generation always happens in a scratch folder and only the
+``raise NotImplementedError()`` stubs, hidden tests and outputs disappear, and the modules the
+notebook imports from beside it (``evolution.py``, ``parallel_demos.py``, ``hints.py``) and the
+images are copied as they are, so the release runs in place. Generation always happens in a scratch folder and only the
 generated files are then written (or, with ``--check``, compared), so the output depends on the
 source alone and a re-run reproduces the committed files byte for byte.
 
@@ -19,14 +20,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENT_ID = "neuroevolution"
-SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT_ID
-RELEASE_DIR = ROOT / "assignment" / ASSIGNMENT_ID
-NOTEBOOK = f"{ASSIGNMENT_ID}.ipynb"
-HELPER = "evolution.py"
-# What a release may hold: the notebook, the helper module and the notebook's images.
-ALLOWED = (NOTEBOOK, HELPER, "assets/*.png", "assets/*.jpg", "assets/*.gif", "assets/*.svg")
+from autograder.paths import ASSIGNMENT as ASSIGNMENT_ID
+from autograder.paths import HELPER, LESSON_MODULES, NOTEBOOK, RELEASE_DIR, ROOT, SOURCE_DIR
+
+# The files every release must hold: the notebook and the modules it imports from beside it.
+REQUIRED = (NOTEBOOK, *LESSON_MODULES)
+# What a release may hold: those files and the notebook's images.
+ALLOWED = (*REQUIRED, "assets/*.png", "assets/*.jpg", "assets/*.gif", "assets/*.svg")
 # Text that exists only in the instructor source; any of it in the release is a leak.
 SOURCE_ONLY_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
@@ -118,7 +118,7 @@ def audit(files: dict[str, bytes]) -> None:
     if stray:
         raise UnsafeRelease(f"the release would contain unexpected files {stray}: remove them from {SOURCE_DIR} "
                            "or add them to CourseDirectory.ignore in nbgrader_config.py")
-    for name in (NOTEBOOK, HELPER):
+    for name in REQUIRED:
         if name not in files:
             raise UnsafeRelease(f"nbgrader produced no {name}: check {SOURCE_DIR}")
     notebook_text = files[NOTEBOOK].decode("utf-8")

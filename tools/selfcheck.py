@@ -12,7 +12,8 @@ test cell carries. The speedup test compares your speedup with the machine's own
 it; when the machine cannot show a speedup it says "not judged here", which earns no points here
 and is no failure either (the grader measures it on its own machine). A failed or unjudged
 speedup test is measured again, three times in all, since a burst of other work can spoil one
-timing.
+timing. Run on the instructor's notebook, it first drops the hidden tests with nbgrader's
+``ClearHiddenTests``, as ``generate_assignment`` does, so it checks only what students see.
 
 Exit status: 0 when no visible test failed, 1 when one did, 2 when the notebook cannot be read or
 run.
@@ -45,6 +46,7 @@ CELL_TIMEOUT = 120  # seconds per cell; the visible tests need a few seconds eac
 TIMING_IDS = ("test_speedup",)  # cells whose verdict depends on wall-clock time
 TIMING_ATTEMPTS = 3
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+HIDDEN_MARKER = "HIDDEN TESTS"  # the words both of nbgrader's hidden-region markers share
 STUB_LEFT = re.compile(r"^\s*raise NotImplementedError", re.M)
 
 
@@ -84,6 +86,7 @@ def graded_cells(notebook: Path) -> tuple[dict[str, str], dict[str, int]]:
     except Exception as exc:  # not JSON, not a notebook, unreadable
         raise NotebookError(f"{notebook.name} is not a readable notebook ({type(exc).__name__}: {exc}): "
                             "restore it from your last working copy") from None
+    nb = without_hidden_tests(nb, notebook.name)
     sources, points = {}, {}
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -97,6 +100,26 @@ def graded_cells(notebook: Path) -> tuple[dict[str, str], dict[str, int]]:
         raise NotebookError(f"{notebook.name} has no cell with grade_id {', '.join(missing)}: copy the missing "
                             "cells back from a fresh copy of the assignment")
     return sources, points
+
+
+def without_hidden_tests(nb, name: str):
+    """``nb`` without its hidden-test regions, as nbgrader releases it; a student's copy has none.
+
+    nbgrader is needed only for a notebook that holds such regions (the instructor's), so the kit's
+    self-check runs without it.
+    """
+    if not any(HIDDEN_MARKER in cell.source for cell in nb.cells):
+        return nb
+    try:
+        from nbgrader.preprocessors import ClearHiddenTests
+    except ImportError:
+        raise NotebookError(f"{name} holds the instructor's hidden tests, which only nbgrader can remove: "
+                            "check the released notebook instead") from None
+    try:
+        nb, _ = ClearHiddenTests().preprocess(nb, {})
+    except RuntimeError as exc:  # unbalanced markers, or a hidden region outside a graded cell
+        raise NotebookError(f"{name}: {exc}") from None
+    return nb
 
 
 def build_check_notebook(sources: dict[str, str]):

@@ -3,10 +3,11 @@
 Writes ``dist/neuroevolution-student/`` and ``dist/neuroevolution-student.zip``, one flat folder
 holding everything a student needs and nothing else:
 
-- the release notebook, ``evolution.py`` and the notebook's images, from ``assignment/neuroevolution/``
-  (run ``make assignment`` first when ``solutions/`` changed);
-- ``parallel_demos.py``, the functions Part 1 sends to worker processes, and ``README.md``, from ``kit/``;
-- ``hints.py`` (``autograder/hints.py``), the student-facing messages the tests and the grader share;
+- the release, from ``assignment/neuroevolution/`` (run ``make assignment`` first when
+  ``solutions/`` changed): the notebook, its images and the modules it imports from beside it,
+  ``evolution.py``, ``parallel_demos.py`` (the functions Part 1 sends to worker processes) and
+  ``hints.py`` (the student-facing messages the tests and the grader share);
+- ``README.md``, from ``kit/``;
 - ``check.py`` (``tools/selfcheck.py``), the standalone self-check;
 - ``render.py``;
 - ``requirements.txt``: the lock's pinned versions of the packages the kit needs, with their
@@ -27,10 +28,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tools import release  # noqa: E402
+from autograder.paths import ROOT
+from tools import release
 
 KIT_NAME = "neuroevolution-student"
 DIST = ROOT / "dist"
@@ -38,9 +37,7 @@ KIT_SOURCES = ROOT / "kit"
 LOCK = ROOT / "requirements.lock"
 # File in the kit -> where it comes from in the repository (the release is added separately).
 COPIED = {
-    "parallel_demos.py": KIT_SOURCES / "parallel_demos.py",
     "README.md": KIT_SOURCES / "README.md",
-    "hints.py": ROOT / "autograder" / "hints.py",
     "check.py": ROOT / "tools" / "selfcheck.py",
     "render.py": ROOT / "render.py",
 }
@@ -92,8 +89,9 @@ def kit_requirements(lock_text: str, roots: tuple[str, ...] = REQUIREMENT_ROOTS)
 def kit_files() -> dict[str, bytes]:
     """Every file of the kit, by its path inside the kit folder."""
     files = release.release_files(release.RELEASE_DIR, release.ignored_patterns())
-    if release.NOTEBOOK not in files or release.HELPER not in files:
-        raise KitError(f"{release.RELEASE_DIR} lacks {release.NOTEBOOK} or {release.HELPER}: run `make assignment`")
+    missing = [name for name in release.REQUIRED if name not in files]
+    if missing:
+        raise KitError(f"{release.RELEASE_DIR} lacks {', '.join(missing)}: run `make assignment`")
     for name, source in COPIED.items():
         if not source.is_file():
             raise KitError(f"{source} is missing: restore it from version control")
