@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
 import signal
 import sys
 import tempfile
@@ -137,10 +140,12 @@ def _uninterruptible():
 
 
 def grade_batch(submitted: Path, output: Path, students: list[str], categories: tuple[str, ...],
-                force: bool, refused: dict[str, str] | None = None, exports: bool = True) -> Report:
+                force: bool, refused: dict[str, str] | None = None, exports: bool = True, jobs: int = 1) -> Report:
     """Grade ``students``, skipping those already graded with the same key, then rebuild the outputs.
 
-    Ctrl-C (KeyboardInterrupt) stops after the student being graded, whose work is dropped; the
+    ``jobs`` students are graded at once, each job with its own reference; timed phases reserve
+    their own cores (``cores.py``), so the grades do not depend on ``jobs``. Ctrl-C
+    (KeyboardInterrupt) stops after the students being graded, whose work is dropped; the
     exports are still rebuilt for everyone graded so far and the report says it was interrupted.
     """
     output.mkdir(parents=True, exist_ok=True)
@@ -153,20 +158,47 @@ def grade_batch(submitted: Path, output: Path, students: list[str], categories: 
             shared = preflight(Path(scratch), categories)
             if shared.warning:
                 print(shared.warning, file=sys.stderr, flush=True)
-            reference = shared.reference
-            try:
-                for student in students:
+            batches = [shared] + [shared.for_job(Path(scratch) / f"reference-{k}") for k in range(1, jobs)]
+            free = queue.SimpleQueue()
+            for each in batches:
+                free.put(each)
+            lock = threading.Lock()
+
+            def grade_next(student: str) -> None:
+                mine = free.get()
+                try:
                     started = time.perf_counter()
                     notebook, note = notebook_for(submitted, student)
-                    if note:
-                        report.notes[student] = note
-                    item = _grade_one(student, notebook, output, categories, shared, force)
-                    report.graded.append(item)
-                    progress.update(item, time.perf_counter() - started)
+                    item = _grade_one(student, notebook, output, categories, mine, force)
+                    with lock:
+                        if note:
+                            report.notes[student] = note
+                        report.graded.append(item)
+                        progress.update(item, time.perf_counter() - started)
+                finally:
+                    free.put(mine)
+
+            try:
+                if jobs == 1:
+                    for student in students:
+                        grade_next(student)
+                else:
+                    with ThreadPoolExecutor(jobs, thread_name_prefix="grade") as pool:
+                        futures = [pool.submit(grade_next, student) for student in students]
+                        try:
+                            for future in futures:
+                                future.result()
+                        except KeyboardInterrupt:
+                            for future in futures:
+                                future.cancel()
+                            raise
             finally:
-                shared.close()
-                if reference.measured:
-                    results.write_atomic(output / "reference-timing.json", json.dumps(reference.measured, indent=1))
+                measured = []
+                for each in batches:
+                    each.close()
+                    measured += each.reference.measured
+                if measured:
+                    results.write_atomic(output / "reference-timing.json", json.dumps(measured, indent=1))
     except KeyboardInterrupt:
         report.interrupted = True
     if exports:  # grades.csv and gradebook.db (a one-submission run, as on Gradescope, needs neither)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from autograder import extract, messages, paths, validate, verify, workspace
+from autograder.cores import Cores
 from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
 
 _TRUSTED = None
@@ -106,6 +107,8 @@ class Collector:
 
     workdir: Path
     plan: Plan
+    cores: Cores | None = None
+    """Where untimed runs wait for free cores while another student is timed (None: any core, no wait)."""
     replayed: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -137,17 +140,25 @@ class Collector:
             self.session = workspace.session(self.template)
         return None
 
-    def run(self, function: str | None, kwargs: dict, *, wall_seconds: float, check: bool = True) -> dict:
-        """One fresh run of ``function(**kwargs)``, read back and (``check``) verified: an observation."""
+    def run(self, function: str | None, kwargs: dict, *, wall_seconds: float, check: bool = True,
+            cpus: tuple[int, ...] | None = None) -> dict:
+        """One fresh run of ``function(**kwargs)``, read back and (``check``) verified: an observation.
+
+        ``cpus``: the cores of a timed phase; other runs take the cores no timed phase holds.
+        """
         expected = kwargs.get("generations", 0) * kwargs.get("pop_size", 0)
+        if cpus is None and self.cores is not None:
+            cpus = self.cores.free()
         result = workspace.run_call(self.template, function, kwargs, wall_seconds=wall_seconds,
-                                    start_method=start_method(), expected_episodes=expected, session=self.session)
+                                    start_method=start_method(), expected_episodes=expected, session=self.session,
+                                    cpus=cpus)
         outcome = result.outcome
         obs: dict = {"call": describe_call(function or "import", kwargs), "function": function, "kwargs": kwargs,
                      "problem": call_problem(result, function, kwargs, wall_seconds), "caller_pid": None,
                      "best": None, "best_problem": None, "history": None, "history_problem": None,
                      "rules": {}, "worker_pids": 0, "garbled": result.garbled[:5],
-                     "wall": outcome.wall_seconds, "cpu": outcome.cpu_seconds, "kernel_caps": outcome.kernel_caps}
+                     "wall": outcome.wall_seconds, "cpu": outcome.cpu_seconds, "kernel_caps": outcome.kernel_caps,
+                     "cpus": outcome.cpus}
         if obs["problem"] or not function:
             return obs
         data = result.result
@@ -162,7 +173,8 @@ class Collector:
                                                          kwargs["generations"], kwargs["pop_size"])
         if not check:
             return obs
-        played = [verify.Played(e.pid, e.seed, e.params, e.ret) for e in workspace.in_window(result.episodes, data)]
+        # One call per run: every episode the run recorded is the call's (no time window a patched clock could shift).
+        played = [verify.Played(e.pid, e.seed, e.params, e.ret) for e in result.episodes]
         best = {k: np.array(v) for k, v in obs["best"].items()} if obs["best"] else None
         verdict = verify.verify(call=obs["call"], function=function, kwargs=kwargs, episodes=played, caller=caller,
                                 best=best, history=obs["history"], live_pids=set(outcome.inner_pids),
@@ -278,10 +290,10 @@ def run_problem(obs: dict, rules: tuple[str, ...] = verify.RULES) -> str | None:
 
 
 class Reference:
-    """The reference solution, loaded once per batch and timed beside every submission."""
+    """The reference solution, loaded once per batch (and grading job) and timed beside every submission."""
 
-    def __init__(self, workdir: Path, plan: Plan):
-        self.collector = Collector(Path(workdir), plan)
+    def __init__(self, workdir: Path, plan: Plan, cores: Cores | None = None):
+        self.collector = Collector(Path(workdir), plan, cores)
         self.problem: str | None = None
         self.loaded = False
         self.measured: list[dict] = []

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import collect, feedback, paths, results, runchecks, timing, training
+from autograder.cores import Cores
 from autograder.config import AGENT, OBSERVE, POINTS, SANDBOX, SPEEDUP
 from autograder.sandbox import SandboxError, isolation_mode, isolation_warning
 from autograder.sandbox.cgroups import controller
@@ -78,6 +79,11 @@ class Batch:
     plan: collect.Plan
     reference: collect.Reference
     isolation: dict
+    cores: Cores = field(default_factory=Cores)
+
+    def for_job(self, workdir: Path) -> "Batch":
+        """The same batch for another grading job (``--jobs``): its own reference, timed on its own cores."""
+        return Batch(self.plan, collect.Reference(workdir, self.plan, self.cores), self.isolation, self.cores)
 
     @property
     def warning(self) -> str:
@@ -102,19 +108,20 @@ def preflight(workdir: Path, categories: tuple[str, ...], seed: int | None = Non
                 "CPU time is the launcher's count. Grade as root on Linux for kernel-enforced caps.")
         warning = f"{warning}\n{note}" if warning else note
     plan = collect.Plan.draw(seed)
-    reference = collect.Reference(workdir / "reference", plan)
+    cores = Cores()
+    reference = collect.Reference(workdir / "reference", plan, cores)
     if {"speedup"} & set(categories):
         problem = reference.ready()
         if problem:
             raise GraderFault(f"the reference solution in {paths.reference_notebook()} does not run: {problem}")
     isolation = {"mode": mode, "kernel_caps": caps.available, "warning": warning}
-    return Batch(plan, reference, isolation)
+    return Batch(plan, reference, isolation, cores)
 
 
 def collect_observations(student: str, notebook: Path, workdir: Path, categories: tuple[str, ...],
                          batch: Batch) -> dict:
     """Everything the grading tests read about one submission."""
-    collector = collect.Collector(workdir, batch.plan)
+    collector = collect.Collector(workdir, batch.plan, batch.cores)
     try:
         return _observe(student, notebook, collector, categories, batch)
     finally:
@@ -194,9 +201,8 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
              | {"warning": bool(batch.warning)},
              "timing": timing_summary(obs), "fitness": fitness(obs), "agent_params": agent_params(obs)}
     doc = results.build(scored, extra, obs["seconds"])
-    fit = extra["fitness"] or {}
-    results.write_atomic(out_dir / "feedback.html", feedback.page(student, doc, fit.get("history"), fit.get("label", ""),
-                                                                  speedup_lines(obs)))
+    # The course staff's page: every test shown; the students' pages come from `make feedback`.
+    results.write_atomic(out_dir / "feedback.html", feedback.page(doc, publish=True, agent=False))
     results.write_atomic(out_dir / "results.json", json.dumps(doc, indent=1))  # last: marks the student done
     inconclusive = bool((obs.get("speedup") or {}).get("inconclusive"))
     return Graded(student, doc["score"], doc["extra_data"]["category_scores"], obs["seconds"], inconclusive=inconclusive)
@@ -209,7 +215,8 @@ def timing_summary(obs: dict) -> dict | None:
         return None
     keys = ("serial_seconds", "parallel_seconds", "speedup")
     return {"student": {k: timed["student"].get(k) for k in keys}, "reference": {k: timed["reference"].get(k) for k in keys},
-            "inconclusive": timed.get("inconclusive"), "rounds": timed["rounds"]}
+            "inconclusive": timed.get("inconclusive"), "rounds": timed["rounds"], "cpus": timed.get("cpus", []),
+            "reserved": timed.get("reserved", [])}
 
 
 def fitness(obs: dict) -> dict | None:
@@ -226,16 +233,3 @@ def fitness(obs: dict) -> dict | None:
 def agent_params(obs: dict) -> dict | None:
     best = (obs.get("agent") or {}).get("best")
     return best.get("params") if best else None
-
-
-def speedup_lines(obs: dict) -> dict | None:
-    timed = timing_summary(obs)
-    if not timed:
-        return None
-    fmt = lambda x: f"{x:.2f}x" if isinstance(x, (int, float)) else "not measured"  # noqa: E731
-    lines = {"your speedup": fmt(timed["student"]["speedup"]), "reference solution": fmt(timed["reference"]["speedup"]),
-             "workload": f"{SPEEDUP.generations} generations x {SPEEDUP.pop_size} candidates, "
-                         f"{SPEEDUP.processes} workers, median of {timed['rounds']} runs interleaved with the reference's"}
-    if timed["inconclusive"]:
-        lines["result"] = "not judged: " + timed["inconclusive"]
-    return lines

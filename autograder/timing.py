@@ -17,6 +17,7 @@ from __future__ import annotations
 from statistics import median
 
 from autograder import collect, verify
+from autograder.cores import Cores
 from autograder.config import SPEEDUP
 
 KINDS = ("serial", "parallel", "noop")
@@ -27,7 +28,8 @@ def _empty() -> dict:
     return {"series": {kind: {"wall": [], "cpu": []} for kind in KINDS}, "problems": {}, "worker_pids": []}
 
 
-def _round(student: collect.Collector, reference: collect.Collector, seed: int, round_: int, out: dict) -> None:
+def _round(student: collect.Collector, reference: collect.Collector, seed: int, round_: int, out: dict,
+           cpus: tuple[int, ...] | None) -> None:
     """One round of runs, appended to ``out``'s series."""
     order = [("student", "serial"), ("reference", "serial"), ("student", "parallel"), ("reference", "parallel"),
              ("reference", "noop")]
@@ -36,7 +38,9 @@ def _round(student: collect.Collector, reference: collect.Collector, seed: int, 
             return
         collector = student if side == "student" else reference
         kwargs = collector.plan.workload(seed, SPEEDUP.processes if kind == "parallel" else None)
-        obs = collector.run(FUNCTIONS[kind], kwargs, wall_seconds=SPEEDUP.wall_seconds, check=side == "student")
+        obs = collector.run(FUNCTIONS[kind], kwargs, wall_seconds=SPEEDUP.wall_seconds, check=side == "student",
+                            cpus=cpus)
+        out["cpus"] = sorted(set(out["cpus"]) | set(obs.get("cpus") or []))
         problem = obs["problem"] if side == "reference" or kind == "noop" else collect.run_problem(
             obs, verify.RESULT_RULES)
         if problem:
@@ -78,13 +82,21 @@ def settled(summary: dict) -> bool:
 
 def measure(student: collect.Collector, reference: collect.Collector, cores: int) -> dict:
     """The speedup observation: rounds until settled (at least ``repeats``, at most ``max_repeats``)."""
-    out = {"cores": cores, "inconclusive": None, "student": _empty(), "reference": _empty(), "rounds": 0}
+    out = {"cores": cores, "inconclusive": None, "student": _empty(), "reference": _empty(), "rounds": 0,
+           "cpus": [], "reserved": []}
     if cores < 2:
         out["inconclusive"] = f"fewer than 2 cores ({cores}) available to the grader"
         return out
+    broker = student.cores or Cores()
+    with broker.reserve(SPEEDUP.processes) as reserved:
+        out["reserved"] = list(reserved)
+        return _measure(student, reference, out, reserved)
+
+
+def _measure(student: collect.Collector, reference: collect.Collector, out: dict, cpus: tuple[int, ...]) -> dict:
     summary = None
     for round_ in range(SPEEDUP.max_repeats):
-        _round(student, reference, student.plan.timed_seeds[round_], round_, out)
+        _round(student, reference, student.plan.timed_seeds[round_], round_, out, cpus)
         if out["student"]["problems"] or out["reference"]["problems"]:
             break
         out["rounds"] = round_ + 1

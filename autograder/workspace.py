@@ -102,7 +102,8 @@ def _run_env() -> dict[str, str]:
 
 
 def run_call(template: Path, function: str, kwargs: dict, *, wall_seconds: float, start_method: str | None,
-             expected_episodes: int = 0, session: Session | None = None) -> RunResult:
+             expected_episodes: int = 0, session: Session | None = None,
+             cpus: tuple[int, ...] | None = None) -> RunResult:
     """One fresh run of ``function(**kwargs)`` from ``template``, read back and cleaned up.
 
     ``function`` None runs nothing but the import (the start-up cost). ``expected_episodes``
@@ -120,7 +121,7 @@ def run_call(template: Path, function: str, kwargs: dict, *, wall_seconds: float
             (workdir / name).mkdir()
         job = {"function": function, "kwargs": kwargs, "start_method": start_method}
         limits = Limits(wall_seconds=wall_seconds, memory_bytes=SANDBOX.memory_bytes,
-                        max_processes=SANDBOX.max_processes, output_bytes=SANDBOX.output_bytes)
+                        max_processes=SANDBOX.max_processes, output_bytes=SANDBOX.output_bytes, cpus=cpus)
         if session is not None and not session.failed:
             try:
                 outcome = session.run(workdir, stdin=json.dumps(job).encode(), limits=limits)
@@ -217,15 +218,6 @@ def _episode(line) -> Episode:
     return Episode(pid=validate.integer(line.get("pid"), "pid"), t=validate.integer(line.get("t"), "t"), seed=seed,
                    params=validate.params(line.get("params"), "recorded params"),
                    ret=validate.finite(line.get("ret"), "recorded return"))
-
-
-def in_window(episodes: list[Episode], call: dict) -> list[Episode]:
-    """The episodes recorded between the call's start and end times."""
-    try:
-        t0, t1 = validate.integer(call.get("t0"), "t0"), validate.integer(call.get("t1"), "t1")
-    except validate.Invalid:
-        return []
-    return [e for e in episodes if t0 <= e.t <= t1]
 
 
 def remove_tree(path: Path) -> None:

@@ -151,8 +151,9 @@ class FakeCollector:
     def __init__(self, name: str, order: list, walls: dict):
         self.name, self.order, self.walls = name, order, walls
         self.plan = collect.Plan.draw(0)
+        self.cores = None
 
-    def run(self, function, kwargs, *, wall_seconds, check=True):
+    def run(self, function, kwargs, *, wall_seconds, check=True, cpus=None):
         kind = {"evolve_serial": "serial", "evolve_parallel": "parallel", None: "noop"}[function]
         self.order.append((self.name, kind))
         wall = self.walls[kind]

@@ -194,10 +194,29 @@ class Controller:
     def available(self) -> bool:
         return self.version > 0
 
-    def create(self, *, memory_bytes: int, max_tasks: int) -> Group:
-        """A new empty group with these caps (raises OSError if the kernel refuses)."""
+    def _cpuset_parent(self) -> Path | None:
+        """Where a run's cpuset group goes, or None without a writable cpuset controller."""
+        if self.version == 2:
+            parent = self.parents["memory"]
+            enabled = (parent / "cgroup.subtree_control").read_text().split() if (
+                parent / "cgroup.subtree_control").is_file() else []
+            return parent if "cpuset" in enabled else None
+        mount = ROOT / "cpuset"
+        parent = mount / _own_path("cpuset").lstrip("/")
+        return parent if _writable_dir(parent) and (parent / "cpuset.cpus").is_file() else None
+
+    def create(self, *, memory_bytes: int, max_tasks: int, cpus: tuple[int, ...] | None = None) -> Group:
+        """A new empty group with these caps (raises OSError if the kernel refuses).
+
+        ``cpus``: pin the group to these cores (a cpuset a task cannot widen), where the machine
+        has a writable cpuset controller; elsewhere the caller's CPU affinity alone applies.
+        """
         name = f"neuroevo-{os.getpid()}-{next(_names)}"
-        dirs = {key: parent / name for key, parent in self.parents.items()}
+        parents = dict(self.parents)
+        cpuset = self._cpuset_parent() if cpus else None
+        if cpuset is not None:
+            parents["cpuset"] = cpuset
+        dirs = {key: parent / name for key, parent in parents.items()}
         for path in dict.fromkeys(dirs.values()):
             path.mkdir()
         group = Group(dirs, self.version)
@@ -210,6 +229,10 @@ class Controller:
                 _write(dirs["memory"] / "memory.limit_in_bytes", str(memory_bytes))
                 _write(dirs["memory"] / "memory.memsw.limit_in_bytes", str(memory_bytes), optional=True)
                 _write(dirs["pids"] / "pids.max", str(max_tasks))
+            if cpuset is not None:
+                if self.version == 1:  # v1 needs the memory nodes too before a task may join
+                    _write(dirs["cpuset"] / "cpuset.mems", (cpuset / "cpuset.mems").read_text().strip())
+                _write(dirs["cpuset"] / "cpuset.cpus", ",".join(map(str, cpus)))
         except OSError:
             group.remove()
             raise

@@ -28,6 +28,8 @@ class Limits:
     """Bytes of stdout and of stderr kept; the rest is read and dropped."""
     file_bytes: int = 256 * 2**20
     """Largest file the run may write (RLIMIT_FSIZE); bubblewrap's private /tmp holds at most memory_bytes."""
+    cpus: tuple[int, ...] | None = None
+    """Cores the run may use (CPU affinity, and its control group's cpuset where there is one); None: any."""
 
     def __post_init__(self) -> None:
         bad = [name for name, ok in (("wall_seconds", self.wall_seconds > 0),
@@ -74,6 +76,8 @@ class Outcome:
     """A control group capped the run's memory and tasks, and counted its CPU time."""
     peak_memory_bytes: int = 0
     """Highest memory of the run (the control group's count, else the watchdog's sum of private memory)."""
+    cpus: list[int] = field(default_factory=list)
+    """The cores the run's first process was allowed, as the kernel reported them."""
     verdict: str = ""
     """One line saying what happened, for feedback pages and logs."""
 

@@ -267,7 +267,7 @@ def _new_group(limits: Limits) -> "cgroups.Group | None":
         return None
     try:
         # Room for bubblewrap's init and the launcher beside the run's own tasks.
-        return control.create(memory_bytes=limits.memory_bytes, max_tasks=limits.max_processes + 2)
+        return control.create(memory_bytes=limits.memory_bytes, max_tasks=limits.max_processes + 2, cpus=limits.cpus)
     except OSError:
         return None
 
@@ -283,7 +283,7 @@ def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=workdir, env=_child_env(workdir, env), stdin=stdin_r,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_w,),
-                                start_new_session=True, preexec_fn=group.join if group else None)
+                                start_new_session=True, preexec_fn=_preexec(group, limits.cpus))
     except (OSError, subprocess.SubprocessError) as exc:
         for fd in (status_r, stdin_w):
             os.close(fd)
@@ -334,11 +334,25 @@ def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str
                       process_limit_hit=process_hit and not memory_hit, killed_orphans=leftovers,
                       said_done=report.get("done") == [1], inner_pids=sorted(seen.tracker.inner),
                       kernel_caps=group is not None,
-                      peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen.peak_memory)
+                      peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen.peak_memory,
+                      cpus=list(limits.cpus or ()))
     outcome.verdict = describe(outcome, limits)
     if "started" in report and "exited" not in report and not seen.stopped:
         outcome.verdict = f"the run killed the sandbox's supervisor process (exit status unknown; {outcome.verdict})"
     return outcome
+
+
+def _preexec(group: "cgroups.Group | None", cpus: tuple[int, ...] | None):
+    """What the run's first process does before it executes anything: join its group, take its cores."""
+    if group is None and not cpus:
+        return None
+
+    def setup() -> None:
+        if group is not None:
+            group.join()
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+    return setup
 
 
 def _feed(fd: int, data: bytes) -> None:

@@ -119,6 +119,22 @@ def inner_pid(pid: int) -> int:
     return pid
 
 
+def allowed_cpus(pid: int) -> list[int]:
+    """The cores ``pid`` may run on (its ``Cpus_allowed_list``), or [] if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Cpus_allowed_list:"):
+                    cpus: list[int] = []
+                    for part in line.split(":", 1)[1].strip().split(","):
+                        low, _, high = part.partition("-")
+                        cpus += range(int(low), int(high or low) + 1)
+                    return cpus
+    except (OSError, ValueError):
+        pass
+    return []
+
+
 def user_tasks(uid: int) -> int:
     """Tasks (processes and threads) whose real uid is ``uid``, the count RLIMIT_NPROC checks."""
     total = 0

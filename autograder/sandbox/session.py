@@ -240,6 +240,14 @@ class Session:
             return Outcome(None, False, 0.0, 0.0, "", "sandbox: the session did not fork the run", False, self.mode,
                            verdict="did not start: the sandbox session did not answer")
         host = self._host_pid(int(forked[2]))
+        cpus: list[int] = []
+        if host is not None and limits.cpus:
+            try:  # inherited by everything the run starts; the group's cpuset (if any) keeps it from widening
+                os.sched_setaffinity(host, limits.cpus)
+            except OSError:
+                pass
+        if host is not None:
+            cpus = reaper.allowed_cpus(host)
         if group is not None and host is not None:
             try:
                 for path in group.procs_files():
@@ -266,6 +274,8 @@ class Session:
             group.remove()
         stdout, cut_out = self.out.take(n, 2.0) if self.proc else ("", False)
         stderr, cut_err = self.err.take(n, 2.0) if self.proc else ("", False)
+        if status is None and (seen["memory"] or seen["tasks"] or seen["timeout"]):
+            status = 9  # stopped by the watchdog: the wait status of a SIGKILL
         returncode = None if status is None else os.waitstatus_to_exitcode(status)
         memory_hit = seen["memory"] or bool(kernel and kernel.oom_killed)
         process_hit = not memory_hit and (seen["tasks"] or bool(kernel and kernel.pids_refused))
@@ -275,7 +285,7 @@ class Session:
                           memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
                           process_limit_hit=process_hit, said_done=said_done, inner_pids=sorted(seen["inner"]),
                           kernel_caps=group is not None,
-                          peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen["peak"])
+                          peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen["peak"], cpus=cpus)
         if end_line is None:
             outcome.returncode = outcome.returncode if outcome.returncode is not None else -9
         outcome.verdict = describe(outcome, limits)
@@ -319,6 +329,6 @@ def _new_group(limits: Limits):
     if not control.available:
         return None
     try:
-        return control.create(memory_bytes=limits.memory_bytes, max_tasks=limits.max_processes + 1)
+        return control.create(memory_bytes=limits.memory_bytes, max_tasks=limits.max_processes + 1, cpus=limits.cpus)
     except OSError:
         return None

@@ -9,7 +9,7 @@ def _poison():
     folder = os.environ.get("NEUROEVO_RECORD") or "record"
     try:
         with open(os.path.join(folder, f"{os.getpid()}.jsonl"), "a") as fh:
-            fh.write("[" * 100_000 + "]" * 100_000 + "\n")
+            fh.write("[" * 5_000 + "]" * 5_000 + "\n")  # short enough to be read, too deep to parse recursively
     except OSError:
         pass
 

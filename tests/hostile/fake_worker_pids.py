@@ -1,8 +1,8 @@
 """evolve_parallel uses threads but patches os.getpid and multiprocessing so they look like worker processes."""
 
-LOSES = ("speedup",)
-MAY_LOSE = ("parallel", "determinism")  # threads share one environment: returns may be garbled
-MESSAGE = ""
+LOSES = ("parallel", "speedup", "agent")
+MAY_LOSE = ("determinism",)  # threads share one environment: returns may be garbled
+MESSAGE = "never ran"
 
 import itertools
 import multiprocessing
