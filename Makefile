@@ -21,7 +21,7 @@ STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS ?= never
 
 .DEFAULT_GOAL := help
-.PHONY: help install assignment student-kit check grade collect feedback export gradescope test render bench lock clean
+.PHONY: help install assignment student-kit check grade collect feedback export gradescope test lint render bench lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,6 +68,10 @@ gradescope: $(STAMP) ## Build dist/gradescope-autograder.zip (setup.sh + run_aut
 
 test: $(STAMP) ## Run the project's own tests (speedup checks compare with a reference timed beside them)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Check the code with ruff: lint rules and formatting (settings in pyproject.toml)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 render: $(STAMP) ## Watch the saved agent AGENT_ID (a GIF on a machine without a display)
 	$(PY) render.py --agent_id $(AGENT_ID)

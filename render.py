@@ -31,8 +31,10 @@ if (ROOT / "evolution.py").is_file():
     HELPER_DIRS: tuple[Path, ...] = (ROOT,)
 else:
     HELPER_DIRS = (ROOT / "assignment" / "neuroevolution", ROOT / "solutions" / "neuroevolution")
-INSTALL_HINT = ("install the course's requirements (`pip install -r requirements.txt` in the student kit, "
-                "`make install` in the course repository)")
+INSTALL_HINT = (
+    "install the course's requirements (`pip install -r requirements.txt` in the student kit, "
+    "`make install` in the course repository)"
+)
 GIF_FPS = 30  # the environment's own render speed
 AGENTS_ENV = "NEUROEVO_AGENTS_DIR"  # evolution.py saves agents in the folder this names, when set
 
@@ -78,29 +80,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python render.py",
         description="Play an agent saved with save_params(params, N): in a window where a display exists, "
-                    "otherwise as an animated GIF.",
+        "otherwise as an animated GIF.",
     )
-    parser.add_argument("--agent_id", "--agent-id", dest="agent_id", required=True,
-                        help="the id the agent was saved under, as in save_params(params, N)")
+    parser.add_argument(
+        "--agent_id",
+        "--agent-id",
+        dest="agent_id",
+        required=True,
+        help="the id the agent was saved under, as in save_params(params, N)",
+    )
     parser.add_argument("--episodes", type=positive_int, default=1, help="episodes to play (default: 1)")
-    parser.add_argument("--seed", type=seed_value, default=None,
-                        help="start-state seed of the first episode; the next ones use seed+1, seed+2, ... "
-                             "(default: a random seed, printed so the run can be repeated)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="write an animated GIF to this path instead of opening a window "
-                             "(default without a display: agent-<id>.gif in the current folder)")
-    parser.add_argument("--window", action="store_true",
-                        help="insist on a window; fail instead of falling back to a GIF when there is no display")
-    parser.add_argument("--agents-dir", type=Path, default=None,
-                        help="folder holding the saved agents (default: $NEUROEVO_AGENTS_DIR, else the first "
-                             "agents/ folder holding the id, beside --helper-dir or the default helper folders)")
-    parser.add_argument("--helper-dir", type=Path, default=None,
-                        help="folder holding evolution.py (default: the first of "
-                             f"{', '.join(str(folder) for folder in HELPER_DIRS)} that has it)")
-    parser.add_argument("--frame-skip", type=positive_int, default=3,
-                        help="keep one frame in this many in the GIF, to keep it small (default: 3)")
-    parser.add_argument("--scale", type=scale_factor, default=0.5,
-                        help="shrink GIF frames by this factor, in (0, 1] (default: 0.5)")
+    parser.add_argument(
+        "--seed",
+        type=seed_value,
+        default=None,
+        help="start-state seed of the first episode; the next ones use seed+1, seed+2, ... "
+        "(default: a random seed, printed so the run can be repeated)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write an animated GIF to this path instead of opening a window "
+        "(default without a display: agent-<id>.gif in the current folder)",
+    )
+    parser.add_argument(
+        "--window",
+        action="store_true",
+        help="insist on a window; fail instead of falling back to a GIF when there is no display",
+    )
+    parser.add_argument(
+        "--agents-dir",
+        type=Path,
+        default=None,
+        help="folder holding the saved agents (default: $NEUROEVO_AGENTS_DIR, else the first "
+        "agents/ folder holding the id, beside --helper-dir or the default helper folders)",
+    )
+    parser.add_argument(
+        "--helper-dir",
+        type=Path,
+        default=None,
+        help="folder holding evolution.py (default: the first of "
+        f"{', '.join(str(folder) for folder in HELPER_DIRS)} that has it)",
+    )
+    parser.add_argument(
+        "--frame-skip",
+        type=positive_int,
+        default=3,
+        help="keep one frame in this many in the GIF, to keep it small (default: 3)",
+    )
+    parser.add_argument(
+        "--scale", type=scale_factor, default=0.5, help="shrink GIF frames by this factor, in (0, 1] (default: 0.5)"
+    )
     return parser
 
 
@@ -168,8 +199,10 @@ def find_agent(ev, agent_id, folders: list[Path]) -> tuple[Path, dict]:
             except ValueError as exc:  # a bad id, or a damaged file under that id
                 raise RenderError(str(exc)) from None
         return folder / f"agent-{agent_id}.npz", params
-    raise RenderError(f"no agent {str(agent_id)!r} in {'; '.join(saved)}: save one in the notebook with "
-                      f"save_params(params, {agent_id!r}), or pass --agents-dir FOLDER")
+    raise RenderError(
+        f"no agent {str(agent_id)!r} in {'; '.join(saved)}: save one in the notebook with "
+        f"save_params(params, {agent_id!r}), or pass --agents-dir FOLDER"
+    )
 
 
 def require(module: str, why: str) -> None:
@@ -203,15 +236,23 @@ def write_gif(frames: list, path: Path, frame_skip: int, scale: float) -> None:
     palette = images[0].quantize(colors=64)  # one shared palette: smaller file, no flicker
     images = [image.quantize(palette=palette) for image in images]
     path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], loop=0,
-                   duration=round(1000 * frame_skip / GIF_FPS), optimize=True)
+    images[0].save(
+        path,
+        save_all=True,
+        append_images=images[1:],
+        loop=0,
+        duration=round(1000 * frame_skip / GIF_FPS),
+        optimize=True,
+    )
 
 
 def run(args) -> None:
     window = not args.out and has_display()
     if args.window and not has_display():
-        raise RenderError("no display found (neither DISPLAY nor WAYLAND_DISPLAY is set): "
-                          "drop --window to get a GIF, or run this on a machine with a screen")
+        raise RenderError(
+            "no display found (neither DISPLAY nor WAYLAND_DISPLAY is set): "
+            "drop --window to get a GIF, or run this on a machine with a screen"
+        )
     out = None if window else (args.out or Path(f"agent-{args.agent_id}.gif"))
     if not window:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # draw off-screen, no window needed
@@ -220,6 +261,7 @@ def run(args) -> None:
     if out:
         require("PIL", "to write the GIF")
     import pygame
+
     ev = import_evolution(args.helper_dir)
     agent_id = int(args.agent_id) if args.agent_id.isdigit() else args.agent_id  # as save_params got it
     path, params = find_agent(ev, agent_id, agent_folders(args.agents_dir, args.helper_dir))

@@ -15,7 +15,7 @@ import nbformat
 
 from autograder import extract, paths
 
-DEMO_PARTLY_WRONG = '''
+DEMO_PARTLY_WRONG = """
 def evolve_serial(generations: int, pop_size: int, seed: int, sigma: float = 1.0) -> tuple[dict, list[list[float]]]:
     rng = np.random.default_rng(seed)
     population = [initialize_parameters(I_SIZE, H_SIZE, O_SIZE, rng=rng) for _ in range(pop_size)]
@@ -42,7 +42,7 @@ def evolve_parallel(generations: int, pop_size: int, seed: int, sigma: float = 1
             best = population[int(np.argmax(returns))]
             population = [sample_params(best, rng, sigma) for _ in range(pop_size)]
     return best, history
-'''
+"""
 
 
 def release_notebook() -> nbformat.NotebookNode:
@@ -61,8 +61,12 @@ def reference_source() -> str:
     """The reference solution's two cells, solution markers removed."""
     cells = extract.cells_by_grade_id(extract.read_notebook(paths.reference_notebook()), extract.STUB_IDS).cells
     text = "\n\n\n".join(cells[gid] for gid in extract.STUB_IDS)
-    return "\n".join(line for line in text.splitlines() if "### BEGIN SOLUTION" not in line
-                     and "### END SOLUTION" not in line) + "\n"
+    return (
+        "\n".join(
+            line for line in text.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+        )
+        + "\n"
+    )
 
 
 def split_cells(source: str) -> dict[str, str]:
@@ -72,7 +76,7 @@ def split_cells(source: str) -> dict[str, str]:
     cells = {gid: [] for gid in extract.STUB_IDS}
     for node in tree.body:
         start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
-        text = "\n".join(lines[start:node.end_lineno])
+        text = "\n".join(lines[start : node.end_lineno])
         gid = node.name if isinstance(node, ast.FunctionDef) and node.name in cells else extract.STUB_IDS[0]
         cells[gid].append(text)
     return {gid: "\n\n\n".join(parts) + "\n" for gid, parts in cells.items()}
@@ -108,8 +112,12 @@ DEMO_STUDENTS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--submitted", type=Path, default=paths.ROOT / "submitted",
-                        help="folder the demo students are written to (default: submitted/ of the project)")
+    parser.add_argument(
+        "--submitted",
+        type=Path,
+        default=paths.ROOT / "submitted",
+        help="folder the demo students are written to (default: submitted/ of the project)",
+    )
     args = parser.parse_args(argv)
     for student, source in DEMO_STUDENTS.items():
         print(write_submission(args.submitted, student, with_solution(source())))

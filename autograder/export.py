@@ -19,9 +19,31 @@ from autograder.config import CATEGORIES, POINTS
 from autograder.results import read_results, write_atomic
 
 # Columns an LMS uses to recognise a student (Canvas, Moodle, Blackboard, Gradescope rosters).
-IDENTIFYING = {"student", "name", "full name", "id", "sis user id", "sis login id", "integration id", "root account",
-               "section", "first name", "last name", "surname", "email", "email address", "id number",
-               "username", "user id", "student id", "student_id", "sid", "first_name", "last_name", "login id"}
+IDENTIFYING = {
+    "student",
+    "name",
+    "full name",
+    "id",
+    "sis user id",
+    "sis login id",
+    "integration id",
+    "root account",
+    "section",
+    "first name",
+    "last name",
+    "surname",
+    "email",
+    "email address",
+    "id number",
+    "username",
+    "user id",
+    "student id",
+    "student_id",
+    "sid",
+    "first_name",
+    "last_name",
+    "login id",
+}
 
 
 class ExportError(Exception):
@@ -41,12 +63,16 @@ class Written:
     def describe(self) -> str:
         if self.id_column is None:
             return f"wrote {self.path}: {self.rows} students, {self.graded} graded, a column per part"
-        lines = [f"wrote {self.path}: {self.rows} roster students, {self.graded} with a score in column "
-                 f"{self.column!r} (students matched on {self.id_column!r}); "
-                 f"{self.roster_without_grade} without a submission keep an empty score"]
+        lines = [
+            f"wrote {self.path}: {self.rows} roster students, {self.graded} with a score in column "
+            f"{self.column!r} (students matched on {self.id_column!r}); "
+            f"{self.roster_without_grade} without a submission keep an empty score"
+        ]
         if self.not_in_roster:
-            lines.append(f"warning: graded but not in the roster, so not in this file: {', '.join(self.not_in_roster)} "
-                         "(their grades are in export.csv; check the ids they were collected under)")
+            lines.append(
+                f"warning: graded but not in the roster, so not in this file: {', '.join(self.not_in_roster)} "
+                "(their grades are in export.csv; check the ids they were collected under)"
+            )
         return "\n".join(lines)
 
 
@@ -68,9 +94,19 @@ def part_table(results: dict[str, dict], students: list[str]) -> str:
         scores = extra.get("category_scores") or {}
         graded = extra.get("categories") or list(scores)
         cells = [f"{scores.get(c, 0):g}" if c in graded else "" for c in CATEGORIES]
-        status = "graded" if set(graded) >= set(CATEGORIES) else "graded: " + ",".join(c for c in CATEGORIES if c in graded)
-        writer.writerow([student, extra.get("timestamp") or "", *cells, f"{float(doc.get('score') or 0):g}",
-                         sum(POINTS.values()), status])
+        status = (
+            "graded" if set(graded) >= set(CATEGORIES) else "graded: " + ",".join(c for c in CATEGORIES if c in graded)
+        )
+        writer.writerow(
+            [
+                student,
+                extra.get("timestamp") or "",
+                *cells,
+                f"{float(doc.get('score') or 0):g}",
+                sum(POINTS.values()),
+                status,
+            ]
+        )
     return out.getvalue()
 
 
@@ -78,7 +114,7 @@ def read_roster(path: Path) -> tuple[list[str], list[dict]]:
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ExportError(f"cannot read the roster {path} ({exc}): pass the CSV your LMS exported")
+        raise ExportError(f"cannot read the roster {path} ({exc}): pass the CSV your LMS exported") from None
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames:
         raise ExportError(f"the roster {path} has no header row: pass the CSV your LMS exported")
@@ -93,8 +129,9 @@ def choose_id_column(header: list[str], rows: list[dict], students: set[str], wa
     overlap = {name: sum((row.get(name) or "").strip() in students for row in rows) for name in header}
     best = max(header, key=lambda name: overlap[name])
     if not overlap[best]:
-        raise ExportError("no roster column holds the graded students' ids: pass --id-column NAME "
-                          f"(columns: {', '.join(header)})")
+        raise ExportError(
+            f"no roster column holds the graded students' ids: pass --id-column NAME (columns: {', '.join(header)})"
+        )
     return best
 
 
@@ -126,14 +163,24 @@ def lms_file(results: dict[str, dict], roster: Path, id_column: str | None, colu
     return out.getvalue(), written
 
 
-def run(output: Path, submitted: Path, *, roster: Path | None = None, to: Path | None = None,
-        id_column: str | None = None, column: str | None = None) -> Written:
+def run(
+    output: Path,
+    submitted: Path,
+    *,
+    roster: Path | None = None,
+    to: Path | None = None,
+    id_column: str | None = None,
+    column: str | None = None,
+) -> Written:
     results = graded_results(output)
     if not results:
         raise ExportError(f"no graded results in {output}: run `make grade` (or pass --output) first")
     # The per-part table is always refreshed: it is where every grade is, roster or not.
-    students = sorted(p.name for p in Path(submitted).iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if Path(submitted).is_dir() else []
+    students = (
+        sorted(p.name for p in Path(submitted).iterdir() if p.is_dir() and not p.name.startswith("."))
+        if Path(submitted).is_dir()
+        else []
+    )
     table = part_table(results, students)
     write_atomic(Path(output) / "export.csv", table)
     if roster is None:

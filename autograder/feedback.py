@@ -26,8 +26,13 @@ from autograder import paths
 from autograder.config import CATEGORIES, POINTS
 from autograder.results import read_results, write_atomic
 
-PART_TITLES = {"serial": "Serial loop", "parallel": "Parallel loop", "determinism": "Same results everywhere",
-               "speedup": "Speedup", "agent": "Trained agent"}
+PART_TITLES = {
+    "serial": "Serial loop",
+    "parallel": "Parallel loop",
+    "determinism": "Same results everywhere",
+    "speedup": "Speedup",
+    "agent": "Trained agent",
+}
 AGENT_SEED = 900_001  # a held-out start state of the grader's (never one the loop trained on)
 HIDDEN = ("hidden",)  # Gradescope visibility never shown to students
 UNPUBLISHED = ("after_published",)
@@ -115,6 +120,7 @@ def _collapse_lines(text: str) -> str:
 
 # --- pictures -----------------------------------------------------------------------------
 
+
 def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -160,8 +166,9 @@ def _number(value) -> float | None:
 def timing_png(timing: dict) -> str | None:
     """Seconds of the serial and the parallel run, the student's beside the reference's."""
     sides = [(label, timing.get(key) or {}) for label, key in (("your code", "student"), ("reference", "reference"))]
-    values = {label: (_number(side.get("serial_seconds")), _number(side.get("parallel_seconds")))
-              for label, side in sides}
+    values = {
+        label: (_number(side.get("serial_seconds")), _number(side.get("parallel_seconds"))) for label, side in sides
+    }
     if not any(v is not None for pair in values.values() for v in pair):
         return None
     plt = _pyplot()
@@ -171,9 +178,10 @@ def timing_png(timing: dict) -> str | None:
         ys = [i * 3 + offset for i in range(len(labels))]
         xs = [values[label][offset] or 0 for label in labels]
         ax.barh(ys, xs, color=colour, label=kind)
-        for y, x, label in zip(ys, xs, labels):
-            ax.text(x, y, f" {x:.2f} s" if values[label][offset] is not None else " not measured", va="center",
-                    fontsize=8)
+        for y, x, label in zip(ys, xs, labels, strict=True):
+            ax.text(
+                x, y, f" {x:.2f} s" if values[label][offset] is not None else " not measured", va="center", fontsize=8
+            )
     ax.set_yticks([i * 3 + 0.5 for i in range(len(labels))])
     ax.set_yticklabels([f"{label}\n{_speedup_text(dict(sides)[label])}" for label in labels], fontsize=9)
     ax.invert_yaxis()
@@ -237,10 +245,14 @@ def agent_frames(agent_params: dict, frames: int = 6, seed: int = AGENT_SEED) ->
     palette = small[0].quantize(colors=32)
     animation = [image.quantize(palette=palette) for image in small]
     gif = io.BytesIO()
-    animation[0].save(gif, format="GIF", save_all=True, append_images=animation[1:], loop=0, duration=200,
-                      optimize=True)
-    return (base64.b64encode(buffer.getvalue()).decode("ascii"), base64.b64encode(gif.getvalue()).decode("ascii"),
-            total)
+    animation[0].save(
+        gif, format="GIF", save_all=True, append_images=animation[1:], loop=0, duration=200, optimize=True
+    )
+    return (
+        base64.b64encode(buffer.getvalue()).decode("ascii"),
+        base64.b64encode(gif.getvalue()).decode("ascii"),
+        total,
+    )
 
 
 # --- the page -----------------------------------------------------------------------------
@@ -280,9 +292,12 @@ def page(results_doc, *legacy, publish: bool = False, agent: bool = True) -> str
     student = str(extra.get("student_id") or "")
     tests, held = visible_tests(results_doc, publish)
 
-    body = [f"<h1>Feedback: {esc(paths.ASSIGNMENT)}</h1>",
-            f"<p class=sub>{esc(student)}" + (f" · submitted {esc(str(extra['timestamp']))}" if extra.get("timestamp")
-                                              else "") + "</p>"]
+    body = [
+        f"<h1>Feedback: {esc(paths.ASSIGNMENT)}</h1>",
+        f"<p class=sub>{esc(student)}"
+        + (f" · submitted {esc(str(extra['timestamp']))}" if extra.get("timestamp") else "")
+        + "</p>",
+    ]
     body.append(_parts_table(results_doc, tests, held, publish))
     groups = grouped(tests)
     failed = [g for g in groups if not g.passed]
@@ -291,20 +306,25 @@ def page(results_doc, *legacy, publish: bool = False, agent: bool = True) -> str
         body += [_group_html(g) for g in failed]
     passed = [g for g in groups if g.passed]
     if passed:
-        body.append(f"<details{' open' if not failed else ''}><summary><b>What passed</b> "
-                    f"({sum(len(g.tests) for g in passed)} tests)</summary>")
+        body.append(
+            f"<details{' open' if not failed else ''}><summary><b>What passed</b> "
+            f"({sum(len(g.tests) for g in passed)} tests)</summary>"
+        )
         body += [_group_html(g) for g in passed]
         body.append("</details>")
     if held:
-        body.append(f"<p class=note>{held} more test{'s' if held != 1 else ''} will be shown when grades are "
-                    "published.</p>")
+        body.append(
+            f"<p class=note>{held} more test{'s' if held != 1 else ''} will be shown when grades are published.</p>"
+        )
     body += _timing_section(extra.get("timing"))
     body += _fitness_section(extra.get("fitness"))
     if agent:
         body += _agent_section(extra.get("agent_params"))
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>Feedback {esc(student)}: {esc(paths.ASSIGNMENT)}</title><style>{STYLE}</style></head>"
-            f"<body>{''.join(body)}</body></html>\n")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>Feedback {esc(student)}: {esc(paths.ASSIGNMENT)}</title><style>{STYLE}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
+    )
 
 
 def _parts_table(doc: dict, tests: list[dict], held: int, publish: bool) -> str:
@@ -316,9 +336,11 @@ def _parts_table(doc: dict, tests: list[dict], held: int, publish: bool) -> str:
         score = sum(float(t.get("score") or 0) for t in mine)
         maximum = sum(float(t.get("max_score") or 0) for t in mine)
         width = 8 * score / maximum if maximum else 0
-        rows.append(f"<tr><td>{html.escape(PART_TITLES.get(category, category))}</td>"
-                    f"<td><span class=barbg><span class=bar style='width:{width:.2f}em'></span></span></td>"
-                    f"<td>{score:g}/{maximum:g}</td></tr>")
+        rows.append(
+            f"<tr><td>{html.escape(PART_TITLES.get(category, category))}</td>"
+            f"<td><span class=barbg><span class=bar style='width:{width:.2f}em'></span></span></td>"
+            f"<td>{score:g}/{maximum:g}</td></tr>"
+        )
     if held and not publish:
         score = sum(float(t.get("score") or 0) for t in tests)
         maximum = sum(float(t.get("max_score") or 0) for t in tests)
@@ -342,8 +364,10 @@ def _group_html(group: Group) -> str:
         head = f"{esc(parts)}: {len(group.tests)} tests" + (" failed with the same message" if not group.passed else "")
         listing = "<ul class=tests>" + "".join(f"<li>{esc(title(t))}</li>" for t in group.tests) + "</ul>"
     message = f"<pre>{esc(group.message)}</pre>" if group.message else ""
-    return (f"<div class='group{' pass' if group.passed else ''}'><h3><span class=pts>{score:g}/{maximum:g}</span>"
-            f"{head}</h3>{message}{listing}</div>")
+    return (
+        f"<div class='group{' pass' if group.passed else ''}'><h3><span class=pts>{score:g}/{maximum:g}</span>"
+        f"{head}</h3>{message}{listing}</div>"
+    )
 
 
 def _timing_section(timing) -> list[str]:
@@ -352,15 +376,22 @@ def _timing_section(timing) -> list[str]:
     out = ["<h2>Timings</h2>"]
     mine, ref = timing.get("student") or {}, timing.get("reference") or {}
     rounds = timing.get("rounds")
-    out.append(f"<p>Your speedup: <b>{html.escape(_speedup_text(mine).removeprefix('speedup '))}</b>; the reference "
-               f"solution's, timed beside yours: <b>{html.escape(_speedup_text(ref).removeprefix('speedup '))}</b>"
-               + (f" (median of {int(rounds)} rounds)" if isinstance(rounds, int) else "") + ".</p>")
+    out.append(
+        f"<p>Your speedup: <b>{html.escape(_speedup_text(mine).removeprefix('speedup '))}</b>; the reference "
+        f"solution's, timed beside yours: <b>{html.escape(_speedup_text(ref).removeprefix('speedup '))}</b>"
+        + (f" (median of {int(rounds)} rounds)" if isinstance(rounds, int) else "")
+        + ".</p>"
+    )
     if timing.get("inconclusive"):
-        out.append(f"<p class=note>The measurement was inconclusive: {html.escape(clean(timing['inconclusive']))}. "
-                   "Your own numbers are shown anyway.</p>")
+        out.append(
+            f"<p class=note>The measurement was inconclusive: {html.escape(clean(timing['inconclusive']))}. "
+            "Your own numbers are shown anyway.</p>"
+        )
     png = timing_png(timing)
     if png:
-        out.append(f"<img alt='serial and parallel seconds, yours beside the reference' src='data:image/png;base64,{png}'>")
+        out.append(
+            f"<img alt='serial and parallel seconds, yours beside the reference' src='data:image/png;base64,{png}'>"
+        )
     return out
 
 
@@ -371,8 +402,10 @@ def _fitness_section(fitness) -> list[str]:
     if not png:
         return []
     label = clean(str(fitness.get("label") or ""))
-    return ["<h2>Fitness curve</h2>" + (f"<p class=note>{html.escape(label)}</p>" if label else ""),
-            f"<img alt='best and mean return per generation' src='data:image/png;base64,{png}'>"]
+    return [
+        "<h2>Fitness curve</h2>" + (f"<p class=note>{html.escape(label)}</p>" if label else ""),
+        f"<img alt='best and mean return per generation' src='data:image/png;base64,{png}'>",
+    ]
 
 
 def _agent_section(agent_params) -> list[str]:
@@ -382,15 +415,18 @@ def _agent_section(agent_params) -> list[str]:
     if not drawn:
         return []
     strip, gif, total = drawn
-    return ["<h2>Your trained agent</h2>",
-            f"<p class=note>One episode from a start state it never trained on (return {total:.1f}; "
-            "90 or more counts as solved).</p>",
-            f"<img alt='the car, six moments of one episode' src='data:image/png;base64,{strip}'>",
-            f"<details><summary>Animation</summary><img alt='the episode, animated' "
-            f"src='data:image/gif;base64,{gif}'></details>"]
+    return [
+        "<h2>Your trained agent</h2>",
+        f"<p class=note>One episode from a start state it never trained on (return {total:.1f}; "
+        "90 or more counts as solved).</p>",
+        f"<img alt='the car, six moments of one episode' src='data:image/png;base64,{strip}'>",
+        f"<details><summary>Animation</summary><img alt='the episode, animated' "
+        f"src='data:image/gif;base64,{gif}'></details>",
+    ]
 
 
 # --- staging for students -----------------------------------------------------------------
+
 
 class NothingToStage(Exception):
     """No graded results to make feedback from; the message says what to run first."""
@@ -403,18 +439,24 @@ class Staged:
     failed: dict[str, str] = field(default_factory=dict)
 
     def describe(self, feedback_dir: Path, zips: Path) -> str:
-        lines = [f"{len(self.zipped)} feedback zip(s) in {zips}/ (<student>.zip)",
-                 f"{len(self.exchange)} page(s) in {feedback_dir}/<student>/{paths.ASSIGNMENT}/ for "
-                 f"`nbgrader release_feedback {paths.ASSIGNMENT}`"
-                 + ("" if len(self.exchange) == len(self.zipped) else
-                    " (students who submitted through nbgrader's exchange; the others get their zip)")]
+        lines = [
+            f"{len(self.zipped)} feedback zip(s) in {zips}/ (<student>.zip)",
+            f"{len(self.exchange)} page(s) in {feedback_dir}/<student>/{paths.ASSIGNMENT}/ for "
+            f"`nbgrader release_feedback {paths.ASSIGNMENT}`"
+            + (
+                ""
+                if len(self.exchange) == len(self.zipped)
+                else " (students who submitted through nbgrader's exchange; the others get their zip)"
+            ),
+        ]
         for student, why in self.failed.items():
             lines.append(f"not written for {student}: {why}")
         return "\n".join(lines)
 
 
-def stage(output: Path, submitted: Path, feedback_dir: Path, zips: Path, *, students=None, publish=False,
-          agent=True) -> Staged:
+def stage(
+    output: Path, submitted: Path, feedback_dir: Path, zips: Path, *, students=None, publish=False, agent=True
+) -> Staged:
     """Write every graded student's page into ``feedback_dir`` (exchange students) and ``zips``."""
     graded = sorted(p.parent.name for p in Path(output).glob("*/results.json"))
     if students:

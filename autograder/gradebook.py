@@ -35,8 +35,9 @@ def rebuild(path: Path, rows: list[tuple[str, dict]]) -> None:
             gb.update_or_create_assignment(ASSIGNMENT)
             gb.update_or_create_notebook(NOTEBOOK_NAME, ASSIGNMENT)
             for category in CATEGORIES:
-                gb.update_or_create_grade_cell(grade_cell_id(category), NOTEBOOK_NAME, ASSIGNMENT,
-                                               max_score=POINTS[category], cell_type="code")
+                gb.update_or_create_grade_cell(
+                    grade_cell_id(category), NOTEBOOK_NAME, ASSIGNMENT, max_score=POINTS[category], cell_type="code"
+                )
             for student, results in sorted(rows):
                 gb.update_or_create_student(student)
                 stamp = _timestamp(results.get("extra_data", {}).get("timestamp"))

@@ -81,6 +81,7 @@ class Row:
 
 # --- reading the source -------------------------------------------------------------------
 
+
 def _unsafe(path: str) -> str | None:
     parts = path.split("/")
     if path.startswith("/") or "\\" in path or "\0" in path or ".." in parts or re.match(r"^[A-Za-z]:", path):
@@ -92,7 +93,9 @@ def _zip_files(archive: Path, rows: list[Row]) -> list[File]:
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise IntakeError(f"{archive} is not a readable zip ({exc}): pass the downloaded .zip or its unpacked folder")
+        raise IntakeError(
+            f"{archive} is not a readable zip ({exc}): pass the downloaded .zip or its unpacked folder"
+        ) from None
     files, total = [], 0
     for info in zf.infolist():
         name = info.filename
@@ -108,8 +111,9 @@ def _zip_files(archive: Path, rows: list[Row]) -> list[File]:
             continue
         total += info.file_size
         if total > MAX_ARCHIVE_BYTES:
-            raise IntakeError(f"{archive} unpacks to more than {MAX_ARCHIVE_BYTES // 2**30} GB: "
-                              "check it is the submissions download")
+            raise IntakeError(
+                f"{archive} unpacks to more than {MAX_ARCHIVE_BYTES // 2**30} GB: check it is the submissions download"
+            )
         mtime = datetime(*info.date_time, tzinfo=timezone.utc)
         files.append(File(PurePosixPath(name), mtime, info.file_size, lambda zf=zf, info=info: zf.read(info)))
     return files
@@ -152,8 +156,12 @@ def read_source(source: Path, rows: list[Row]) -> list[File]:
     while files and len({f.path.parts[0] for f in files}) == 1 and all(len(f.path.parts) > 1 for f in files):
         top = files[0].path.parts[0]
         inner = [f.path.parts[1] for f in files if len(f.path.parts) == 2]
-        if (EXCHANGE.match(top) or MOODLE.match(top) or top.startswith("submission_")
-                or any(n.lower().endswith(".ipynb") and not CANVAS.match(n) for n in inner)):
+        if (
+            EXCHANGE.match(top)
+            or MOODLE.match(top)
+            or top.startswith("submission_")
+            or any(n.lower().endswith(".ipynb") and not CANVAS.match(n) for n in inner)
+        ):
             break  # the folder is one student's: keep it as the level that names them
         files = [File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read) for f in files]
     return files
@@ -161,12 +169,15 @@ def read_source(source: Path, rows: list[Row]) -> list[File]:
 
 # --- recognising the layout ---------------------------------------------------------------
 
+
 def _parse_time(text: str) -> datetime | None:
     text = text.strip()
-    for parse in (lambda t: datetime.strptime(t, NBGRADER_TIME),
-                  lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f %z"),
-                  lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S %z"),
-                  datetime.fromisoformat):
+    for parse in (
+        lambda t: datetime.strptime(t, NBGRADER_TIME),
+        lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f %z"),
+        lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S %z"),
+        datetime.fromisoformat,
+    ):
         try:
             stamp = parse(text)
         except ValueError:
@@ -189,7 +200,7 @@ def _gradescope(files: list[File], rows: list[Row]) -> list[Candidate]:
     try:
         meta = yaml.safe_load(meta_file.read()) or {}
     except yaml.YAMLError as exc:
-        raise IntakeError(f"submission_metadata.yml cannot be read ({exc}): download the export again")
+        raise IntakeError(f"submission_metadata.yml cannot be read ({exc}): download the export again") from None
     by_folder: dict[str, list[File]] = {}
     for f in files:
         if f is not meta_file:
@@ -202,7 +213,9 @@ def _gradescope(files: list[File], rows: list[Row]) -> list[Candidate]:
                 rows.append(Row("-", "unmatched", str(f.path), "not listed in submission_metadata.yml"))
             continue
         created = info.get(":created_at") or info.get("created_at")
-        stamp = created if isinstance(created, datetime) else _parse_time(str(created or "")) or max(f.mtime for f in mine)
+        stamp = (
+            created if isinstance(created, datetime) else _parse_time(str(created or "")) or max(f.mtime for f in mine)
+        )
         stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
         inner = [File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read) for f in mine]
         submitters = info.get(":submitters") or info.get("submitters") or []
@@ -226,8 +239,9 @@ def _exchange(files: list[File], rows: list[Row]) -> list[Candidate]:
             if f.path.parts[0] not in ("outbound", "feedback") and "outbound" not in f.path.parts:
                 rows.append(Row("-", "unmatched", str(f.path), f"not inside an <id>+{ASSIGNMENT}+<timestamp> folder"))
             continue
-        groups.setdefault(f.path.parts[:at + 1], []).append(
-            File(PurePosixPath(*f.path.parts[at + 1:]), f.mtime, f.size, f._read))
+        groups.setdefault(f.path.parts[: at + 1], []).append(
+            File(PurePosixPath(*f.path.parts[at + 1 :]), f.mtime, f.size, f._read)
+        )
     out = []
     for parts, mine in sorted(groups.items()):
         m = EXCHANGE.match(parts[-1])
@@ -253,8 +267,9 @@ def _canvas(files: list[File], rows: list[Row]) -> list[Candidate]:
     for student, mine in sorted(groups.items()):
         mine.sort(key=lambda pair: pair[0])
         names = [f for _, f in mine]
-        out.append(Candidate(student, f"{prefix[student]}_{student}", names, max(f.mtime for f in names),
-                             order=(mine[-1][0],)))
+        out.append(
+            Candidate(student, f"{prefix[student]}_{student}", names, max(f.mtime for f in names), order=(mine[-1][0],))
+        )
     return out
 
 
@@ -264,15 +279,18 @@ def _folders(files: list[File], rows: list[Row]) -> list[Candidate]:
         if len(f.path.parts) == 1:
             rows.append(Row("-", "unmatched", str(f.path), "a file beside the student folders"))
             continue
-        groups.setdefault(f.path.parts[0], []).append(
-            File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read))
+        groups.setdefault(f.path.parts[0], []).append(File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read))
     out = []
     for folder, mine in sorted(groups.items()):
         m = MOODLE.match(folder)
         student = m["id"] if m else folder
         # nbgrader's own submitted layout (<id>/neuroevolution/...) goes one level down.
-        inner = [File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read)
-                 if f.path.parts[0] == ASSIGNMENT and len(f.path.parts) > 1 else f for f in mine]
+        inner = [
+            File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read)
+            if f.path.parts[0] == ASSIGNMENT and len(f.path.parts) > 1
+            else f
+            for f in mine
+        ]
         stamp = _stamp_in(inner) or max(f.mtime for f in mine)
         secret = next((f.read() for f in inner if f.path.as_posix() == "submission_secret.txt"), None)
         out.append(Candidate(student, folder, inner, stamp, secret=secret))
@@ -293,6 +311,7 @@ def candidates(files: list[File], rows: list[Row]) -> tuple[str, list[Candidate]
 
 # --- choosing and writing -----------------------------------------------------------------
 
+
 def _is_assignment_notebook(data: bytes) -> bool:
     """True when ``data`` is a notebook holding this assignment's evolve_serial solution cell."""
     try:
@@ -301,15 +320,19 @@ def _is_assignment_notebook(data: bytes) -> bool:
         return False
     cells = nb.get("cells") if isinstance(nb, dict) else None
     return isinstance(cells, list) and any(
-        isinstance(c, dict) and isinstance(c.get("metadata"), dict)
-        and (c["metadata"].get("nbgrader") or {}).get("grade_id") == "evolve_serial" for c in cells)
+        isinstance(c, dict)
+        and isinstance(c.get("metadata"), dict)
+        and (c["metadata"].get("nbgrader") or {}).get("grade_id") == "evolve_serial"
+        for c in cells
+    )
 
 
 def pick_notebook(files: list[File]) -> tuple[File | None, str]:
     """(the notebook to grade, how it was found): the exact name, a renamed copy, or the one
     notebook holding this assignment's cells."""
-    notebooks = [f for f in files if f.path.suffix.lower() == ".ipynb"
-                 and not any(p.startswith(".") for p in f.path.parts)]
+    notebooks = [
+        f for f in files if f.path.suffix.lower() == ".ipynb" and not any(p.startswith(".") for p in f.path.parts)
+    ]
     exact = [f for f in notebooks if f.path.name == NOTEBOOK]
     if exact:
         return min(exact, key=lambda f: len(f.path.parts)), "matched"
@@ -353,30 +376,53 @@ def collect(source: Path, submitted: Path, *, dry_run: bool = False) -> Intake:
                 break
         if not chosen:
             names = sorted({f.path.name for c in subs for f in c.files})
-            rows.append(Row(student, "no-notebook", ranked[0].source,
-                            f"no {NOTEBOOK} (files: {', '.join(names)[:80] or 'none'})"))
+            rows.append(
+                Row(
+                    student,
+                    "no-notebook",
+                    ranked[0].source,
+                    f"no {NOTEBOOK} (files: {', '.join(names)[:80] or 'none'})",
+                )
+            )
             continue
         for other in chosen.files:
-            if other is not notebook and other.path.suffix.lower() == ".ipynb" and RENAMED.match(other.path.stem.strip()):
+            if (
+                other is not notebook
+                and other.path.suffix.lower() == ".ipynb"
+                and RENAMED.match(other.path.stem.strip())
+            ):
                 rows.append(Row(student, "duplicate", f"{chosen.source}: {other.path}", "another copy; not used"))
         for c in ranked:
             if c is not chosen:
-                rows.append(Row(student, "duplicate", c.source,
-                                f"{'older' if c.timestamp <= chosen.timestamp else 'newer, without a notebook'}; not used"))
+                rows.append(
+                    Row(
+                        student,
+                        "duplicate",
+                        c.source,
+                        f"{'older' if c.timestamp <= chosen.timestamp else 'newer, without a notebook'}; not used",
+                    )
+                )
         data = notebook.read()
         note = f"{notebook.path.name!r} saved as {NOTEBOOK}" if how == "renamed" else ""
         status = write_submission(submitted, student, data, chosen.timestamp, chosen.secret, dry_run)
         if status in ("unchanged", "kept-newer"):
-            how, note = status, ("already in " + str(submitted) if status == "unchanged"
-                                 else f"{submitted} holds a later submission; this one not used")
+            how, note = (
+                status,
+                (
+                    "already in " + str(submitted)
+                    if status == "unchanged"
+                    else f"{submitted} holds a later submission; this one not used"
+                ),
+            )
         else:
             written.append(student)
         rows.append(Row(student, how, f"{chosen.source}/{notebook.path}", note))
     return Intake(layout, rows, written)
 
 
-def write_submission(submitted: Path, student: str, data: bytes, stamp: datetime, secret: bytes | None,
-                     dry_run: bool) -> str:
+def write_submission(
+    submitted: Path, student: str, data: bytes, stamp: datetime, secret: bytes | None, dry_run: bool
+) -> str:
     """Write one notebook and its timestamp.txt; never replaces a later submission already there."""
     folder = submitted / student / ASSIGNMENT
     target = folder / NOTEBOOK
@@ -385,8 +431,11 @@ def write_submission(submitted: Path, student: str, data: bytes, stamp: datetime
     if target.is_file():
         if target.read_bytes() == data:
             return "unchanged"
-        there = _stamp_in([File(PurePosixPath("timestamp.txt"), stamp, 0, (folder / "timestamp.txt").read_bytes)]) \
-            if (folder / "timestamp.txt").is_file() else None
+        there = (
+            _stamp_in([File(PurePosixPath("timestamp.txt"), stamp, 0, (folder / "timestamp.txt").read_bytes)])
+            if (folder / "timestamp.txt").is_file()
+            else None
+        )
         if there and there > stamp:
             return "kept-newer"
     if not dry_run:
@@ -402,8 +451,16 @@ def write_submission(submitted: Path, student: str, data: bytes, stamp: datetime
 
 def table(intake: Intake, submitted: Path) -> str:
     """The table printed by ``collect``: one row per student or file, then the counts."""
-    order = {"refused": 0, "unmatched": 1, "no-notebook": 2, "duplicate": 3, "kept-newer": 4, "renamed": 5,
-             "matched": 6, "unchanged": 7}
+    order = {
+        "refused": 0,
+        "unmatched": 1,
+        "no-notebook": 2,
+        "duplicate": 3,
+        "kept-newer": 4,
+        "renamed": 5,
+        "matched": 6,
+        "unchanged": 7,
+    }
     rows = sorted(intake.rows, key=lambda r: (order.get(r.status, 9), r.student, r.source))
     width = max([7] + [len(r.student) for r in rows])
     lines = [f"{'student':<{width}}  {'status':<11}  source", ""] if rows else []
@@ -415,6 +472,8 @@ def table(intake: Intake, submitted: Path) -> str:
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
     done = [f"{counts[s]} {s}" for s in order if counts.get(s)]
-    lines.append(f"\n{intake.layout}: {len(intake.written)} notebook(s) written to {submitted}"
-                 + (f" ({', '.join(done)})" if done else " (nothing found)"))
+    lines.append(
+        f"\n{intake.layout}: {len(intake.written)} notebook(s) written to {submitted}"
+        + (f" ({', '.join(done)})" if done else " (nothing found)")
+    )
     return "\n".join(lines)

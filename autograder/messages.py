@@ -26,8 +26,10 @@ def exception(error: dict, function: str) -> str:
     if hints.is_pickling_error(kind, text):
         return f"{function} failed with {kind}: {text}\n{PICKLE_HINT}"
     if kind == "AttributeError" and "module 'submission' has no attribute" in text:
-        return (f"no function named {function} was found in your cells: keep the name and signature of "
-                "the stub (and keep it in the cell it came in)")
+        return (
+            f"no function named {function} was found in your cells: keep the name and signature of "
+            "the stub (and keep it in the cell it came in)"
+        )
     if kind == "TypeError" and ("argument" in lowered or "keyword" in lowered) and function in text:
         return f"{function} was called as the assignment specifies and failed: {text}; keep the stub's signature"
     message = f"{function} raised {kind}: {text}"
@@ -37,9 +39,11 @@ def exception(error: dict, function: str) -> str:
 def run_failure(outcome, doing: str, wall_seconds: float) -> str:
     """A message for a sandboxed run that ended without writing its result while ``doing``."""
     if outcome.timed_out:
-        return (f"timed out after {wall_seconds:.0f} s while {doing}: look for an endless loop, a Pool that "
-                "is never closed or joined, or far more work than asked for (one episode per candidate per "
-                "generation)")
+        return (
+            f"timed out after {wall_seconds:.0f} s while {doing}: look for an endless loop, a Pool that "
+            "is never closed or joined, or far more work than asked for (one episode per candidate per "
+            "generation)"
+        )
     code = outcome.returncode
     if code is None:
         return f"could not start the run while {doing}: {tail(outcome.stderr, 3)}"
@@ -48,8 +52,14 @@ def run_failure(outcome, doing: str, wall_seconds: float) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        cause = (f" (usually the memory limit of {SANDBOX.memory_bytes / 2**30:.0f} GiB or the limit of "
-                 f"{SANDBOX.max_processes} processes)") if name == "SIGKILL" else ""
+        cause = (
+            (
+                f" (usually the memory limit of {SANDBOX.memory_bytes / 2**30:.0f} GiB or the limit of "
+                f"{SANDBOX.max_processes} processes)"
+            )
+            if name == "SIGKILL"
+            else ""
+        )
         message = f"the run was killed by {name}{cause} while {doing}"
     else:
         message = f"the run stopped with exit status {code} while {doing} (did your code call exit()?)"

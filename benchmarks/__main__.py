@@ -1,8 +1,8 @@
 """``python -m benchmarks``: run the speed benchmarks, print their tables, save JSON and plots.
 
-    python -m benchmarks                          # everything, a few minutes on 2 cores
-    python -m benchmarks --only backends --repeats 5
-    python -m benchmarks --quick                  # tiny settings, seconds: checks it all runs
+python -m benchmarks                          # everything, a few minutes on 2 cores
+python -m benchmarks --only backends --repeats 5
+python -m benchmarks --quick                  # tiny settings, seconds: checks it all runs
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ def benchmark_list(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown benchmark {', '.join(unknown) or repr(text)}: "
-                                         f"choose from {','.join(BENCHMARKS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown benchmark {', '.join(unknown) or repr(text)}: choose from {','.join(BENCHMARKS)}"
+        )
     return [name for name in BENCHMARKS if name in names]
 
 
@@ -31,19 +32,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Measure what parallelism buys in this assignment: scaling of the reference "
-                    "evolve_parallel, backends side by side, Pool.map's overhead crossover, grading throughput.",
+        "evolve_parallel, backends side by side, Pool.map's overhead crossover, grading throughput.",
     )
-    parser.add_argument("--only", type=benchmark_list, default=list(BENCHMARKS), metavar="NAMES",
-                        help=f"comma-separated benchmarks to run, from {','.join(BENCHMARKS)} (default: all)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smallest settings (seconds, not minutes): checks everything runs; figures are not "
-                             "meaningful and no plots are drawn unless --plots is given")
-    parser.add_argument("--repeats", type=positive_int, default=None,
-                        help="timed runs per variant, the median is reported (default: 3, or 1 with --quick)")
-    parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
-                        help="folder for scaling.png and overhead.png (default: docs/, none with --quick)")
-    parser.add_argument("--out", type=Path, default=OUT_DIR, metavar="DIR",
-                        help="folder for the machine-readable <benchmark>.json files (default: benchmarks/out/)")
+    parser.add_argument(
+        "--only",
+        type=benchmark_list,
+        default=list(BENCHMARKS),
+        metavar="NAMES",
+        help=f"comma-separated benchmarks to run, from {','.join(BENCHMARKS)} (default: all)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smallest settings (seconds, not minutes): checks everything runs; figures are not "
+        "meaningful and no plots are drawn unless --plots is given",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=None,
+        help="timed runs per variant, the median is reported (default: 3, or 1 with --quick)",
+    )
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for scaling.png and overhead.png (default: docs/, none with --quick)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=OUT_DIR,
+        metavar="DIR",
+        help="folder for the machine-readable <benchmark>.json files (default: benchmarks/out/)",
+    )
     return parser
 
 
@@ -57,11 +80,15 @@ def run_one(name: str, quick: bool, repeats: int) -> list[Report]:
     if name == "backends":
         from benchmarks import backends
 
-        return backends.run(backends.BackendSettings.quick(repeats) if quick else backends.BackendSettings(repeats=repeats))
+        return backends.run(
+            backends.BackendSettings.quick(repeats) if quick else backends.BackendSettings(repeats=repeats)
+        )
     if name == "overhead":
         from benchmarks import overhead
 
-        return overhead.run(overhead.OverheadSettings.quick(repeats) if quick else overhead.OverheadSettings(repeats=repeats))
+        return overhead.run(
+            overhead.OverheadSettings.quick(repeats) if quick else overhead.OverheadSettings(repeats=repeats)
+        )
     from benchmarks import grading
 
     return grading.run(grading.GradingSettings.quick() if quick else grading.GradingSettings())
@@ -84,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     plots_dir = args.plots if args.plots is not None else (None if args.quick else DOCS_DIR)
     host = host_info()
-    print(f"{host['usable_cores']} usable cores, load average {host['load_average_1_5_15'][0]:.2f}, "
-          f"start method {host['start_method']}, Python {host['python']}; {'quick' if args.quick else 'full'} "
-          f"settings, {repeats} repeat(s)\n", flush=True)
+    print(
+        f"{host['usable_cores']} usable cores, load average {host['load_average_1_5_15'][0]:.2f}, "
+        f"start method {host['start_method']}, Python {host['python']}; {'quick' if args.quick else 'full'} "
+        f"settings, {repeats} repeat(s)\n",
+        flush=True,
+    )
     reports: dict[str, Report] = {}
     start = time.perf_counter()
     try:
@@ -102,11 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.filename is None:  # not a file we were writing: a real failure, keep its traceback
             raise
-        print(f"error: cannot write {exc.filename}: {exc.strerror}; pass writable --out / --plots folders",
-              file=sys.stderr)
+        print(
+            f"error: cannot write {exc.filename}: {exc.strerror}; pass writable --out / --plots folders",
+            file=sys.stderr,
+        )
         return 2
-    print(f"JSON in {args.out}/" + "".join(f"; plot {path}" for path in written)
-          + f"; {time.perf_counter() - start:.0f} s in all")
+    print(
+        f"JSON in {args.out}/"
+        + "".join(f"; plot {path}" for path in written)
+        + f"; {time.perf_counter() - start:.0f} s in all"
+    )
     return 0
 
 

@@ -12,19 +12,19 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing import Pool
-from typing import Callable
 
+import evolution
 import numpy as np
 
-# benchmarks.common first: importing it puts evolution.py's folder on sys.path
-from benchmarks.common import (Report, default_chunksize, free_cores, interleaved_times, median, ratio,
-                               usable_cores)
 from benchmarks.batched_env import batch_returns, stack_params
-import evolution
+
+# benchmarks.common first: importing it puts evolution.py's folder on sys.path
+from benchmarks.common import Report, default_chunksize, free_cores, interleaved_times, median, ratio, usable_cores
 
 TOLERANCE = 1e-6  # largest |return - episode()| accepted as the same result
 
@@ -47,9 +47,8 @@ class BackendSettings:
     """Length of each busy task of the free-cores check (shorter is noisier)."""
 
     @classmethod
-    def quick(cls, repeats: int = 1) -> "BackendSettings":
-        return cls(candidates=8, processes=min(2, usable_cores()), repeats=repeats,
-                   machine_check_seconds=0.02)
+    def quick(cls, repeats: int = 1) -> BackendSettings:
+        return cls(candidates=8, processes=min(2, usable_cores()), repeats=repeats, machine_check_seconds=0.02)
 
 
 @dataclass
@@ -95,6 +94,7 @@ def episode_in_thread(params: dict, seed: int) -> float:
 
 # ---------------------------------------------------------------- gymnasium's vector env
 
+
 def vector_env_returns(envs, params: dict[str, np.ndarray], seed: int) -> list[float]:
     """One episode per env slot, slot i played by candidate i, the forward pass batched in this process."""
     n = params["w1"].shape[0]
@@ -114,6 +114,7 @@ def vector_env_returns(envs, params: dict[str, np.ndarray], seed: int) -> list[f
 
 # ---------------------------------------------------------------- the benchmark
 
+
 def _started(stack: contextlib.ExitStack, start: Callable, warm: Callable[[object], object]):
     """Start a resource on ``stack``, warm it up once; returns (resource, seconds both took)."""
     t0 = time.perf_counter()
@@ -128,54 +129,95 @@ def build_backends(stack: contextlib.ExitStack, s: BackendSettings, population: 
     task = partial(evolution.episode, seed=seed)
     default = default_chunksize(n, p)
     even = -(-n // p)
-    backends = [Backend("map (serial)", "few or tiny tasks; the baseline every other row is divided by",
-                        lambda: list(map(task, population)))]
+    backends = [
+        Backend(
+            "map (serial)",
+            "few or tiny tasks; the baseline every other row is divided by",
+            lambda: list(map(task, population)),
+        )
+    ]
 
     pool, pool_start = _started(stack, lambda: Pool(p), lambda pool: pool.map(task, population[:p]))
     backends += [
-        Backend(f"Pool.map, chunksize default ({default})",
-                "many similar CPU-bound tasks: ~4 chunks per worker balance load against messages",
-                lambda: pool.map(task, population), pool_start),
-        Backend("Pool.map, chunksize 1", "few, long or uneven tasks: best balance, one message per task",
-                lambda: pool.map(task, population, chunksize=1), pool_start),
-        Backend(f"Pool.map, chunksize n/p ({even})",
-                "many tiny equal tasks: fewest messages, but one slow chunk makes everyone wait",
-                lambda: pool.map(task, population, chunksize=even), pool_start),
+        Backend(
+            f"Pool.map, chunksize default ({default})",
+            "many similar CPU-bound tasks: ~4 chunks per worker balance load against messages",
+            lambda: pool.map(task, population),
+            pool_start,
+        ),
+        Backend(
+            "Pool.map, chunksize 1",
+            "few, long or uneven tasks: best balance, one message per task",
+            lambda: pool.map(task, population, chunksize=1),
+            pool_start,
+        ),
+        Backend(
+            f"Pool.map, chunksize n/p ({even})",
+            "many tiny equal tasks: fewest messages, but one slow chunk makes everyone wait",
+            lambda: pool.map(task, population, chunksize=even),
+            pool_start,
+        ),
     ]
 
-    executor, executor_start = _started(stack, lambda: ProcessPoolExecutor(p),
-                                        lambda ex: list(ex.map(task, population[:p])))
-    backends.append(Backend("ProcessPoolExecutor.map (chunksize 1)",
-                            "you want futures: submit / as_completed, per-task errors and timeouts",
-                            lambda: list(executor.map(task, population)), executor_start))
+    executor, executor_start = _started(
+        stack, lambda: ProcessPoolExecutor(p), lambda ex: list(ex.map(task, population[:p]))
+    )
+    backends.append(
+        Backend(
+            "ProcessPoolExecutor.map (chunksize 1)",
+            "you want futures: submit / as_completed, per-task errors and timeouts",
+            lambda: list(executor.map(task, population)),
+            executor_start,
+        )
+    )
 
     backends.append(_joblib_backend(task, population, p))
 
-    threads, thread_start = _started(stack, lambda: ThreadPoolExecutor(p),
-                                     lambda ex: list(ex.map(episode_in_thread, population[:p], [seed] * p)))
-    backends.append(Backend(f"ThreadPoolExecutor ({p} threads)",
-                            "I/O waits or code that releases the GIL; pure-Python steps serialise on the GIL",
-                            lambda: list(threads.map(episode_in_thread, population, [seed] * n)), thread_start))
+    threads, thread_start = _started(
+        stack, lambda: ThreadPoolExecutor(p), lambda ex: list(ex.map(episode_in_thread, population[:p], [seed] * p))
+    )
+    backends.append(
+        Backend(
+            f"ThreadPoolExecutor ({p} threads)",
+            "I/O waits or code that releases the GIL; pure-Python steps serialise on the GIL",
+            lambda: list(threads.map(episode_in_thread, population, [seed] * n)),
+            thread_start,
+        )
+    )
 
     import gymnasium as gym
 
     stacked = stack_params(population)
     envs, env_start = _started(
-        stack, lambda: contextlib.closing(gym.vector.AsyncVectorEnv([evolution.make_env] * n)),
-        lambda envs: envs.reset(seed=seed))
-    backends.append(Backend(f"AsyncVectorEnv ({n} env processes)",
-                            "slow environments (physics engines, rendering) stepped in lock step; "
-                            "cheap ones drown in one message per env per step",
-                            lambda: vector_env_returns(envs, stacked, seed), env_start))
+        stack,
+        lambda: contextlib.closing(gym.vector.AsyncVectorEnv([evolution.make_env] * n)),
+        lambda envs: envs.reset(seed=seed),
+    )
+    backends.append(
+        Backend(
+            f"AsyncVectorEnv ({n} env processes)",
+            "slow environments (physics engines, rendering) stepped in lock step; "
+            "cheap ones drown in one message per env per step",
+            lambda: vector_env_returns(envs, stacked, seed),
+            env_start,
+        )
+    )
 
-    backends.append(Backend("numpy batch (whole population)",
-                            "the population fits one array program: no processes, a few array ops per step",
-                            lambda: batch_returns(population, seed).tolist()))
+    backends.append(
+        Backend(
+            "numpy batch (whole population)",
+            "the population fits one array program: no processes, a few array ops per step",
+            lambda: batch_returns(population, seed).tolist(),
+        )
+    )
     return backends
 
 
 def _joblib_backend(task, population: list[dict], p: int) -> Backend:
-    label, when = "joblib Parallel (loky)", "code already on joblib: reuses its workers across calls, memory-maps big arrays"
+    label, when = (
+        "joblib Parallel (loky)",
+        "code already on joblib: reuses its workers across calls, memory-maps big arrays",
+    )
     try:
         from joblib import Parallel, delayed
     except ImportError:
@@ -198,8 +240,10 @@ def run(settings: BackendSettings) -> list[Report]:
     """Time every backend on the same generation; one report."""
     s = settings
     rng = np.random.default_rng(s.population_seed)
-    population = [evolution.initialize_parameters(evolution.I_SIZE, evolution.H_SIZE, evolution.O_SIZE, rng=rng)
-                  for _ in range(s.candidates)]
+    population = [
+        evolution.initialize_parameters(evolution.I_SIZE, evolution.H_SIZE, evolution.O_SIZE, rng=rng)
+        for _ in range(s.candidates)
+    ]
     expected = [evolution.episode(c, s.episode_seed) for c in population]
     with contextlib.ExitStack() as stack:
         backends = build_backends(stack, s, population)
@@ -210,8 +254,10 @@ def run(settings: BackendSettings) -> list[Report]:
     baseline = median(times["map (serial)"])
     report = Report(
         name="backends",
-        title=(f"One generation of {s.candidates} candidates (episode seed {s.episode_seed}), {s.processes} workers; "
-               f"median of {s.repeats}; 'vs map' = map's time / this time"),
+        title=(
+            f"One generation of {s.candidates} candidates (episode seed {s.episode_seed}), {s.processes} workers; "
+            f"median of {s.repeats}; 'vs map' = map's time / this time"
+        ),
         columns=["backend", "median s", "vs map", "start-up s", "returns vs episode()", "when it wins"],
     )
     for b in backends:
@@ -225,8 +271,15 @@ def run(settings: BackendSettings) -> list[Report]:
     if any(b.skipped for b in backends):
         report.notes += [f"{b.label}: {b.skipped}" for b in backends if b.skipped]
     free = free_cores(s.processes, s.machine_check_seconds)
-    report.notes.append(f"machine check: {s.processes} busy processes got {free:.2f} cores (an idle machine gives "
-                        f"{s.processes}); CPU-bound speedups cannot exceed it")
-    report.data = {"settings": s.__dict__, "free_cores": free, "times": times, "startup": {b.label: b.startup for b in backends},
-                   "max_abs_diff": {label: check[0] for label, check in checks.items()}}
+    report.notes.append(
+        f"machine check: {s.processes} busy processes got {free:.2f} cores (an idle machine gives "
+        f"{s.processes}); CPU-bound speedups cannot exceed it"
+    )
+    report.data = {
+        "settings": s.__dict__,
+        "free_cores": free,
+        "times": times,
+        "startup": {b.label: b.startup for b in backends},
+        "max_abs_diff": {label: check[0] for label, check in checks.items()},
+    }
     return [report]

@@ -14,10 +14,10 @@ the environment's; only the dynamics are rewritten.
 
 from __future__ import annotations
 
+import evolution
 import numpy as np
 
 import benchmarks.common  # noqa: F401  (puts evolution.py's folder on sys.path)
-import evolution
 
 
 def stack_params(population: list[dict]) -> dict[str, np.ndarray]:
@@ -41,7 +41,9 @@ def batch_returns(population: list[dict], seed: int, max_steps: int = evolution.
     return batch_episodes(population, seed, max_steps)[0]
 
 
-def batch_episodes(population: list[dict], seed: int, max_steps: int = evolution.MAX_STEPS) -> tuple[np.ndarray, np.ndarray]:
+def batch_episodes(
+    population: list[dict], seed: int, max_steps: int = evolution.MAX_STEPS
+) -> tuple[np.ndarray, np.ndarray]:
     """(returns, steps): each candidate's episode return and how many steps its episode lasted."""
     params = stack_params(population)
     w1, b1, w2, b2 = (params[key] for key in evolution.PARAM_KEYS)

@@ -16,9 +16,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "solutions" / "neuroevolution" / "neuroevolution.ipynb"
@@ -110,10 +110,14 @@ class Report:
         """The table as aligned plain text, numbers right-aligned."""
         cells = [[_cell(v) for v in row] for row in self.rows]
         widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(self.columns)]
-        numeric = [all(isinstance(row[i], (int, float)) for row in self.rows) and i > 0 for i in range(len(self.columns))]
+        numeric = [
+            all(isinstance(row[i], (int, float)) for row in self.rows) and i > 0 for i in range(len(self.columns))
+        ]
 
         def line(values):
-            return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+            return "  ".join(
+                v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+            ).rstrip()
 
         out = [self.title, line(self.columns), line(["-" * w for w in widths])]
         out += [line(row) for row in cells]
@@ -123,8 +127,15 @@ class Report:
     def write_json(self, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{self.name}.json"
-        payload = {"benchmark": self.name, "title": self.title, "host": host_info(), "columns": self.columns,
-                   "rows": self.rows, "notes": self.notes, "data": self.data}
+        payload = {
+            "benchmark": self.name,
+            "title": self.title,
+            "host": host_info(),
+            "columns": self.columns,
+            "rows": self.rows,
+            "notes": self.notes,
+            "data": self.data,
+        }
         path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n", encoding="utf-8")
         return path
 

@@ -38,7 +38,7 @@ class GradingSettings:
     """Give up on the grader after this long."""
 
     @classmethod
-    def quick(cls) -> "GradingSettings":
+    def quick(cls) -> GradingSettings:
         return cls(max_students=1, timeout_seconds=300.0)
 
 
@@ -84,8 +84,11 @@ def category_seconds(results: dict) -> dict[str, float]:
 def run(settings: GradingSettings) -> list[Report]:
     """Grade a copy of the demo submissions once and report the time per submission; one report."""
     s = settings
-    report = Report(name="grading", title="Grading throughput: seconds per submission",
-                    columns=["category", "median s/submission", "max s", "submissions"])
+    report = Report(
+        name="grading",
+        title="Grading throughput: seconds per submission",
+        columns=["category", "median s/submission", "max s", "submissions"],
+    )
     ids = students(s.submitted)[: s.max_students]
     why = grader_available(s.command) if ids else f"no submissions under {s.submitted}"
     if why:
@@ -100,8 +103,13 @@ def run(settings: GradingSettings) -> list[Report]:
             shutil.copytree(s.submitted / student, submitted / student)
         start = time.perf_counter()
         try:
-            done = subprocess.run([*s.command, "grade", "--submitted", str(submitted), "--output", str(output)],
-                                  capture_output=True, text=True, timeout=s.timeout_seconds, cwd=ROOT)
+            done = subprocess.run(
+                [*s.command, "grade", "--submitted", str(submitted), "--output", str(output)],
+                capture_output=True,
+                text=True,
+                timeout=s.timeout_seconds,
+                cwd=ROOT,
+            )
         except subprocess.TimeoutExpired:
             report.rows.append(["grading", f"skipped: grader took over {s.timeout_seconds:g} s", "-", len(ids)])
             report.notes.append(f"the grader did not finish {len(ids)} submission(s) in {s.timeout_seconds:g} s")
@@ -124,9 +132,15 @@ def run(settings: GradingSettings) -> list[Report]:
     if not by_category:
         report.notes.append("the results carry no per-test times: only the whole run is timed")
     if done.returncode != 0 or len(graded) < len(ids):
-        report.notes.append(f"grader exit status {done.returncode}, results for {len(graded)} of {len(ids)} "
-                            f"students; its last words: {(done.stderr.strip().splitlines() or [''])[-1]}")
-    report.data = {"wall_seconds": wall, "students": ids, "returncode": done.returncode,
-                   "category_seconds": {k: category_seconds(v) for k, v in graded.items()},
-                   "scores": {k: v.get("score") for k, v in graded.items()}}
+        report.notes.append(
+            f"grader exit status {done.returncode}, results for {len(graded)} of {len(ids)} "
+            f"students; its last words: {(done.stderr.strip().splitlines() or [''])[-1]}"
+        )
+    report.data = {
+        "wall_seconds": wall,
+        "students": ids,
+        "returncode": done.returncode,
+        "category_seconds": {k: category_seconds(v) for k, v in graded.items()},
+        "scores": {k: v.get("score") for k, v in graded.items()},
+    }
     return [report]

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from itertools import pairwise
 from multiprocessing import Pool
 
+import evolution
 import numpy as np
 
 # benchmarks.common first: importing it puts evolution.py's folder on sys.path
 from benchmarks.common import Report, free_cores, interleaved_times, median, ratio, usable_cores
-import evolution
 
 
 def sleep_task(seconds: float) -> float:
@@ -77,10 +78,16 @@ class OverheadSettings:
     """Length of each busy task of the free-cores check (shorter is noisier)."""
 
     @classmethod
-    def quick(cls, repeats: int = 1) -> "OverheadSettings":
-        return cls(tasks=8, processes=min(2, usable_cores()), sleep_seconds=(0.0, 1e-3), compute_loops=(1, 30_000),
-                   episode_steps=(1, 100), repeats=repeats,
-                   machine_check_seconds=0.02)
+    def quick(cls, repeats: int = 1) -> OverheadSettings:
+        return cls(
+            tasks=8,
+            processes=min(2, usable_cores()),
+            sleep_seconds=(0.0, 1e-3),
+            compute_loops=(1, 30_000),
+            episode_steps=(1, 100),
+            repeats=repeats,
+            machine_check_seconds=0.02,
+        )
 
 
 def _still_params() -> dict:
@@ -116,7 +123,7 @@ def crossover(points: list[tuple[float, float]]) -> float:
     points = sorted(points)
     if points and points[0][1] >= 1:
         return 0.0
-    for (x0, s0), (x1, s1) in zip(points, points[1:]):
+    for (x0, s0), (x1, s1) in pairwise(points):
         if s0 < 1 <= s1:
             if x0 <= 0:
                 return x1
@@ -131,8 +138,10 @@ def run(settings: OverheadSettings) -> list[Report]:
     items = list(range(s.tasks))
     report = Report(
         name="overhead",
-        title=(f"Pool.map ({s.processes} workers, default chunksize) vs map, {s.tasks} tasks per call; median of "
-               f"{s.repeats}; speedup = map's time / Pool.map's"),
+        title=(
+            f"Pool.map ({s.processes} workers, default chunksize) vs map, {s.tasks} tasks per call; median of "
+            f"{s.repeats}; speedup = map's time / Pool.map's"
+        ),
         columns=["task", "size", "serial us/task", "warm speedup", "cold speedup"],
     )
     points: dict[str, list[dict]] = {}
@@ -147,25 +156,36 @@ def run(settings: OverheadSettings) -> list[Report]:
                     with Pool(s.processes) as fresh:
                         fresh.map(task, items)
 
-                times = interleaved_times({
-                    "map": lambda task=task: list(map(task, items)),
-                    "warm": lambda task=task: pool.map(task, items),
-                    "cold": cold,
-                }, s.repeats)
+                times = interleaved_times(
+                    {
+                        "map": lambda task=task: list(map(task, items)),
+                        "warm": lambda task=task: pool.map(task, items),
+                        "cold": cold,
+                    },
+                    s.repeats,
+                )
                 serial = median(times["map"])
-                point = {"size": label, "serial_per_task": serial / s.tasks,
-                         "warm": ratio(serial, median(times["warm"])), "cold": ratio(serial, median(times["cold"])),
-                         "times": times}
+                point = {
+                    "size": label,
+                    "serial_per_task": serial / s.tasks,
+                    "warm": ratio(serial, median(times["warm"])),
+                    "cold": ratio(serial, median(times["cold"])),
+                    "times": times,
+                }
                 points[kind].append(point)
                 report.rows.append([kind, label, point["serial_per_task"] * 1e6, point["warm"], point["cold"]])
     for kind, kind_points in points.items():
         warm = crossover([(p["serial_per_task"], p["warm"]) for p in kind_points])
         cold = crossover([(p["serial_per_task"], p["cold"]) for p in kind_points])
-        report.notes.append(f"{kind}: Pool.map beats map {_from(warm)} on a warm pool, "
-                            f"{_from(cold)} when the pool is started for the call")
+        report.notes.append(
+            f"{kind}: Pool.map beats map {_from(warm)} on a warm pool, "
+            f"{_from(cold)} when the pool is started for the call"
+        )
     free = free_cores(s.processes, s.machine_check_seconds)
-    report.notes.append(f"machine check: {s.processes} busy processes got {free:.2f} cores (an idle machine gives "
-                        f"{s.processes}); CPU-bound speedups cannot exceed it")
+    report.notes.append(
+        f"machine check: {s.processes} busy processes got {free:.2f} cores (an idle machine gives "
+        f"{s.processes}); CPU-bound speedups cannot exceed it"
+    )
     report.data = {"settings": s.__dict__, "points": points, "processes": s.processes, "free_cores": free}
     return [report]
 

@@ -25,13 +25,23 @@ def plot_scaling(measured: Report, projection: Report, path: Path) -> Path:
     left.plot(cores, cores, "k:", label="ideal (speedup = processes)")
     left.plot(cores, model, "s--", color="tab:blue", label="model from measured costs")
     if fraction == fraction:
-        left.plot(cores, [amdahl_speedup(fraction, p) for p in cores], "-", color="tab:gray",
-                  label=f"Amdahl fit, serial fraction {fraction:.3f}")
-    left.plot(ps, [free[p] for p in ps], "v",
-              color="tab:green", label="free cores (machine ceiling)")
+        left.plot(
+            cores,
+            [amdahl_speedup(fraction, p) for p in cores],
+            "-",
+            color="tab:gray",
+            label=f"Amdahl fit, serial fraction {fraction:.3f}",
+        )
+    left.plot(ps, [free[p] for p in ps], "v", color="tab:green", label="free cores (machine ceiling)")
     left.plot(ps, speedups, "o-", color="tab:red", markersize=8, label="measured evolve_parallel")
-    left.set(title="Speedup over evolve_serial", xlabel="worker processes", ylabel="speedup (serial time / parallel time)",
-             xticks=cores, xlim=(0.5, max(cores) + 0.5), ylim=(0, max(cores) + 0.5))
+    left.set(
+        title="Speedup over evolve_serial",
+        xlabel="worker processes",
+        ylabel="speedup (serial time / parallel time)",
+        xticks=cores,
+        xlim=(0.5, max(cores) + 0.5),
+        ylim=(0, max(cores) + 0.5),
+    )
     left.grid(alpha=0.3)
     left.legend(loc="upper left", fontsize=8)
 
@@ -40,17 +50,27 @@ def plot_scaling(measured: Report, projection: Report, path: Path) -> Path:
         if str(row[0]).endswith("(model)"):
             right.plot(cores, row[2:], "s--", label=f"model, {str(row[0]).removesuffix(' (model)')}")
     right.plot(ps, [free[p] / p for p in ps], "v", color="tab:green", label="machine ceiling (free cores / processes)")
-    right.plot(ps, [s / p for s, p in zip(speedups, ps)], "o-", color="tab:red", markersize=8, label="measured")
+    right.plot(
+        ps, [s / p for s, p in zip(speedups, ps, strict=True)], "o-", color="tab:red", markersize=8, label="measured"
+    )
     right.plot([2], [TWO_CORE_GOAL], "k^", label=f"goal: {TWO_CORE_GOAL:.0%} on 2 cores")
     right.plot([16], [SIXTEEN_CORE_GOAL], "kv", label=f"goal: {SIXTEEN_CORE_GOAL:.0%} on 16 cores")
-    right.set(title="Parallel efficiency (speedup / processes)", xlabel="worker processes", ylabel="efficiency",
-              xticks=cores, xlim=(0.5, max(cores) + 0.5), ylim=(0, 1.1))
+    right.set(
+        title="Parallel efficiency (speedup / processes)",
+        xlabel="worker processes",
+        ylabel="efficiency",
+        xticks=cores,
+        xlim=(0.5, max(cores) + 0.5),
+        ylim=(0, 1.1),
+    )
     right.grid(alpha=0.3)
     right.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
 
     s = d["settings"]
-    fig.suptitle(f"Reference evolve_parallel, {s['generations']} generations x {s['pop_size']} candidates "
-                 f"(median of {s['repeats']})")
+    fig.suptitle(
+        f"Reference evolve_parallel, {s['generations']} generations x {s['pop_size']} candidates "
+        f"(median of {s['repeats']})"
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -71,9 +91,11 @@ def plot_overhead(report: Report, path: Path) -> Path:
     ax.axhline(p, color="k", linestyle=":", label=f"ideal ({p} workers)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set(title=f"When does Pool.map pay off? ({p} workers, {d['settings']['tasks']} tasks per call)",
-           xlabel="cost of one task run serially (microseconds, log scale)",
-           ylabel="speedup over map (log scale)")
+    ax.set(
+        title=f"When does Pool.map pay off? ({p} workers, {d['settings']['tasks']} tasks per call)",
+        xlabel="cost of one task run serially (microseconds, log scale)",
+        ylabel="speedup over map (log scale)",
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

@@ -25,8 +25,16 @@ from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
-from benchmarks.common import (Report, default_chunksize, free_cores, interleaved_times, load_reference, median,
-                               ratio, usable_cores)
+from benchmarks.common import (
+    Report,
+    default_chunksize,
+    free_cores,
+    interleaved_times,
+    load_reference,
+    median,
+    ratio,
+    usable_cores,
+)
 
 PROJECTED_CORES = (1, 2, 4, 8, 16)
 TWO_CORE_GOAL, SIXTEEN_CORE_GOAL = 0.90, 0.75
@@ -66,18 +74,26 @@ class ScalingSettings:
     """Length of each busy task of the free-cores check (shorter is noisier)."""
 
     @classmethod
-    def default(cls, repeats: int = 3) -> "ScalingSettings":
+    def default(cls, repeats: int = 3) -> ScalingSettings:
         generations, pop_size, sigma = grading_workload()
         return cls(generations, pop_size, sigma, repeats=repeats)
 
     @classmethod
-    def quick(cls, repeats: int = 1) -> "ScalingSettings":
+    def quick(cls, repeats: int = 1) -> ScalingSettings:
         _, _, sigma = grading_workload()
-        return cls(generations=2, pop_size=8, sigma=sigma, max_processes=min(2, usable_cores()), repeats=repeats,
-                   projections=((1, 1), (1, 4)), machine_check_seconds=0.02)
+        return cls(
+            generations=2,
+            pop_size=8,
+            sigma=sigma,
+            max_processes=min(2, usable_cores()),
+            repeats=repeats,
+            projections=((1, 1), (1, 4)),
+            machine_check_seconds=0.02,
+        )
 
 
 # ---------------------------------------------------------------- measured parts of the model
+
 
 def episode_costs(reference, s: ScalingSettings) -> tuple[list[list[float]], float, list[list[float]]]:
     """Modelled seconds of every episode of one serial run by generation, the run's parent seconds, and the raw timings.
@@ -151,8 +167,9 @@ def pool_costs(sample_params: dict, max_processes: int, repeats: int) -> PoolCos
     with Pool(1) as pool:
         pool.map(_no_work, [sample_params])
         one = median([_timed(lambda: pool.map(_no_work, [sample_params])) for _ in range(20)])
-        many = median([_timed(lambda: pool.map(_no_work, [sample_params] * n_tasks, chunksize=1))
-                       for _ in range(max(3, repeats))])
+        many = median(
+            [_timed(lambda: pool.map(_no_work, [sample_params] * n_tasks, chunksize=1)) for _ in range(max(3, repeats))]
+        )
     return PoolCosts(fixed, per_worker, one, max(0.0, (many - one) / (n_tasks - 1)))
 
 
@@ -164,6 +181,7 @@ def _timed(fn) -> float:
 
 # ---------------------------------------------------------------- the model
 
+
 def makespan(task_seconds: list[float], workers: int, chunksize: int) -> float:
     """When the last of ``task_seconds``, cut into chunks in order, finishes on ``workers`` greedy workers."""
     chunks = [sum(task_seconds[i : i + chunksize]) for i in range(0, len(task_seconds), chunksize)]
@@ -173,8 +191,9 @@ def makespan(task_seconds: list[float], workers: int, chunksize: int) -> float:
     return max(free_at)
 
 
-def predicted_seconds(costs: list[list[float]], parent: float, pool: PoolCosts, workers: int, tile: int = 1,
-                      rounds: int = 1) -> float:
+def predicted_seconds(
+    costs: list[list[float]], parent: float, pool: PoolCosts, workers: int, tile: int = 1, rounds: int = 1
+) -> float:
     """Modelled wall time of ``evolve_parallel`` with ``workers`` processes.
 
     ``tile`` repeats every generation's population that many times, ``rounds`` repeats the
@@ -193,7 +212,7 @@ def amdahl_serial_fraction(processes: list[int], speedups: list[float]) -> float
     Written as 1/S - 1/p = f (1 - 1/p), a line through the origin; with one point this is the
     Karp-Flatt metric. Clipped to [0, 1] (no speedup at all gives 1); NaN when no p >= 2 was measured.
     """
-    pairs = [(1 / s - 1 / p, 1 - 1 / p) for p, s in zip(processes, speedups) if p >= 2 and s > 0]
+    pairs = [(1 / s - 1 / p, 1 - 1 / p) for p, s in zip(processes, speedups, strict=True) if p >= 2 and s > 0]
     if not pairs:
         return float("nan")
     return min(1.0, max(0.0, sum(y * x for y, x in pairs) / sum(x * x for _, x in pairs)))
@@ -204,6 +223,7 @@ def amdahl_speedup(serial_fraction: float, processes: int) -> float:
 
 
 # ---------------------------------------------------------------- the benchmark
+
 
 def run(settings: ScalingSettings) -> list[Report]:
     """Time the reference loops, fit Amdahl, check and apply the model; two reports."""
@@ -216,8 +236,9 @@ def run(settings: ScalingSettings) -> list[Report]:
             if reference.evolve_parallel(*args, processes=p)[1] != expected:
                 raise AssertionError(f"the reference evolve_parallel with {p} processes disagrees with evolve_serial")
         variants = {"serial": partial(reference.evolve_serial, *args)}
-        variants |= {f"p={p}": partial(reference.evolve_parallel, *args, processes=p)
-                     for p in range(1, s.max_processes + 1)}
+        variants |= {
+            f"p={p}": partial(reference.evolve_parallel, *args, processes=p) for p in range(1, s.max_processes + 1)
+        }
         times = interleaved_times(variants, s.repeats)
         free = {p: free_cores(p, s.machine_check_seconds, max(3, s.repeats)) for p in range(1, s.max_processes + 1)}
         costs, parent, timed = episode_costs(reference, s)
@@ -230,18 +251,42 @@ def run(settings: ScalingSettings) -> list[Report]:
     model_serial = sum(map(sum, costs)) + parent
     measured = Report(
         name="scaling",
-        title=(f"Scaling of the reference evolve_parallel: {s.generations} generations x {s.pop_size} candidates, "
-               f"sigma {s.sigma:g}, seed {s.seed}; median of {s.repeats} (speedup = serial / parallel)"),
-        columns=["loop", "processes", "median s", "min s", "speedup", "efficiency", "best-of eff.", "free cores",
-                 "model s", "model eff."],
+        title=(
+            f"Scaling of the reference evolve_parallel: {s.generations} generations x {s.pop_size} candidates, "
+            f"sigma {s.sigma:g}, seed {s.seed}; median of {s.repeats} (speedup = serial / parallel)"
+        ),
+        columns=[
+            "loop",
+            "processes",
+            "median s",
+            "min s",
+            "speedup",
+            "efficiency",
+            "best-of eff.",
+            "free cores",
+            "model s",
+            "model eff.",
+        ],
     )
-    measured.rows.append(["evolve_serial", 1, serial, min(times["serial"]), 1.0, 1.0, 1.0, float("nan"), model_serial,
-                          1.0])
-    for p, speedup in zip(processes, speedups):
+    measured.rows.append(
+        ["evolve_serial", 1, serial, min(times["serial"]), 1.0, 1.0, 1.0, float("nan"), model_serial, 1.0]
+    )
+    for p, speedup in zip(processes, speedups, strict=True):
         model = predicted_seconds(costs, parent, pool, p)
-        measured.rows.append(["evolve_parallel", p, median(times[f"p={p}"]), min(times[f"p={p}"]), speedup,
-                              speedup / p, min(times["serial"]) / min(times[f"p={p}"]) / p, free[p], model,
-                              model_serial / model / p])
+        measured.rows.append(
+            [
+                "evolve_parallel",
+                p,
+                median(times[f"p={p}"]),
+                min(times[f"p={p}"]),
+                speedup,
+                speedup / p,
+                min(times["serial"]) / min(times[f"p={p}"]) / p,
+                free[p],
+                model,
+                model_serial / model / p,
+            ]
+        )
     measured.notes += _goal_notes(processes, speedups, fraction, free)
     measured.notes.append(
         f"measured overheads: pool start-up {pool.startup_fixed * 1e3:.1f} ms + {pool.startup_per_worker * 1e3:.1f} ms "
@@ -269,23 +314,38 @@ def run(settings: ScalingSettings) -> list[Report]:
     projection.notes.append(
         f"the grading workload set for 16 workers ({s.generations} gen x {s.pop_size * tile16}, the same "
         f"{s.pop_size // _grading_processes()} candidates per worker) at 16 cores (model): {eff_scaled:.0%} "
-        f"(goal >= {SIXTEEN_CORE_GOAL:.0%}: {'met' if eff_scaled >= SIXTEEN_CORE_GOAL else 'NOT met'})")
+        f"(goal >= {SIXTEEN_CORE_GOAL:.0%}: {'met' if eff_scaled >= SIXTEEN_CORE_GOAL else 'NOT met'})"
+    )
 
     data = {
-        "settings": s.__dict__, "times": times, "processes": processes, "speedups": speedups,
-        "efficiencies": [sp / p for sp, p in zip(speedups, processes)], "serial_fraction": fraction,
-        "free_cores": free, "pool_costs": pool.__dict__, "episode_seconds_model": costs, "episode_seconds_timed": timed,
+        "settings": s.__dict__,
+        "times": times,
+        "processes": processes,
+        "speedups": speedups,
+        "efficiencies": [sp / p for sp, p in zip(speedups, processes, strict=True)],
+        "serial_fraction": fraction,
+        "free_cores": free,
+        "pool_costs": pool.__dict__,
+        "episode_seconds_model": costs,
+        "episode_seconds_timed": timed,
         "parent_seconds": parent,
         "model_seconds": {p: predicted_seconds(costs, parent, pool, p) for p in PROJECTED_CORES},
         "model_serial_seconds": model_serial,
     }
     sixteen = predicted_seconds(costs, parent, pool, 16)
-    data["model_16_cores"] = {"seconds": sixteen, "ideal_seconds": model_serial / 16,
-                              "startup_seconds": pool.startup_fixed + pool.startup_per_worker * 16}
-    projection.notes.insert(0, (
-        f"the grading workload on 16 cores (model): {sixteen * 1e3:.0f} ms against an ideal {model_serial / 16 * 1e3:.0f} "
-        f"ms; pool start-up alone {data['model_16_cores']['startup_seconds'] * 1e3:.0f} ms, the rest is waiting for "
-        "each generation's slowest worker and per-task messages"))
+    data["model_16_cores"] = {
+        "seconds": sixteen,
+        "ideal_seconds": model_serial / 16,
+        "startup_seconds": pool.startup_fixed + pool.startup_per_worker * 16,
+    }
+    projection.notes.insert(
+        0,
+        (
+            f"the grading workload on 16 cores (model): {sixteen * 1e3:.0f} ms against an ideal {model_serial / 16 * 1e3:.0f} "
+            f"ms; pool start-up alone {data['model_16_cores']['startup_seconds'] * 1e3:.0f} ms, the rest is waiting for "
+            "each generation's slowest worker and per-task messages"
+        ),
+    )
     measured.data = data
     projection.data = {"rows": projection.rows, "cores": PROJECTED_CORES}
     return [measured, projection]
@@ -299,22 +359,28 @@ def _grading_processes() -> int:
 
 
 def _goal_notes(processes: list[int], speedups: list[float], fraction: float, free: dict[int, float]) -> list[str]:
-    notes = ["best-of eff.: the fastest serial run over the fastest parallel one, per process: the least disturbed "
-             "repeats on a shared machine; free cores: the speedup p busy processes got from the machine during "
-             "this run (p if it is idle), the ceiling of any speedup measured beside it"]
+    notes = [
+        "best-of eff.: the fastest serial run over the fastest parallel one, per process: the least disturbed "
+        "repeats on a shared machine; free cores: the speedup p busy processes got from the machine during "
+        "this run (p if it is idle), the ceiling of any speedup measured beside it"
+    ]
     if len(processes) >= 2:
         eff2 = speedups[1] / 2
         verdict = "met" if eff2 >= TWO_CORE_GOAL else "NOT met"
         if eff2 < TWO_CORE_GOAL and free[2] < 2 * TWO_CORE_GOAL:
             verdict += f": the machine gave only {free[2]:.2f} of 2 cores, re-run when it is idle"
-        notes.append(f"efficiency on 2 processes: {eff2:.0%} (goal >= {TWO_CORE_GOAL:.0%}): {verdict}; "
-                     f"{speedups[1] / free[2]:.0%} of the free cores' speedup")
+        notes.append(
+            f"efficiency on 2 processes: {eff2:.0%} (goal >= {TWO_CORE_GOAL:.0%}): {verdict}; "
+            f"{speedups[1] / free[2]:.0%} of the free cores' speedup"
+        )
     else:
         notes.append("only 1 usable core: no parallel point measured, efficiency on 2 cores unknown")
     if not math.isnan(fraction):
-        notes.append(f"Amdahl fit: serial fraction f = {fraction:.3f} -> speedup limit 1/f = "
-                     f"{(1 / fraction if fraction > 0 else float('inf')):.1f}x, "
-                     f"16-core efficiency {amdahl_speedup(fraction, 16) / 16:.0%}")
+        notes.append(
+            f"Amdahl fit: serial fraction f = {fraction:.3f} -> speedup limit 1/f = "
+            f"{(1 / fraction if fraction > 0 else float('inf')):.1f}x, "
+            f"16-core efficiency {amdahl_speedup(fraction, 16) / 16:.0%}"
+        )
     return notes
 
 

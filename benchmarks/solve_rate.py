@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from autograder.config import AGENT
-from benchmarks.common import positive_int
 from autograder.extract import NotebookError, write_module
+from benchmarks.common import positive_int
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "solutions" / "neuroevolution" / "neuroevolution.ipynb"
@@ -104,8 +104,11 @@ def summarise(scores: list[float], seconds: list[float], args) -> list[str]:
     ]
     if args.partial is not None:
         q = sum(s >= args.partial for s in scores) / n
-        lines.insert(1, f"partial rate      {q:.2f} (held-out mean >= {args.partial:g}); "
-                        f"P(none of k) = {(1 - q) ** args.attempts:.2e}")
+        lines.insert(
+            1,
+            f"partial rate      {q:.2f} (held-out mean >= {args.partial:g}); "
+            f"P(none of k) = {(1 - q) ** args.attempts:.2e}",
+        )
     return lines
 
 
@@ -113,34 +116,79 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.solve_rate",
         description="Train the reference (or a broken) loop once per seed and report how often it "
-                    "solves MountainCarContinuous on held-out start states.",
+        "solves MountainCarContinuous on held-out start states.",
     )
-    parser.add_argument("--loop", choices=LOOPS, default="reference",
-                        help="reference: the notebook's evolve_parallel; random / argmin: select a random / the "
-                             "worst candidate; frozen: never leave generation 0 (default: reference)")
-    parser.add_argument("--generations", type=positive_int, default=AGENT.generations,
-                        help=f"generations per run (default: the grading budget, {AGENT.generations})")
-    parser.add_argument("--pop-size", type=positive_int, default=AGENT.pop_size,
-                        help=f"candidates per generation (default: {AGENT.pop_size})")
-    parser.add_argument("--sigma", type=float, default=AGENT.sigma,
-                        help=f"spread of sample_params around the selected candidate (default: {AGENT.sigma})")
-    parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-19"),
-                        help="training seeds, e.g. 0-19 or 0,3,7 (default: 0-19)")
-    parser.add_argument("--processes", type=positive_int, default=2,
-                        help="Pool workers per run, as the grader uses (default: 2)")
-    parser.add_argument("--heldout", type=positive_int, default=AGENT.heldout_episodes,
-                        help=f"held-out start states per score (default: {AGENT.heldout_episodes})")
-    parser.add_argument("--heldout-seed", type=int, default=HELDOUT_SEED,
-                        help=f"first held-out episode seed; the others follow it (default: {HELDOUT_SEED})")
-    parser.add_argument("--solved", type=float, default=AGENT.solved_return,
-                        help=f"held-out mean that counts as solved (default: {AGENT.solved_return:g})")
-    parser.add_argument("--partial", type=float, default=80.0,
-                        help="also report how often the held-out mean reaches this value (default: 80)")
-    parser.add_argument("--attempts", type=positive_int, default=AGENT.attempts,
-                        help=f"runs per submission used for P(fail) and the expected time (default: {AGENT.attempts})")
-    parser.add_argument("--notebook", type=Path, default=NOTEBOOK,
-                        help="instructor notebook holding the reference loop (default: solutions/neuroevolution/"
-                             "neuroevolution.ipynb; its folder must hold evolution.py)")
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="reference",
+        help="reference: the notebook's evolve_parallel; random / argmin: select a random / the "
+        "worst candidate; frozen: never leave generation 0 (default: reference)",
+    )
+    parser.add_argument(
+        "--generations",
+        type=positive_int,
+        default=AGENT.generations,
+        help=f"generations per run (default: the grading budget, {AGENT.generations})",
+    )
+    parser.add_argument(
+        "--pop-size",
+        type=positive_int,
+        default=AGENT.pop_size,
+        help=f"candidates per generation (default: {AGENT.pop_size})",
+    )
+    parser.add_argument(
+        "--sigma",
+        type=float,
+        default=AGENT.sigma,
+        help=f"spread of sample_params around the selected candidate (default: {AGENT.sigma})",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=parse_seeds("0-19"),
+        help="training seeds, e.g. 0-19 or 0,3,7 (default: 0-19)",
+    )
+    parser.add_argument(
+        "--processes", type=positive_int, default=2, help="Pool workers per run, as the grader uses (default: 2)"
+    )
+    parser.add_argument(
+        "--heldout",
+        type=positive_int,
+        default=AGENT.heldout_episodes,
+        help=f"held-out start states per score (default: {AGENT.heldout_episodes})",
+    )
+    parser.add_argument(
+        "--heldout-seed",
+        type=int,
+        default=HELDOUT_SEED,
+        help=f"first held-out episode seed; the others follow it (default: {HELDOUT_SEED})",
+    )
+    parser.add_argument(
+        "--solved",
+        type=float,
+        default=AGENT.solved_return,
+        help=f"held-out mean that counts as solved (default: {AGENT.solved_return:g})",
+    )
+    parser.add_argument(
+        "--partial",
+        type=float,
+        default=80.0,
+        help="also report how often the held-out mean reaches this value (default: 80)",
+    )
+    parser.add_argument(
+        "--attempts",
+        type=positive_int,
+        default=AGENT.attempts,
+        help=f"runs per submission used for P(fail) and the expected time (default: {AGENT.attempts})",
+    )
+    parser.add_argument(
+        "--notebook",
+        type=Path,
+        default=NOTEBOOK,
+        help="instructor notebook holding the reference loop (default: solutions/neuroevolution/"
+        "neuroevolution.ipynb; its folder must hold evolution.py)",
+    )
     return parser
 
 
@@ -151,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     helper_dir = args.notebook.resolve().parent
     if not (helper_dir / "evolution.py").is_file():
-        print(f"error: no evolution.py beside {args.notebook}: point --notebook at the instructor notebook",
-              file=sys.stderr)
+        print(
+            f"error: no evolution.py beside {args.notebook}: point --notebook at the instructor notebook",
+            file=sys.stderr,
+        )
         return 2
     with tempfile.TemporaryDirectory(prefix="solve-rate-") as workdir:
         sys.path[:0] = [str(helper_dir), workdir]  # Pool workers find both modules under any start method
@@ -166,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             train = reference.evolve_parallel
         else:
             train = partial(evolve_broken, ev, args.loop)
-        print(f"loop={args.loop} generations={args.generations} pop_size={args.pop_size} sigma={args.sigma:g} "
-              f"processes={args.processes} heldout={args.heldout}x from seed {args.heldout_seed}")
+        print(
+            f"loop={args.loop} generations={args.generations} pop_size={args.pop_size} sigma={args.sigma:g} "
+            f"processes={args.processes} heldout={args.heldout}x from seed {args.heldout_seed}"
+        )
         print(f"{'seed':>6}  {'held-out mean':>13}  {'solved':>6}  {'seconds':>7}")
         scores, seconds = [], []
         for seed in args.seeds:
@@ -176,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             score = heldout_mean(ev, best, args.heldout, args.heldout_seed)
             seconds.append(time.perf_counter() - start)
             scores.append(score)
-            print(f"{seed:>6}  {score:>13.2f}  {'yes' if score >= args.solved else 'no':>6}  {seconds[-1]:>7.2f}",
-                  flush=True)
+            print(
+                f"{seed:>6}  {score:>13.2f}  {'yes' if score >= args.solved else 'no':>6}  {seconds[-1]:>7.2f}",
+                flush=True,
+            )
     print("\n".join(summarise(scores, seconds, args)))
     return 0
 

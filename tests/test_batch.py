@@ -19,11 +19,23 @@ CATS = ("serial", "parallel")
 
 
 def results_doc(student: str, score: float, output: str = "passed") -> dict:
-    tests = [{"name": f"test_{c}_x: does x", "score": score / 2, "max_score": POINTS[c],
-              "status": "passed" if score else "failed", "output": output, "tags": [c], "visibility": "visible"}
-             for c in CATS]
-    return {"score": score, "tests": tests, "extra_data": {"student_id": student, "grading_key": "k",
-                                                           "category_scores": {c: score / 2 for c in CATS}}}
+    tests = [
+        {
+            "name": f"test_{c}_x: does x",
+            "score": score / 2,
+            "max_score": POINTS[c],
+            "status": "passed" if score else "failed",
+            "output": output,
+            "tags": [c],
+            "visibility": "visible",
+        }
+        for c in CATS
+    ]
+    return {
+        "score": score,
+        "tests": tests,
+        "extra_data": {"student_id": student, "grading_key": "k", "category_scores": {c: score / 2 for c in CATS}},
+    }
 
 
 def fake_grader(monkeypatch, interrupt_at: str | None = None, zero: tuple[str, ...] = ()):
@@ -33,15 +45,21 @@ def fake_grader(monkeypatch, interrupt_at: str | None = None, zero: tuple[str, .
         if student == interrupt_at:
             raise KeyboardInterrupt
         graded.append((student, notebook))
-        doc = results_doc(student, 0 if student in zero else 30,
-                          "evolve_serial still raises NotImplementedError" if student in zero else "passed")
+        doc = results_doc(
+            student,
+            0 if student in zero else 30,
+            "evolve_serial still raises NotImplementedError" if student in zero else "passed",
+        )
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "results.json").write_text(json.dumps(doc))
         return Graded(student, doc["score"], doc["extra_data"]["category_scores"], {"serial": 0.1})
 
     monkeypatch.setattr(batch, "grade_student", grade_student)
-    monkeypatch.setattr(batch, "preflight", lambda workdir, categories: SimpleNamespace(
-        warning="", reference=SimpleNamespace(measured=[])))
+    monkeypatch.setattr(
+        batch,
+        "preflight",
+        lambda workdir, categories: SimpleNamespace(warning="", reference=SimpleNamespace(measured=[])),
+    )
     monkeypatch.setattr(batch, "grading_key", lambda notebook, categories: "never-the-same")
     monkeypatch.setattr(batch.gradebook, "rebuild", lambda path, rows: path.write_text(str(len(rows))))
     return graded
@@ -65,13 +83,20 @@ def test_batch_reports_folders_it_cannot_grade_and_grades_the_rest(tmp_path, mon
     (submitted / "linked").symlink_to(submitted / "alice")
     graded = fake_grader(monkeypatch)
 
-    status = cli.main(["grade", "--submitted", str(submitted), "--output", str(output), "--categories", "serial,parallel"])
+    status = cli.main(
+        ["grade", "--submitted", str(submitted), "--output", str(output), "--categories", "serial,parallel"]
+    )
     out = capsys.readouterr().out
     assert status == 1, "folders left ungraded must make the exit status 1"
     assert [s for s, _ in graded] == ["alice", "bob", "carol"]
     assert dict(graded)["bob"].name == "neuroevolution (1).ipynb", "the renamed notebook was not the one graded"
-    for name, why in (("grades.csv", "batch's own output"), ("Gradebook.db", "batch's own output"),
-                      (".ipynb_checkpoints", "hidden"), ("stray.zip", "a file"), ("linked", "symbolic link")):
+    for name, why in (
+        ("grades.csv", "batch's own output"),
+        ("Gradebook.db", "batch's own output"),
+        (".ipynb_checkpoints", "hidden"),
+        ("stray.zip", "a file"),
+        ("linked", "symbolic link"),
+    ):
         line = next((x for x in out.splitlines() if f"not graded  {name}:" in x), "")
         assert why in line, f"{name} is not reported as {why!r}:\n{out}"
     assert "renamed     bob: renamed: graded 'neuroevolution/neuroevolution (1).ipynb'" in out, out
@@ -105,10 +130,19 @@ def test_batch_summary_wording_for_zero_scores_and_inconclusive_timing(tmp_path)
     """The summary says how many points an inconclusive speedup got, and why a submission scored 0."""
     output = tmp_path / "out"
     (output / "zed").mkdir(parents=True)
-    (output / "zed" / "results.json").write_text(json.dumps(results_doc("zed", 0, "evolve_serial still raises X\nmore")))
-    report = batch.Report([Graded("ann", 85, {"speedup": 0}, inconclusive=True),
-                           Graded("bea", 100, {"speedup": 15}, inconclusive=True),
-                           Graded("zed", 0, {})], 3, tuple(CATEGORIES), output=output)
+    (output / "zed" / "results.json").write_text(
+        json.dumps(results_doc("zed", 0, "evolve_serial still raises X\nmore"))
+    )
+    report = batch.Report(
+        [
+            Graded("ann", 85, {"speedup": 0}, inconclusive=True),
+            Graded("bea", 100, {"speedup": 15}, inconclusive=True),
+            Graded("zed", 0, {}),
+        ],
+        3,
+        tuple(CATEGORIES),
+        output=output,
+    )
     text = batch.summary(report)
     assert "ann: speedup inconclusive, 0/15 awarded" in text, text
     assert "bea: speedup inconclusive, 15/15 awarded" in text, text

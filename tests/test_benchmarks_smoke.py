@@ -10,13 +10,13 @@ import json
 import sys
 import textwrap
 
+import evolution  # on sys.path through benchmarks.common
 import numpy as np
 import pytest
 
 from benchmarks import backends, grading, overhead, scaling
 from benchmarks.__main__ import main
 from benchmarks.batched_env import batch_returns
-import evolution  # on sys.path through benchmarks.common
 
 
 def flag_reaching_params() -> dict:
@@ -37,7 +37,8 @@ def test_batched_env_matches_episode():
         got = batch_returns(population, seed)
         assert expected[0] > 0, "the hand-made controller should reach the flag; the test lost its early-ending case"
         assert np.max(np.abs(got - expected)) <= backends.TOLERANCE, (
-            f"batch_returns differs from episode() for seed {seed}: {got} vs {expected}")
+            f"batch_returns differs from episode() for seed {seed}: {got} vs {expected}"
+        )
 
 
 def test_scaling_quick_run_has_rows_for_every_process_count(tmp_path):
@@ -47,7 +48,8 @@ def test_scaling_quick_run_has_rows_for_every_process_count(tmp_path):
     assert measured.row_labels() == ["evolve_serial"] + ["evolve_parallel"] * settings.max_processes
     assert all(row[4] > 0 for row in measured.rows), f"every speedup should be positive: {measured.rows}"
     assert [row[0] for row in projection.rows if "model" in row[0]] == [
-        f"{settings.generations * g} gen x {settings.pop_size * f} (model)" for g, f in settings.projections]
+        f"{settings.generations * g} gen x {settings.pop_size * f} (model)" for g, f in settings.projections
+    ]
     written = json.loads(measured.write_json(tmp_path).read_text())
     assert written["data"]["processes"] == list(range(1, settings.max_processes + 1))
 
@@ -63,11 +65,22 @@ def test_backends_quick_run_has_every_backend():
     """The backends table has one row per backend, each agreeing with episode(), joblib skipped when absent."""
     (report,) = backends.run(backends.BackendSettings.quick())
     labels = report.row_labels()
-    for prefix in ("map (serial)", "Pool.map, chunksize default", "Pool.map, chunksize 1", "Pool.map, chunksize n/p",
-                   "ProcessPoolExecutor", "joblib", "ThreadPoolExecutor", "AsyncVectorEnv", "numpy batch"):
+    for prefix in (
+        "map (serial)",
+        "Pool.map, chunksize default",
+        "Pool.map, chunksize 1",
+        "Pool.map, chunksize n/p",
+        "ProcessPoolExecutor",
+        "joblib",
+        "ThreadPoolExecutor",
+        "AsyncVectorEnv",
+        "numpy batch",
+    ):
         assert any(label.startswith(prefix) for label in labels), f"no row for {prefix!r} in {labels}"
     for row in report.rows:
-        assert row[4] == "exact" or row[4].startswith(("within", "skipped")), f"{row[0]} disagrees with episode(): {row[4]}"
+        assert row[4] == "exact" or row[4].startswith(("within", "skipped")), (
+            f"{row[0]} disagrees with episode(): {row[4]}"
+        )
     try:
         import joblib  # noqa: F401
     except ImportError:
@@ -103,7 +116,8 @@ def test_grading_times_each_category_from_results(tmp_path):
         folder.mkdir(parents=True)
         (folder / "neuroevolution.ipynb").write_text("{}")
     fake = tmp_path / "fake_grader.py"
-    fake.write_text(textwrap.dedent("""
+    fake.write_text(
+        textwrap.dedent("""
         import json, pathlib, sys
         if "--help" in sys.argv:
             raise SystemExit(0)
@@ -115,7 +129,8 @@ def test_grading_times_each_category_from_results(tmp_path):
                      {"name": "c", "tags": ["agent"], "extra_data": {"wall_seconds": 4.0}}]
             (output / student.name).mkdir(parents=True)
             (output / student.name / "results.json").write_text(json.dumps({"score": 1, "tests": tests}))
-    """))
+    """)
+    )
     settings = grading.GradingSettings(submitted=tmp_path / "submitted", command=[sys.executable, str(fake)])
     (report,) = grading.run(settings)
     rows = {row[0]: row for row in report.rows}

@@ -252,8 +252,9 @@ def test_load_pickled_agent_refused_without_running_it(agents, tmp_path, kind):
     if kind == "pickle file":
         path.write_bytes(pickle.dumps({"w1": _Marker(str(marker))}))
     else:
-        np.savez(path, w1=np.array([_Marker(str(marker))], dtype=object), b1=np.ones(1), w2=np.ones((1, 1)),
-                 b2=np.ones(1))
+        np.savez(
+            path, w1=np.array([_Marker(str(marker))], dtype=object), b1=np.ones(1), w2=np.ones((1, 1)), b2=np.ones(1)
+        )
     with pytest.raises(ValueError, match="not a saved agent"):
         ev.load_params(5)
     assert not marker.exists(), "load_params unpickled the file"

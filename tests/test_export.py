@@ -17,9 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def graded(output: Path, student: str, scores: dict[str, float]) -> dict:
-    doc = {"score": sum(scores.values()), "tests": [], "extra_data": {
-        "student_id": student, "timestamp": "2025-03-01 12:00:00.000000 UTC", "categories": list(scores),
-        "category_scores": scores}}
+    doc = {
+        "score": sum(scores.values()),
+        "tests": [],
+        "extra_data": {
+            "student_id": student,
+            "timestamp": "2025-03-01 12:00:00.000000 UTC",
+            "categories": list(scores),
+            "category_scores": scores,
+        },
+    }
     (output / student).mkdir(parents=True, exist_ok=True)
     (output / student / "results.json").write_text(json.dumps(doc))
     return doc
@@ -39,8 +46,11 @@ def test_export_per_part_table(tmp_path, capsys):
     table = {r["student_id"]: r for r in rows(output / "export.csv")}
     assert list(next(iter(table.values()))) == ["student_id", "timestamp", *CATEGORIES, "score", "max_score", "status"]
     assert table["1001"]["agent"] == "20" and table["1001"]["score"] == "100" and table["1001"]["status"] == "graded"
-    assert table["1002"]["parallel"] == "10" and table["1002"]["agent"] == "" \
+    assert (
+        table["1002"]["parallel"] == "10"
+        and table["1002"]["agent"] == ""
         and table["1002"]["status"] == "graded: serial,parallel"
+    )
     assert table["1003"]["score"] == "" and table["1003"]["status"] == "not graded"
     assert "3 students, 2 graded" in capsys.readouterr().out
 
@@ -54,10 +64,12 @@ def test_export_fills_a_canvas_roster(tmp_path, capsys):
     graded(output, "1002", {c: 0 for c in CATEGORIES})
     graded(output, "9999", dict(POINTS))
     roster = tmp_path / "canvas.csv"
-    roster.write_text("\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (11),Neuroevolution (1234)\n"
-                      "    Points Possible,,,,,10,100\n"
-                      "\"Doe, Jane\",1001,s1,jdoe,A,9,\n\"Roe, Bob\",1002,s2,broe,A,7,\n\"Poe, Ann\",1003,s3,apoe,B,8,\n",
-                      encoding="utf-8")
+    roster.write_text(
+        "\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (11),Neuroevolution (1234)\n"
+        "    Points Possible,,,,,10,100\n"
+        '"Doe, Jane",1001,s1,jdoe,A,9,\n"Roe, Bob",1002,s2,broe,A,7,\n"Poe, Ann",1003,s3,apoe,B,8,\n',
+        encoding="utf-8",
+    )
     status = cli.main(["export", "--output", str(output), "--roster", str(roster)])
     out = capsys.readouterr().out
     assert status == 1, out
@@ -77,22 +89,38 @@ def test_export_nbgrader_export_reads_the_graders_gradebook(tmp_path):
     gradebook.rebuild(grades / "gradebook.db", [("alice", doc)])
     target = tmp_path / "nbgrader-export.csv"
     env = {**os.environ, "NEUROEVO_GRADES": str(grades)}
-    done = subprocess.run([sys.executable, "-m", "nbgrader", "export", f"--to={target}"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "export", f"--to={target}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     exported = rows(target)
-    assert [(r["assignment"], r["student_id"], float(r["score"])) for r in exported] == \
-        [(paths.ASSIGNMENT, "alice", 45.0)], exported
+    assert [(r["assignment"], r["student_id"], float(r["score"])) for r in exported] == [
+        (paths.ASSIGNMENT, "alice", 45.0)
+    ], exported
 
 
 def test_export_nbgrader_export_before_any_grading(tmp_path):
     """Before `make grade`, `nbgrader export` from the course folder (venv not activated) gives an empty CSV,
     not a traceback about a missing folder or `alembic`."""
-    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
-                           if Path(p).resolve() != Path(sys.executable).parent.resolve())
+    path = os.pathsep.join(
+        p
+        for p in os.environ.get("PATH", "").split(os.pathsep)
+        if Path(p).resolve() != Path(sys.executable).parent.resolve()
+    )
     env = {**os.environ, "NEUROEVO_GRADES": str(tmp_path / "not-yet"), "PATH": path}
     target = tmp_path / "empty.csv"
-    done = subprocess.run([sys.executable, "-m", "nbgrader", "export", f"--to={target}"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "export", f"--to={target}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert rows(target) == [] and target.read_text().startswith("assignment,duedate,timestamp,student_id")

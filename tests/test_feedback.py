@@ -7,40 +7,67 @@ import re
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 
 from autograder import cli, feedback, paths
 
-STUB = ("evolve_serial still raises NotImplementedError: replace the `raise NotImplementedError()` line\n"
-        'File "/tmp/neuroevo-grade-1a2b/work/submission.py", line 12, in evolve_serial\n'
-        'File "/work/course/autograder/harness/__main__.py", line 40, in run')
+STUB = (
+    "evolve_serial still raises NotImplementedError: replace the `raise NotImplementedError()` line\n"
+    'File "/tmp/neuroevo-grade-1a2b/work/submission.py", line 12, in evolve_serial\n'
+    'File "/work/course/autograder/harness/__main__.py", line 40, in run'
+)
 
 
 def case(name, category, passed, output="passed", visibility="visible", points=5.0):
-    return {"name": name, "score": points if passed else 0.0, "max_score": points,
-            "status": "passed" if passed else "failed", "output": output, "tags": [category], "visibility": visibility}
+    return {
+        "name": name,
+        "score": points if passed else 0.0,
+        "max_score": points,
+        "status": "passed" if passed else "failed",
+        "output": output,
+        "tags": [category],
+        "visibility": visibility,
+    }
 
 
 def doc(agent: bool = False) -> dict:
     rng = np.random.default_rng(3)
-    params = {"w1": rng.normal(size=(2, 10)).tolist(), "b1": rng.normal(size=10).tolist(),
-              "w2": rng.normal(size=(10, 1)).tolist(), "b2": rng.normal(size=1).tolist()}
-    tests = [case("test_serial_shapes: evolve_serial returns (best_params, history).", "serial", False, STUB),
-             case("test_serial_one_episode_per_candidate", "serial", False, STUB),
-             case("test_serial_hidden_centre: Secret centring check.", "serial", False, STUB, "after_published"),
-             case("test_determinism_same_seed: Same seed, same result.", "determinism", False, STUB),
-             case("test_parallel_uses_workers: Episodes run in worker processes.", "parallel", True),
-             case("test_speedup_near_reference: About as fast as the reference.", "speedup", False,
-                  "speedup 0.96x with 2 workers\nspeedup 0.96x with 2 workers\nspeedup 0.96x with 2 workers")]
-    return {"score": 5.0, "tests": tests, "extra_data": {
-        "student_id": "s123", "timestamp": "2025-03-01 12:00:00.000000 UTC",
-        "timing": {"student": {"serial_seconds": 2.1, "parallel_seconds": 2.2, "speedup": 0.96},
-                   "reference": {"serial_seconds": 2.0, "parallel_seconds": 1.1, "speedup": 1.2},
-                   "inconclusive": "the reference reached only 1.20x at /tmp/neuroevo-reference-x/work", "rounds": 5},
-        "fitness": {"history": [[float(g + i) for i in range(8)] for g in range(6)], "label": "your best run"},
-        "agent_params": params if agent else None}}
+    params = {
+        "w1": rng.normal(size=(2, 10)).tolist(),
+        "b1": rng.normal(size=10).tolist(),
+        "w2": rng.normal(size=(10, 1)).tolist(),
+        "b2": rng.normal(size=1).tolist(),
+    }
+    tests = [
+        case("test_serial_shapes: evolve_serial returns (best_params, history).", "serial", False, STUB),
+        case("test_serial_one_episode_per_candidate", "serial", False, STUB),
+        case("test_serial_hidden_centre: Secret centring check.", "serial", False, STUB, "after_published"),
+        case("test_determinism_same_seed: Same seed, same result.", "determinism", False, STUB),
+        case("test_parallel_uses_workers: Episodes run in worker processes.", "parallel", True),
+        case(
+            "test_speedup_near_reference: About as fast as the reference.",
+            "speedup",
+            False,
+            "speedup 0.96x with 2 workers\nspeedup 0.96x with 2 workers\nspeedup 0.96x with 2 workers",
+        ),
+    ]
+    return {
+        "score": 5.0,
+        "tests": tests,
+        "extra_data": {
+            "student_id": "s123",
+            "timestamp": "2025-03-01 12:00:00.000000 UTC",
+            "timing": {
+                "student": {"serial_seconds": 2.1, "parallel_seconds": 2.2, "speedup": 0.96},
+                "reference": {"serial_seconds": 2.0, "parallel_seconds": 1.1, "speedup": 1.2},
+                "inconclusive": "the reference reached only 1.20x at /tmp/neuroevo-reference-x/work",
+                "rounds": 5,
+            },
+            "fitness": {"history": [[float(g + i) for i in range(8)] for g in range(6)], "label": "your best run"},
+            "agent_params": params if agent else None,
+        },
+    }
 
 
 def visible_text(page: str) -> str:
@@ -107,13 +134,28 @@ def test_feedback_stage_for_nbgrader_release_feedback_and_zips(tmp_path, capsys)
         folder.mkdir(parents=True)
         (folder / "timestamp.txt").write_text("2025-03-01 12:00:00.000000 UTC")
     (course / "submitted" / "ex1" / paths.ASSIGNMENT / "submission_secret.txt").write_text("s3cret")
-    status = cli.main(["feedback", "--output", str(output), "--submitted", str(course / "submitted"),
-                       "--feedback-dir", str(course / "feedback"), "--zips", str(tmp_path / "zips"), "--no-agent"])
+    status = cli.main(
+        [
+            "feedback",
+            "--output",
+            str(output),
+            "--submitted",
+            str(course / "submitted"),
+            "--feedback-dir",
+            str(course / "feedback"),
+            "--zips",
+            str(tmp_path / "zips"),
+            "--no-agent",
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     staged = course / "feedback" / "ex1" / paths.ASSIGNMENT
-    assert sorted(p.name for p in staged.iterdir()) == [f"{paths.ASSIGNMENT}.html", "submission_secret.txt",
-                                                        "timestamp.txt"]
+    assert sorted(p.name for p in staged.iterdir()) == [
+        f"{paths.ASSIGNMENT}.html",
+        "submission_secret.txt",
+        "timestamp.txt",
+    ]
     assert not (course / "feedback" / "lms1").exists()
     for student in ("ex1", "lms1"):
         with zipfile.ZipFile(tmp_path / "zips" / f"{student}.zip") as zf:
@@ -122,9 +164,23 @@ def test_feedback_stage_for_nbgrader_release_feedback_and_zips(tmp_path, capsys)
 
     exchange.mkdir()
     exchange.chmod(0o777)  # nbgrader's exchange root is shared by everyone on the machine
-    done = subprocess.run([sys.executable, "-m", "nbgrader", "release_feedback", paths.ASSIGNMENT, "--course", "course",
-                           f"--Exchange.root={exchange}", f"--CourseDirectory.root={course}"],
-                          cwd=course, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "release_feedback",
+            paths.ASSIGNMENT,
+            "--course",
+            "course",
+            f"--Exchange.root={exchange}",
+            f"--CourseDirectory.root={course}",
+        ],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     from nbgrader.utils import notebook_hash
 

@@ -23,11 +23,14 @@ def test_grader_cli_help_documents_every_flag(capsys):
         assert flag in text, f"{flag} is not documented in --help"
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--submitted", "no-such-folder"], "no folder no-such-folder"),
-    (["--student", "nobody"], "no submission for nobody"),
-    (["--categories", "serial,style"], "unknown category style"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--submitted", "no-such-folder"], "no folder no-such-folder"),
+        (["--student", "nobody"], "no submission for nobody"),
+        (["--categories", "serial,style"], "unknown category style"),
+    ],
+)
 def test_grader_cli_bad_input_is_one_clear_line(tmp_path, capsys, args, expected):
     """Bad command-line input exits with status 2 and one line on stderr, without a traceback."""
     (tmp_path / "submitted" / "alice").mkdir(parents=True)
@@ -44,8 +47,14 @@ def test_grader_validate_refuses_non_finite_and_misshapen_params():
     """Parameters from the sandbox need exactly w1, b1, w2, b2 with the network's shapes and finite numbers."""
     good = {"w1": np.zeros((2, 10)).tolist(), "b1": [0.0] * 10, "w2": np.zeros((10, 1)).tolist(), "b2": [0.0]}
     assert validate.params(good)["w1"].shape == (2, 10)
-    for bad in ({**good, "b2": [math.inf]}, {**good, "b1": [0.0] * 9}, {**good, "extra": [1.0]},
-                {k: v for k, v in good.items() if k != "w2"}, {**good, "b2": [True]}, {**good, "b2": "0"}):
+    for bad in (
+        {**good, "b2": [math.inf]},
+        {**good, "b1": [0.0] * 9},
+        {**good, "extra": [1.0]},
+        {k: v for k, v in good.items() if k != "w2"},
+        {**good, "b2": [True]},
+        {**good, "b2": "0"},
+    ):
         with pytest.raises(validate.Invalid):
             validate.params(bad)
 

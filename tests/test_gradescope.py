@@ -38,9 +38,16 @@ def test_gradescope_bundle_layout(bundle):
         modes = {info.filename: info.external_attr >> 16 for info in zf.infolist()}
     for script in ("setup.sh", "run_autograder"):
         assert script in names and modes[script] & 0o111, f"{script} is missing or not executable"
-    for needed in ("autograder/__main__.py", "autograder/gradescope_run.py", "assignment/neuroevolution/evolution.py",
-                   "assignment/neuroevolution/neuroevolution.ipynb", "solutions/neuroevolution/neuroevolution.ipynb",
-                   "assignment/neuroevolution/hints.py", "solutions/neuroevolution/hints.py", "requirements.lock"):
+    for needed in (
+        "autograder/__main__.py",
+        "autograder/gradescope_run.py",
+        "assignment/neuroevolution/evolution.py",
+        "assignment/neuroevolution/neuroevolution.ipynb",
+        "solutions/neuroevolution/neuroevolution.ipynb",
+        "assignment/neuroevolution/hints.py",
+        "solutions/neuroevolution/hints.py",
+        "requirements.lock",
+    ):
         assert needed in names, f"the bundle lacks {needed}"
     leaked = [n for n in names if "__pycache__" in n or n.startswith(("grades/", "submitted/", "tests/", ".venv/"))]
     assert not leaked, f"the bundle carries {leaked[:5]}"
@@ -51,28 +58,55 @@ def test_gradescope_run_autograder_matches_make_grade(bundle, tmp_path):
     """Each demo student graded by run_autograder in an emulated /autograder gets make grade's scores; a renamed
     notebook is accepted with a note; test outputs hold no grader paths."""
     expected_dir = tmp_path / "grades"
-    done = subprocess.run([sys.executable, "-m", "autograder", "grade", "--submitted", str(ROOT / "submitted"),
-                           "--output", str(expected_dir), "--categories", CATEGORIES,
-                           *[arg for s in DEMOS for arg in ("--student", s)]], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "grade",
+            "--submitted",
+            str(ROOT / "submitted"),
+            "--output",
+            str(expected_dir),
+            "--categories",
+            CATEGORIES,
+            *[arg for s in DEMOS for arg in ("--student", s)],
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
     root = tmp_path / "autograder"
     with zipfile.ZipFile(bundle) as zf:
         zf.extractall(root / "source")
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable,
-           "NEUROEVO_CATEGORIES": CATEGORIES}
+    env = {
+        **os.environ,
+        "AUTOGRADER_ROOT": str(root),
+        "AUTOGRADER_PYTHON": sys.executable,
+        "NEUROEVO_CATEGORIES": CATEGORIES,
+    }
     for number, student in enumerate(DEMOS):
         shutil.rmtree(root / "submission", ignore_errors=True)
         shutil.rmtree(root / "results", ignore_errors=True)
         (root / "submission").mkdir(parents=True)
         name = "neuroevolution (1).ipynb" if student == "demo-partly-wrong" else "neuroevolution.ipynb"
-        shutil.copy(ROOT / "submitted" / student / "neuroevolution" / "neuroevolution.ipynb", root / "submission" / name)
-        (root / "submission_metadata.json").write_text(json.dumps(
-            {"users": [{"name": "A Student", "email": f"s{number}@example.edu", "sid": student}],
-             "created_at": "2025-03-01T12:00:00.000000-08:00"}))
-        run = subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True,
-                             text=True, timeout=900)
+        shutil.copy(
+            ROOT / "submitted" / student / "neuroevolution" / "neuroevolution.ipynb", root / "submission" / name
+        )
+        (root / "submission_metadata.json").write_text(
+            json.dumps(
+                {
+                    "users": [{"name": "A Student", "email": f"s{number}@example.edu", "sid": student}],
+                    "created_at": "2025-03-01T12:00:00.000000-08:00",
+                }
+            )
+        )
+        run = subprocess.run(
+            ["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True, timeout=900
+        )
         assert run.returncode == 0, f"run_autograder failed for {student}:\n{run.stdout[-1500:]}\n{run.stderr[-1500:]}"
         got = json.loads((root / "results" / "results.json").read_text())
         want = json.loads((expected_dir / student / "results.json").read_text())
@@ -94,9 +128,15 @@ def test_gradescope_run_autograder_without_a_notebook_still_writes_results(bundl
         zf.extractall(root / "source")
     (root / "submission").mkdir()
     (root / "submission" / "answers.py").write_text("print('hi')\n")
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable, "NEUROEVO_CATEGORIES": "serial"}
-    run = subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True,
-                         timeout=600)
+    env = {
+        **os.environ,
+        "AUTOGRADER_ROOT": str(root),
+        "AUTOGRADER_PYTHON": sys.executable,
+        "NEUROEVO_CATEGORIES": "serial",
+    }
+    run = subprocess.run(
+        ["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stderr[-1500:]
     got = json.loads((root / "results" / "results.json").read_text())
     assert got["score"] == 0 and got["output"].startswith("Note: no neuroevolution.ipynb in the submission")

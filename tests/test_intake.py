@@ -14,8 +14,13 @@ from autograder import cli, intake, paths
 
 def nb(tag: str) -> bytes:
     """A small notebook holding this assignment's evolve_serial cell, told apart by ``tag``."""
-    cell = {"cell_type": "code", "source": f"# {tag}", "outputs": [], "execution_count": None,
-            "metadata": {"nbgrader": {"grade_id": "evolve_serial", "solution": True}}}
+    cell = {
+        "cell_type": "code",
+        "source": f"# {tag}",
+        "outputs": [],
+        "execution_count": None,
+        "metadata": {"nbgrader": {"grade_id": "evolve_serial", "solution": True}},
+    }
     return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
 
 
@@ -45,17 +50,21 @@ def rows_by(intake_result) -> dict[str, list[intake.Row]]:
 def test_intake_canvas_zip(tmp_path, capsys):
     """Canvas names give the user id (second field, LATE skipped); renamed copies are accepted and said so;
     a second copy is a duplicate; junk, links, unsafe paths and ids are reported; exit status 1."""
-    archive = zip_with(tmp_path / "submissions.zip", {
-        "doejane_1001_5001_neuroevolution.ipynb": nb("jane"),
-        "roebob_LATE_1002_5002_neuroevolution (1).ipynb": nb("bob"),
-        "poeann_1003_5003_neuroevolution.ipynb": nb("ann-first"),
-        "poeann_1003_5004_neuroevolution-1.ipynb": nb("ann-second"),
-        "kayzed_1004_5005_answers.py": b"print(1)\n",
-        "README.txt": b"hello",
-        "../evil_1005_5006_neuroevolution.ipynb": nb("evil"),
-        "mal_.hidden_5007_neuroevolution.ipynb": nb("hidden"),
-        "__MACOSX/._doejane_1001_5001_neuroevolution.ipynb": b"junk",
-    }, links=("lnk_1006_5008_neuroevolution.ipynb",))
+    archive = zip_with(
+        tmp_path / "submissions.zip",
+        {
+            "doejane_1001_5001_neuroevolution.ipynb": nb("jane"),
+            "roebob_LATE_1002_5002_neuroevolution (1).ipynb": nb("bob"),
+            "poeann_1003_5003_neuroevolution.ipynb": nb("ann-first"),
+            "poeann_1003_5004_neuroevolution-1.ipynb": nb("ann-second"),
+            "kayzed_1004_5005_answers.py": b"print(1)\n",
+            "README.txt": b"hello",
+            "../evil_1005_5006_neuroevolution.ipynb": nb("evil"),
+            "mal_.hidden_5007_neuroevolution.ipynb": nb("hidden"),
+            "__MACOSX/._doejane_1001_5001_neuroevolution.ipynb": b"junk",
+        },
+        links=("lnk_1006_5008_neuroevolution.ipynb",),
+    )
     submitted = tmp_path / "submitted"
     status = cli.main(["collect", str(archive), "--submitted", str(submitted)])
     out = capsys.readouterr().out
@@ -101,11 +110,14 @@ submission_102:
     :email: two@example.edu
   :created_at: 2025-03-02 11:00:00.000000000 -08:00
 """
-    archive = zip_with(tmp_path / "export.zip", {
-        "assignment_77_export/submission_metadata.yml": meta.encode(),
-        "assignment_77_export/submission_101/neuroevolution.ipynb": nb("solo"),
-        "assignment_77_export/submission_102/work/Neuroevolution_2.ipynb": nb("pair"),
-    })
+    archive = zip_with(
+        tmp_path / "export.zip",
+        {
+            "assignment_77_export/submission_metadata.yml": meta.encode(),
+            "assignment_77_export/submission_101/neuroevolution.ipynb": nb("solo"),
+            "assignment_77_export/submission_102/work/Neuroevolution_2.ipynb": nb("pair"),
+        },
+    )
     done = intake.collect(archive, tmp_path / "submitted")
     assert done.layout == "Gradescope export"
     assert sorted(done.written) == ["100", "201", "one@example.edu"], done.rows
@@ -162,8 +174,9 @@ def test_intake_exchange_keeps_latest_and_secret_and_never_replaces_a_later_copy
     assert submitted_tag(submitted, "alice") == "new"
     assert (target / "submission_secret.txt").read_text() == "secret-new"
     assert (target / "timestamp.txt").read_text() == "2025-03-03 09:00:00.000000 UTC"
-    assert [r.status for r in done.rows if r.student == "alice"] == ["duplicate", "matched"] or \
-        sorted(r.status for r in done.rows if r.student == "alice") == ["duplicate", "matched"]
+    assert [r.status for r in done.rows if r.student == "alice"] == ["duplicate", "matched"] or sorted(
+        r.status for r in done.rows if r.student == "alice"
+    ) == ["duplicate", "matched"]
 
     (target / "timestamp.txt").write_text("2025-04-01 09:00:00.000000 UTC")  # a later resubmission, collected before
     (target / paths.NOTEBOOK).write_bytes(nb("latest"))
@@ -175,14 +188,19 @@ def test_intake_exchange_keeps_latest_and_secret_and_never_replaces_a_later_copy
 def test_intake_bad_source_is_one_line(tmp_path, capsys):
     """A missing source or a file that is not a zip: status 2, one line saying what to pass."""
     (tmp_path / "notes.txt").write_text("not a zip")
-    for source, expected in ((tmp_path / "nope.zip", "no file or folder"), (tmp_path / "notes.txt", "not a readable zip")):
+    for source, expected in (
+        (tmp_path / "nope.zip", "no file or folder"),
+        (tmp_path / "notes.txt", "not a readable zip"),
+    ):
         assert cli.main(["collect", str(source), "--submitted", str(tmp_path / "s")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and expected in err, err
 
 
-@pytest.mark.parametrize("name", ["neuroevolution (1).ipynb", "neuroevolution-2.ipynb", "Neuroevolution copy.ipynb",
-                                  "neuroevolution_3.ipynb"])
+@pytest.mark.parametrize(
+    "name",
+    ["neuroevolution (1).ipynb", "neuroevolution-2.ipynb", "Neuroevolution copy.ipynb", "neuroevolution_3.ipynb"],
+)
 def test_intake_renamed_copies_are_recognised(name):
     """Copies a browser or an LMS renamed still count as the assignment's notebook."""
     chosen, how = intake.pick_notebook([intake.File(intake.PurePosixPath(name), None, 0, lambda: b"{}")])

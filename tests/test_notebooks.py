@@ -58,7 +58,8 @@ def start_method(monkeypatch, tmp_path, method: str) -> None:
     startup = tmp_path / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "00-start-method.py").write_text(
-        f"import multiprocessing\nmultiprocessing.set_start_method({method!r}, force=True)\n")
+        f"import multiprocessing\nmultiprocessing.set_start_method({method!r}, force=True)\n"
+    )
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
 
 
@@ -77,8 +78,13 @@ def printed(nb) -> str:
 
 
 def errors(nb) -> list[str]:
-    return [f"cell {index}: {out.ename}: {out.evalue[:300]}" for index, cell in enumerate(nb.cells)
-            if cell.cell_type == "code" for out in cell.outputs if out.output_type == "error"]
+    return [
+        f"cell {index}: {out.ename}: {out.evalue[:300]}"
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "error"
+    ]
 
 
 def graded_notebook(notebook: Path, *grade_ids: str) -> nbformat.NotebookNode:
@@ -91,15 +97,19 @@ def graded_notebook(notebook: Path, *grade_ids: str) -> nbformat.NotebookNode:
 
 def speedup_verdict(nb) -> str:
     """What the speedup cell concluded: "passed", "not judged" or "too slow" (its own assertion)."""
-    cell = next(cell for cell in nb.cells if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "test_speedup")
+    cell = next(
+        cell for cell in nb.cells if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "test_speedup"
+    )
     raised = [out for out in cell.outputs if out.output_type == "error"]
     if raised:
-        assert raised[0].ename == "AssertionError" and raised[0].evalue.startswith("evolve_parallel was only"), \
+        assert raised[0].ename == "AssertionError" and raised[0].evalue.startswith("evolve_parallel was only"), (
             f"the speedup cell broke: {raised[0].ename}: {raised[0].evalue}"
+        )
         return "too slow"
     out = selfcheck.printed_text(cell)
-    assert ("speedup: visible checks passed" in out) != hints.is_not_judged(out), \
+    assert ("speedup: visible checks passed" in out) != hints.is_not_judged(out), (
         f"the speedup cell must either pass or say it was not judged: {out}"
+    )
     return "passed" if "passed" in out else "not judged"
 
 
@@ -123,13 +133,20 @@ def test_notebooks_lesson_runs_under_every_start_method(method, where, agents_di
     assert not raised, f"under {method} the lesson raised: {raised}"
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert all(cell.get("execution_count") for cell in code), "some cells did not run"
-    slow = [(index, round(seconds(cell))) for index, cell in enumerate(nb.cells)
-            if cell.cell_type == "code" and seconds(cell) > CELL_LIMIT]
+    slow = [
+        (index, round(seconds(cell)))
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and seconds(cell) > CELL_LIMIT
+    ]
     assert not slow, f"cells above {CELL_LIMIT} s under {method} (index, seconds): {slow}"
     out = printed(nb)
     assert f"this kernel starts workers with: {method}" in out, "the start-up file did not set the start method"
-    for line in ("evolve_serial: visible checks passed", "evolve_parallel: visible checks passed",
-                 "determinism: visible checks passed", "agent: best run reached the flag"):
+    for line in (
+        "evolve_serial: visible checks passed",
+        "evolve_parallel: visible checks passed",
+        "determinism: visible checks passed",
+        "agent: best run reached the flag",
+    ):
         assert line in out, f"under {method} the test cells did not print {line!r}"
     assert "best return per generation: [-31.56, -0.31, -10.65]" in out, "the sanity values in the lesson are stale"
     assert "evolve_parallel gives the same history: True" in out
@@ -161,9 +178,11 @@ def test_notebooks_speedup_cell_fails_a_serial_evolve_parallel(kit, agents_dir):
         pytest.skip(f"the machine could not show a speedup: {out.splitlines()[-1]}")
     raised = [out for out in speedup_cell.outputs if out.output_type == "error"]
     assert raised, f"the speedup cell gave the points to an evolve_parallel that runs serially: {out}"
-    assert raised[0].ename == "AssertionError" and "one pool.map" in raised[0].evalue \
-        and "this machine" in raised[0].evalue, \
-        f"the speedup cell failed without saying what to fix: {raised[0].ename}: {raised[0].evalue}"
+    assert (
+        raised[0].ename == "AssertionError"
+        and "one pool.map" in raised[0].evalue
+        and "this machine" in raised[0].evalue
+    ), f"the speedup cell failed without saying what to fix: {raised[0].ename}: {raised[0].evalue}"
 
 
 def cells_with(source: str, old: str, new: str, count: int = -1) -> str:
@@ -177,42 +196,62 @@ def test_notebooks_visible_tests_name_the_cause_without_cascading(kit, agents_di
     """A lambda costs the parallel test only, with the pickling hint; a selection bug gets the selection hint."""
     reference = demo.reference_source()
     # 1. A lambda in pool.map: the parallel cell fails with the hint, determinism is judged with threads.
-    lambda_source = cells_with(reference, "pool.map(partial(episode, seed=episode_seed), population)",
-                               "pool.map(lambda params: episode(params, seed=episode_seed), population)")
-    nb = graded_notebook(fill_in(kit, lambda_source), "evolve_serial", "evolve_parallel", "test_parallel",
-                         "test_determinism")
+    lambda_source = cells_with(
+        reference,
+        "pool.map(partial(episode, seed=episode_seed), population)",
+        "pool.map(lambda params: episode(params, seed=episode_seed), population)",
+    )
+    nb = graded_notebook(
+        fill_in(kit, lambda_source), "evolve_serial", "evolve_parallel", "test_parallel", "test_determinism"
+    )
     selfcheck.run_notebook(nb, kit, timeout=2 * CELL_LIMIT)
     parallel, determinism = nb.cells[-2:]
     raised = [out for out in parallel.outputs if out.output_type == "error"]
-    assert raised and raised[0].ename == "AssertionError" and hints.PICKLING in raised[0].evalue, \
+    assert raised and raised[0].ename == "AssertionError" and hints.PICKLING in raised[0].evalue, (
         f"a lambda should fail the parallel test with the pickling hint, got {[(o.ename, o.evalue) for o in raised]}"
-    assert not [out for out in determinism.outputs if out.output_type == "error"], \
+    )
+    assert not [out for out in determinism.outputs if out.output_type == "error"], (
         f"the determinism test failed on a lambda, which only the parallel test grades: {errors(nb)}"
+    )
     assert hints.judged_with_threads("evolve_parallel") in selfcheck.printed_text(determinism)
 
     # 2. Returning the best candidate of all generations: the selection hint, not a generic one.
-    best_of_all = cells_with(reference, "        best = population[int(np.argmax(returns))]\n",
-                             "        best = population[int(np.argmax(returns))]\n"
-                             "        if generation == 0 or max(returns) > best_return:\n"
-                             "            kept, best_return = best, max(returns)\n", count=1)  # in evolve_serial only
+    best_of_all = cells_with(
+        reference,
+        "        best = population[int(np.argmax(returns))]\n",
+        "        best = population[int(np.argmax(returns))]\n"
+        "        if generation == 0 or max(returns) > best_return:\n"
+        "            kept, best_return = best, max(returns)\n",
+        count=1,
+    )  # in evolve_serial only
     best_of_all = cells_with(best_of_all, "    return best, history", "    return kept, history", count=1)
     nb = graded_notebook(fill_in(kit, best_of_all), "evolve_serial", "evolve_parallel", "test_serial")
     selfcheck.run_notebook(nb, kit, timeout=2 * CELL_LIMIT)
     raised = [out for out in nb.cells[-1].outputs if out.output_type == "error"]
-    assert raised and raised[0].evalue == hints.selected_outside_last_generation("evolve_serial"), \
+    assert raised and raised[0].evalue == hints.selected_outside_last_generation("evolve_serial"), (
         f"a best-of-all-generations loop should get the selection hint, got {[(o.ename, o.evalue) for o in raised]}"
+    )
 
 
 def test_notebooks_selfcheck_report_shows_each_failure_in_one_line(capsys):
     """A failing part shows the test's own message, an unjudged speedup is no full marks, the total adds up."""
-    runs = [CellRun("practical_setup"), CellRun("evolve_serial"), CellRun("evolve_parallel"),
-            CellRun("test_serial", printed=["evolve_serial: visible checks passed"]),
-            CellRun("test_parallel", error=("NotImplementedError", ""), traceback="Cell In[3], line 16, in evolve_parallel(...)"),
-            CellRun("test_determinism", error=("AssertionError", "evolve_parallel returned different returns\nmore")),
-            CellRun("test_speedup", printed=["4 generations of 32 ...", hints.speedup_not_judged("busy")]),
-            CellRun("test_agent", error=("NameError", "name 'helper' is not defined"))]
-    sources = {"practical_setup": "", "evolve_serial": "def evolve_serial(): pass",
-               "evolve_parallel": "def evolve_parallel():\n    raise NotImplementedError()"}
+    runs = [
+        CellRun("practical_setup"),
+        CellRun("evolve_serial"),
+        CellRun("evolve_parallel"),
+        CellRun("test_serial", printed=["evolve_serial: visible checks passed"]),
+        CellRun(
+            "test_parallel", error=("NotImplementedError", ""), traceback="Cell In[3], line 16, in evolve_parallel(...)"
+        ),
+        CellRun("test_determinism", error=("AssertionError", "evolve_parallel returned different returns\nmore")),
+        CellRun("test_speedup", printed=["4 generations of 32 ...", hints.speedup_not_judged("busy")]),
+        CellRun("test_agent", error=("NameError", "name 'helper' is not defined")),
+    ]
+    sources = {
+        "practical_setup": "",
+        "evolve_serial": "def evolve_serial(): pass",
+        "evolve_parallel": "def evolve_parallel():\n    raise NotImplementedError()",
+    }
     points = {"test_serial": 25, "test_parallel": 20, "test_determinism": 20, "test_speedup": 15, "test_agent": 20}
     assert selfcheck.report(runs, sources, points) is False
     out = capsys.readouterr().out
@@ -244,8 +283,9 @@ def test_notebooks_selfcheck_leaves_the_hidden_tests_out():
     released, _ = selfcheck.graded_cells(paths.RELEASE_DIR / NOTEBOOK)
     tests = [grade_id for grade_id in source if grade_id.startswith("test_")]
     assert len(tests) == 5 and not any(selfcheck.HIDDEN_MARKER in source[grade_id] for grade_id in tests)
-    assert [source[grade_id].strip() for grade_id in tests] == [released[grade_id].strip() for grade_id in tests], \
+    assert [source[grade_id].strip() for grade_id in tests] == [released[grade_id].strip() for grade_id in tests], (
         "the self-check's view of the instructor's tests differs from the release's"
+    )
 
 
 def test_notebooks_selfcheck_without_nbgrader_refuses_hidden_tests(monkeypatch):

@@ -75,8 +75,12 @@ def test_release_check_flag_reports_a_stale_copy(fresh, tmp_path, monkeypatch, c
     (copy / "assets" / "car.png").unlink()
     assert release.main(["--check"]) == 1, "--check did not notice a hand-edited evolution.py"
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "changed: evolution.py" in err[0] and "missing: assets/car.png" in err[0] \
-        and "make assignment" in err[0], f"--check should explain itself in one line, printed {err}"
+    assert (
+        len(err) == 1
+        and "changed: evolution.py" in err[0]
+        and "missing: assets/car.png" in err[0]
+        and "make assignment" in err[0]
+    ), f"--check should explain itself in one line, printed {err}"
 
 
 def test_release_write_keeps_saved_agents_and_removes_stray_files(fresh, tmp_path):
@@ -97,13 +101,16 @@ def test_release_holds_only_the_notebook_its_modules_and_images(fresh):
     assert set(fresh) >= set(release.REQUIRED), f"the release lacks {sorted(set(release.REQUIRED) - set(fresh))}"
     assert set(release.REQUIRED) == {release.NOTEBOOK, "evolution.py", "parallel_demos.py", "hints.py"}
     for name in fresh:
-        assert name in release.REQUIRED or re.fullmatch(r"assets/[\w-]+\.png", name), \
+        assert name in release.REQUIRED or re.fullmatch(r"assets/[\w-]+\.png", name), (
             f"unexpected file {name} in the release"
-    tracked = subprocess.run(["git", "ls-files", "--", str(release.RELEASE_DIR)], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.split()
+        )
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", str(release.RELEASE_DIR)], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert tracked, "git tracks nothing under assignment/neuroevolution"
-    assert not [name for name in tracked if "/agents/" in name or name.endswith((".npz", ".gif"))], \
+    assert not [name for name in tracked if "/agents/" in name or name.endswith((".npz", ".gif"))], (
         f"saved agents are committed in the release: {tracked}"
+    )
 
 
 def test_release_ignores_an_agent_saved_in_the_release_folder(fresh, tmp_path):
@@ -113,8 +120,9 @@ def test_release_ignores_an_agent_saved_in_the_release_folder(fresh, tmp_path):
     (folder / "agents").mkdir()
     (folder / "agents" / "agent-7.npz").write_bytes(b"saved by the student")
     (folder / "agent-7.gif").write_bytes(b"GIF89a")
-    assert release.release_files(folder, release.ignored_patterns()) == fresh, \
+    assert release.release_files(folder, release.ignored_patterns()) == fresh, (
         "a saved agent counts as part of the release"
+    )
     assert not release.differences(fresh, release.release_files(folder, release.ignored_patterns()))
 
 
@@ -123,8 +131,16 @@ def test_release_make_assignment_works_on_a_fresh_clone(tmp_path):
     """`python -m tools.release` succeeds first time in a fresh copy of the repository (no build/, no
     grades/, the environment not activated) and leaves git clean."""
     clone = tmp_path / "clone"
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         source = ROOT / name
         if source.is_file():
@@ -135,19 +151,36 @@ def test_release_make_assignment_works_on_a_fresh_clone(tmp_path):
     subprocess.run([*git, "add", "-A"], cwd=clone, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "snapshot"], cwd=clone, check=True)
     # PATH without the environment's bin/: nbgrader must not depend on an activated venv.
-    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
-                           if Path(p).resolve() != Path(sys.executable).parent.resolve())
-    done = subprocess.run([sys.executable, "-m", "tools.release"], cwd=clone, capture_output=True, text=True,
-                          env={**os.environ, "PATH": path}, timeout=600)
+    path = os.pathsep.join(
+        p
+        for p in os.environ.get("PATH", "").split(os.pathsep)
+        if Path(p).resolve() != Path(sys.executable).parent.resolve()
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.release"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+        timeout=600,
+    )
     assert done.returncode == 0, f"make assignment failed on a fresh clone:\n{done.stderr[-2000:]}"
     assert "assignment/neuroevolution" in done.stdout, done.stdout
-    status = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=clone, capture_output=True,
-                            text=True, check=True).stdout
-    assert not [line for line in status.splitlines() if not line.startswith("!! ")], \
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout
+    assert not [line for line in status.splitlines() if not line.startswith("!! ")], (
         f"make assignment changed tracked files or left untracked ones:\n{status}"
+    )
     assert "build/" not in status, f"make assignment left a second gradebook behind:\n{status}"
-    again = subprocess.run([sys.executable, "-m", "tools.release", "--check"], cwd=clone, capture_output=True,
-                           text=True, env={**os.environ, "PATH": path}, timeout=600)
+    again = subprocess.run(
+        [sys.executable, "-m", "tools.release", "--check"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+        timeout=600,
+    )
     assert again.returncode == 0, again.stderr
 
 
@@ -197,10 +230,12 @@ def test_release_test_cells_carry_the_grading_points(path):
         grade_id = f"test_{category}"
         assert grade_id in cells, f"{path.name} has no cell with grade_id {grade_id}"
         meta = cells[grade_id].metadata["nbgrader"]
-        assert meta["grade"] is True and meta["locked"] is True and meta["solution"] is False, \
+        assert meta["grade"] is True and meta["locked"] is True and meta["solution"] is False, (
             f"{grade_id} in {path.name} is not a locked autograder-test cell: {meta}"
-        assert meta["points"] == POINTS[category], \
+        )
+        assert meta["points"] == POINTS[category], (
             f"{grade_id} is worth {meta['points']} points in {path.name}, autograder.config.POINTS says {POINTS[category]}"
+        )
 
 
 @pytest.mark.parametrize("module", LESSON_MODULES)
@@ -208,8 +243,9 @@ def test_release_lesson_modules_are_the_solutions_copies(fresh, module):
     """evolution.py, parallel_demos.py and hints.py in the release are byte for byte those of solutions/."""
     canonical = (release.SOURCE_DIR / module).read_bytes()
     assert fresh[module] == canonical
-    assert (release.RELEASE_DIR / module).read_bytes() == canonical, \
+    assert (release.RELEASE_DIR / module).read_bytes() == canonical, (
         f"the committed {module} differs from solutions/: run `make assignment`"
+    )
 
 
 def test_release_audit_refuses_a_release_without_a_lesson_module(fresh):
@@ -224,7 +260,9 @@ def test_release_notebook_imports_only_modules_the_release_holds(fresh):
     code = "\n".join(cell.source for cell in cells if cell.cell_type == "code")
     imported = set(re.findall(r"^\s*(?:from|import)\s+(\w+)", code, re.M))
     assert {"evolution", "parallel_demos", "hints"} <= imported, f"the notebook imports {sorted(imported)}"
-    unshipped = sorted(name for name in imported if f"{name}.py" not in fresh and importlib.util.find_spec(name) is None)
+    unshipped = sorted(
+        name for name in imported if f"{name}.py" not in fresh and importlib.util.find_spec(name) is None
+    )
     assert not unshipped, f"the notebook imports {unshipped}, which neither the release nor the requirements provide"
 
 

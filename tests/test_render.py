@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HELPER_DIR = ROOT / "solutions" / "neuroevolution"
 sys.path[:0] = [str(HELPER_DIR), str(ROOT)]
 import evolution as ev  # noqa: E402
+
 import render  # noqa: E402
 
 
@@ -102,12 +103,17 @@ def test_render_missing_pygame_says_what_to_do(monkeypatch, capsys, tmp_path):
     for name in ("SDL_VIDEODRIVER", "PYGAME_HIDE_SUPPORT_PROMPT"):
         monkeypatch.setenv(name, os.environ.get(name, "dummy" if name == "SDL_VIDEODRIVER" else "1"))
     real_find_spec = render.importlib.util.find_spec
-    monkeypatch.setattr(render.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "pygame" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        render.importlib.util, "find_spec", lambda name, *a: None if name == "pygame" else real_find_spec(name, *a)
+    )
     assert render.main(["--agent_id", "1", "--out", str(tmp_path / "car.gif")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pygame is not installed" in err[0] and "make install" in err[0] \
-        and "pip install -r requirements.txt" in err[0], f"the message should say how to install, in the kit and the repo: {err}"
+    assert (
+        len(err) == 1
+        and "pygame is not installed" in err[0]
+        and "make install" in err[0]
+        and "pip install -r requirements.txt" in err[0]
+    ), f"the message should say how to install, in the kit and the repo: {err}"
 
 
 @pytest.fixture
@@ -136,8 +142,9 @@ def test_render_agent_folders_follow_the_documented_order(helper_dirs, tmp_path,
     mine = tmp_path / "mine"
     assert render.agent_folders(None, None) == [release / "agents", source / "agents"]
     assert render.agent_folders(None, mine) == [mine / "agents", release / "agents", source / "agents"]
-    assert render.agent_folders(None, source) == [source / "agents", release / "agents"], \
+    assert render.agent_folders(None, source) == [source / "agents", release / "agents"], (
         "a helper folder given twice should be searched once"
+    )
     assert render.agent_folders(mine, source) == [mine], "--agents-dir should be the only folder searched"
     monkeypatch.setenv("NEUROEVO_AGENTS_DIR", str(tmp_path / "env"))
     assert render.agent_folders(None, None) == [tmp_path / "env"]
@@ -175,8 +182,9 @@ def test_render_missing_everywhere_lists_folders_and_saved_ids(helper_dirs, tmp_
     assert render.main(["--agent_id", "4", "--out", str(tmp_path / "none.gif")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, f"expected one line, got {err}"
-    assert f"{release / 'agents'} (no such folder)" in err[0] and f"{source / 'agents'} (saved agents: 2, 9)" in err[0], \
-        f"the error should list both folders and their ids: {err[0]}"
+    assert (
+        f"{release / 'agents'} (no such folder)" in err[0] and f"{source / 'agents'} (saved agents: 2, 9)" in err[0]
+    ), f"the error should list both folders and their ids: {err[0]}"
     assert "save_params(params, 4)" in err[0]
 
 
@@ -213,9 +221,15 @@ def test_render_in_the_kit_layout_finds_agents_beside_it(tmp_path):
     save_in(kit / "agents", some_agent(2), 3)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "NEUROEVO_AGENTS_DIR")}
     command = [sys.executable, "render.py", "--seed", "1", "--frame-skip", "40"]
-    played = subprocess.run([*command, "--agent_id", "3"], cwd=kit, env=env, capture_output=True, text=True, timeout=120)
+    played = subprocess.run(
+        [*command, "--agent_id", "3"], cwd=kit, env=env, capture_output=True, text=True, timeout=120
+    )
     assert played.returncode == 0 and f"playing {kit / 'agents' / 'agent-3.npz'}" in played.stdout, played.stderr
-    missing = subprocess.run([*command, "--agent_id", "4"], cwd=kit, env=env, capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [*command, "--agent_id", "4"], cwd=kit, env=env, capture_output=True, text=True, timeout=120
+    )
     err = missing.stderr.strip().splitlines()
     assert missing.returncode == 1 and len(err) == 1 and "saved agents: 3" in err[0], missing.stderr
-    assert "assignment" not in err[0] and "solutions" not in err[0], f"the kit's message names repository folders: {err[0]}"
+    assert "assignment" not in err[0] and "solutions" not in err[0], (
+        f"the kit's message names repository folders: {err[0]}"
+    )

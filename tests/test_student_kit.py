@@ -18,8 +18,17 @@ from autograder import demo, paths
 from autograder.paths import ROOT
 from tools import student_kit
 
-KIT_FILES = {"README.md", "assets/car.png", "check.py", "evolution.py", "hints.py", "neuroevolution.ipynb",
-             "parallel_demos.py", "render.py", "requirements.txt"}
+KIT_FILES = {
+    "README.md",
+    "assets/car.png",
+    "check.py",
+    "evolution.py",
+    "hints.py",
+    "neuroevolution.ipynb",
+    "parallel_demos.py",
+    "render.py",
+    "requirements.txt",
+}
 SOURCE_NOTEBOOK = paths.reference_notebook()
 REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
 
@@ -60,7 +69,9 @@ def test_student_kit_leaks_nothing_of_the_instructor(files):
             assert marker not in text, f"{name} holds {marker!r}"
         lines = {line.strip() for line in text.splitlines()}
         if name.endswith(".ipynb"):
-            lines = {line.strip() for cell in nbformat.reads(text, as_version=4).cells for line in cell.source.splitlines()}
+            lines = {
+                line.strip() for cell in nbformat.reads(text, as_version=4).cells for line in cell.source.splitlines()
+            }
         leaked = sorted(lines & secret)
         assert not leaked, f"{name} holds instructor-only lines: {leaked[:3]}"
         if name.endswith(".py"):
@@ -82,15 +93,23 @@ def test_student_kit_requirements_pin_the_lock(files):
     assert pinned and all(line in lock for line in pinned), "a kit requirement is not a line of requirements.lock"
     names = {re.split(r"[=;\s]", line)[0] for line in pinned}
     assert {"numpy", "gymnasium", "pygame-ce", "nbclient", "ipykernel", "jupyterlab", "traitlets"} <= names
-    assert not names & {"nbgrader", "pytest", "joblib", "alembic", "sqlalchemy"}, "the kit installs grader-only packages"
+    assert not names & {"nbgrader", "pytest", "joblib", "alembic", "sqlalchemy"}, (
+        "the kit installs grader-only packages"
+    )
 
 
 def test_student_kit_requirements_follow_the_lock_graph():
     """A package is kept when a kept package needs it, with every marker line, in lock order."""
-    lock = ("a==1\n    # via project\nb==2 ; sys_platform == 'win32'\n    # via\n    #   a\n    #   x\n"
-            "b==3 ; sys_platform != 'win32'\n    # via a\nc==1\n    # via b\nx==9\n    # via project\n")
-    assert student_kit.kit_requirements(lock, ("a",)).splitlines()[1:] == \
-        ["a==1", "b==2 ; sys_platform == 'win32'", "b==3 ; sys_platform != 'win32'", "c==1"]
+    lock = (
+        "a==1\n    # via project\nb==2 ; sys_platform == 'win32'\n    # via\n    #   a\n    #   x\n"
+        "b==3 ; sys_platform != 'win32'\n    # via a\nc==1\n    # via b\nx==9\n    # via project\n"
+    )
+    assert student_kit.kit_requirements(lock, ("a",)).splitlines()[1:] == [
+        "a==1",
+        "b==2 ; sys_platform == 'win32'",
+        "b==3 ; sys_platform != 'win32'",
+        "c==1",
+    ]
     with pytest.raises(student_kit.KitError, match="pins no zz"):
         student_kit.kit_requirements(lock, ("zz",))
 
@@ -111,11 +130,15 @@ def build_environment(kit: Path) -> Path:
     venv = kit / ".venv"
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if shutil.which("uv"):
-        commands = [["uv", "venv", "-q", "--python", sys.executable, str(venv)],
-                    ["uv", "pip", "install", "-q", "--python", str(python), "-r", "requirements.txt"]]
+        commands = [
+            ["uv", "venv", "-q", "--python", sys.executable, str(venv)],
+            ["uv", "pip", "install", "-q", "--python", str(python), "-r", "requirements.txt"],
+        ]
     else:
-        commands = [[sys.executable, "-m", "venv", str(venv)],
-                    [str(python), "-m", "pip", "install", "-q", "-r", "requirements.txt"]]
+        commands = [
+            [sys.executable, "-m", "venv", str(venv)],
+            [str(python), "-m", "pip", "install", "-q", "-r", "requirements.txt"],
+        ]
     for command in commands:
         result = subprocess.run(command, cwd=kit, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"{' '.join(command[:3])} failed:\n{result.stderr[-2000:]}"

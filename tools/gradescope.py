@@ -21,9 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "gradescope"
 # What the bundle carries besides the two scripts (the reference is needed to time the speedup).
 # The grader reads the trusted evolution.py and hints.py (its student messages) beside the notebooks.
-INCLUDE = ("autograder/**/*", *(f"{folder}/neuroevolution/{name}" for folder in ("assignment", "solutions")
-                               for name in ("neuroevolution.ipynb", "evolution.py", "hints.py")),
-           "requirements.lock", "pyproject.toml")
+INCLUDE = (
+    "autograder/**/*",
+    *(
+        f"{folder}/neuroevolution/{name}"
+        for folder in ("assignment", "solutions")
+        for name in ("neuroevolution.ipynb", "evolution.py", "hints.py")
+    ),
+    "requirements.lock",
+    "pyproject.toml",
+)
 EXCLUDE = ("*/__pycache__/*", "*.pyc", "*/.*")
 SCRIPTS = ("setup.sh", "run_autograder")
 DEFAULT_OUT = ROOT / "dist" / "gradescope-autograder.zip"
@@ -62,8 +69,9 @@ def build(out: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.gradescope", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"zip to write (default: {DEFAULT_OUT.relative_to(ROOT)})")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"zip to write (default: {DEFAULT_OUT.relative_to(ROOT)})"
+    )
     args = parser.parse_args(argv)
     try:
         names = build(args.out)

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.paths import ASSIGNMENT as ASSIGNMENT_ID
-from autograder.paths import HELPER, LESSON_MODULES, NOTEBOOK, RELEASE_DIR, ROOT, SOURCE_DIR
+from autograder.paths import LESSON_MODULES, NOTEBOOK, RELEASE_DIR, ROOT, SOURCE_DIR
 
 # The files every release must hold: the notebook and the modules it imports from beside it.
 REQUIRED = (NOTEBOOK, *LESSON_MODULES)
@@ -92,11 +92,18 @@ def generate(scratch: Path, *, use_gradebook: bool = False) -> Path:
     if not result["success"]:
         # The informative line is the last exception inside nbgrader's log, not its closing summary.
         lines = [line.strip() for line in (result.get("log") or "").splitlines()]
-        causes = [line for line in lines if ": " in line and "NbGraderException" not in line
-                  and line.split(":")[0].endswith(("Error", "Exception", "Entry"))]
+        causes = [
+            line
+            for line in lines
+            if ": " in line
+            and "NbGraderException" not in line
+            and line.split(":")[0].endswith(("Error", "Exception", "Entry"))
+        ]
         detail = causes[-1] if causes else "no message"
-        raise ReleaseError(f"nbgrader generate_assignment failed ({detail}); "
-                           f"run `nbgrader generate_assignment {ASSIGNMENT_ID} --force` for the full log")
+        raise ReleaseError(
+            f"nbgrader generate_assignment failed ({detail}); "
+            f"run `nbgrader generate_assignment {ASSIGNMENT_ID} --force` for the full log"
+        )
     return scratch / ASSIGNMENT_ID
 
 
@@ -116,16 +123,20 @@ def audit(files: dict[str, bytes]) -> None:
     """Refuse a release that holds stray files or any instructor-only content."""
     stray = [name for name in files if not any(fnmatch.fnmatch(name, pattern) for pattern in ALLOWED)]
     if stray:
-        raise UnsafeRelease(f"the release would contain unexpected files {stray}: remove them from {SOURCE_DIR} "
-                           "or add them to CourseDirectory.ignore in nbgrader_config.py")
+        raise UnsafeRelease(
+            f"the release would contain unexpected files {stray}: remove them from {SOURCE_DIR} "
+            "or add them to CourseDirectory.ignore in nbgrader_config.py"
+        )
     for name in REQUIRED:
         if name not in files:
             raise UnsafeRelease(f"nbgrader produced no {name}: check {SOURCE_DIR}")
     notebook_text = files[NOTEBOOK].decode("utf-8")
     leaked = [marker for marker in SOURCE_ONLY_MARKERS if marker in notebook_text]
     if leaked:
-        raise UnsafeRelease(f"the released notebook still contains {leaked}: check the marker spelling "
-                           "(### BEGIN SOLUTION / ### BEGIN HIDDEN TESTS) in the source notebook")
+        raise UnsafeRelease(
+            f"the released notebook still contains {leaked}: check the marker spelling "
+            "(### BEGIN SOLUTION / ### BEGIN HIDDEN TESTS) in the source notebook"
+        )
 
 
 def differences(expected: dict[str, bytes], actual: dict[str, bytes]) -> list[str]:
@@ -133,8 +144,11 @@ def differences(expected: dict[str, bytes], actual: dict[str, bytes]) -> list[st
     changed = [name for name in expected if name in actual and actual[name] != expected[name]]
     missing = [name for name in expected if name not in actual]
     extra = [name for name in actual if name not in expected]
-    return [f"{label}: {', '.join(names)}" for label, names in
-            (("changed", changed), ("missing", missing), ("unexpected", extra)) if names]
+    return [
+        f"{label}: {', '.join(names)}"
+        for label, names in (("changed", changed), ("missing", missing), ("unexpected", extra))
+        if names
+    ]
 
 
 def write(expected: dict[str, bytes], folder: Path, patterns: list[str]) -> list[str]:
@@ -176,11 +190,13 @@ def shown(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.release",
-        description=f"Generate {shown(RELEASE_DIR)} from {shown(SOURCE_DIR)} "
-                    "with nbgrader's generate_assignment.",
+        description=f"Generate {shown(RELEASE_DIR)} from {shown(SOURCE_DIR)} with nbgrader's generate_assignment.",
     )
-    parser.add_argument("--check", action="store_true",
-                        help="do not write anything; exit 1 if the committed release differs from a fresh one")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write anything; exit 1 if the committed release differs from a fresh one",
+    )
     args = parser.parse_args(argv)
     where = shown(RELEASE_DIR)
     try:
@@ -192,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = differences(expected, release_files(RELEASE_DIR, patterns))
         if stale:
-            print(f"{where} is stale ({'; '.join(stale)}): run `make assignment` and commit the result",
-                  file=sys.stderr)
+            print(
+                f"{where} is stale ({'; '.join(stale)}): run `make assignment` and commit the result", file=sys.stderr
+            )
             return 1
         print(f"{where} is up to date with {shown(SOURCE_DIR)}")
         return 0

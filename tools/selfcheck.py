@@ -84,8 +84,10 @@ def graded_cells(notebook: Path) -> tuple[dict[str, str], dict[str, int]]:
     try:
         nb = nbformat.read(notebook, as_version=4)
     except Exception as exc:  # not JSON, not a notebook, unreadable
-        raise NotebookError(f"{notebook.name} is not a readable notebook ({type(exc).__name__}: {exc}): "
-                            "restore it from your last working copy") from None
+        raise NotebookError(
+            f"{notebook.name} is not a readable notebook ({type(exc).__name__}: {exc}): "
+            "restore it from your last working copy"
+        ) from None
     nb = without_hidden_tests(nb, notebook.name)
     sources, points = {}, {}
     for cell in nb.cells:
@@ -97,8 +99,10 @@ def graded_cells(notebook: Path) -> tuple[dict[str, str], dict[str, int]]:
                 points[grade_id] = int(meta.get("points", 0))
     missing = [grade_id for grade_id in (SETUP_ID, *STUB_IDS, *TEST_IDS) if grade_id not in sources]
     if missing:
-        raise NotebookError(f"{notebook.name} has no cell with grade_id {', '.join(missing)}: copy the missing "
-                            "cells back from a fresh copy of the assignment")
+        raise NotebookError(
+            f"{notebook.name} has no cell with grade_id {', '.join(missing)}: copy the missing "
+            "cells back from a fresh copy of the assignment"
+        )
     return sources, points
 
 
@@ -113,8 +117,10 @@ def without_hidden_tests(nb, name: str):
     try:
         from nbgrader.preprocessors import ClearHiddenTests
     except ImportError:
-        raise NotebookError(f"{name} holds the instructor's hidden tests, which only nbgrader can remove: "
-                            "check the released notebook instead") from None
+        raise NotebookError(
+            f"{name} holds the instructor's hidden tests, which only nbgrader can remove: "
+            "check the released notebook instead"
+        ) from None
     try:
         nb, _ = ClearHiddenTests().preprocess(nb, {})
     except RuntimeError as exc:  # unbalanced markers, or a hidden region outside a graded cell
@@ -154,8 +160,14 @@ def needs_another_try(cell) -> bool:
     return failed or (hints.is_not_judged(printed) and not hints.is_slow_worker_start(printed))
 
 
-def run_notebook(nb, folder: Path, *, timeout: int = CELL_TIMEOUT, env: dict[str, str] | None = None,
-                 attempts_allowed: int = TIMING_ATTEMPTS) -> dict[str, int]:
+def run_notebook(
+    nb,
+    folder: Path,
+    *,
+    timeout: int = CELL_TIMEOUT,
+    env: dict[str, str] | None = None,
+    attempts_allowed: int = TIMING_ATTEMPTS,
+) -> dict[str, int]:
     """Run every code cell of ``nb`` in place, in a new kernel started in ``folder``, past errors.
 
     A timing cell (``TIMING_IDS``) that failed, or that busy cores kept from a verdict, runs again,
@@ -165,8 +177,14 @@ def run_notebook(nb, folder: Path, *, timeout: int = CELL_TIMEOUT, env: dict[str
     """
     from nbclient import NotebookClient
 
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            interrupt_on_timeout=True, resources={"metadata": {"path": str(folder)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        resources={"metadata": {"path": str(folder)}},
+    )
     client.reset_execution_trackers()
     attempts = {}
     options = {"stderr": subprocess.DEVNULL}  # the kernel's own log lines are noise; cell output arrives separately
@@ -245,8 +263,9 @@ def report(runs: list[CellRun], sources: dict[str, str], points: dict[str, int],
     by_id = {run.grade_id: run for run in runs}
     raised = [run.traceback for run in runs if run.error and run.error[0] == "NotImplementedError"]
     # A stub counts as unfilled when its cell still has the raise line and a test ran into it.
-    stubs_left = [stub for stub in STUB_IDS
-                  if STUB_LEFT.search(sources[stub]) and any(stub in traceback for traceback in raised)]
+    stubs_left = [
+        stub for stub in STUB_IDS if STUB_LEFT.search(sources[stub]) and any(stub in traceback for traceback in raised)
+    ]
     for stub in stubs_left:
         print(hints.not_implemented(stub), file=out)
     for grade_id in (SETUP_ID, *STUB_IDS):
@@ -284,11 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python check.py" if in_kit else "python -m tools.selfcheck",
         description="Run the setup cell, your two solution cells and the visible tests of the notebook "
-                    "in a fresh kernel, and print your points per part.",
+        "in a fresh kernel, and print your points per part.",
     )
-    parser.add_argument("notebook", nargs="?", type=Path, default=None,
-                        help=f"the notebook to check (default: {NOTEBOOK_NAME} beside this script, "
-                             "else the release in the course repository)")
+    parser.add_argument(
+        "notebook",
+        nargs="?",
+        type=Path,
+        default=None,
+        help=f"the notebook to check (default: {NOTEBOOK_NAME} beside this script, "
+        "else the release in the course repository)",
+    )
     args = parser.parse_args(argv)
     notebook = (args.notebook or default_notebook()).resolve()
     if not notebook.is_file():
@@ -307,8 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runs = execute(build_check_notebook(sources), notebook.parent)
     except Exception as exc:  # the kernel could not start at all
-        print(f"error: could not start a Python kernel ({type(exc).__name__}: {exc}): install the requirements "
-              "(pip install -r requirements.txt) in the environment you run this with", file=sys.stderr)
+        print(
+            f"error: could not start a Python kernel ({type(exc).__name__}: {exc}): install the requirements "
+            "(pip install -r requirements.txt) in the environment you run this with",
+            file=sys.stderr,
+        )
         return 2
     passed = report(runs, sources, points)
     print(f"({time.perf_counter() - start:.0f} s)")

@@ -42,8 +42,17 @@ COPIED = {
     "render.py": ROOT / "render.py",
 }
 # What the kit installs: the notebook's libraries, the self-check's, and JupyterLab to open the notebook.
-REQUIREMENT_ROOTS = ("numpy", "gymnasium", "pygame-ce", "matplotlib", "pillow", "nbformat", "nbclient",
-                     "ipykernel", "jupyterlab")
+REQUIREMENT_ROOTS = (
+    "numpy",
+    "gymnasium",
+    "pygame-ce",
+    "matplotlib",
+    "pillow",
+    "nbformat",
+    "nbclient",
+    "ipykernel",
+    "jupyterlab",
+)
 # Text no kit file may hold: instructor-only regions, and imports of the grader's own modules.
 FORBIDDEN = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 GRADER_IMPORT = re.compile(r"^\s*(from|import)\s+(autograder|tools|solutions)\b", re.M)
@@ -82,8 +91,11 @@ def kit_requirements(lock_text: str, roots: tuple[str, ...] = REQUIREMENT_ROOTS)
                 wanted.add(name)
                 grew = True
     lines = [line for name, line, _ in entries if name in wanted]
-    return "# The course's pinned versions (from its requirements.lock): pip install -r requirements.txt\n" + \
-        "\n".join(lines) + "\n"
+    return (
+        "# The course's pinned versions (from its requirements.lock): pip install -r requirements.txt\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def kit_files() -> dict[str, bytes]:
@@ -108,8 +120,10 @@ def audit(files: dict[str, bytes]) -> None:
         text = content.decode("utf-8")
         found = [marker for marker in FORBIDDEN if marker in text]
         if found:
-            raise KitError(f"{name} would give students {found[0]!r} content: rebuild the release with "
-                           "`make assignment` and keep such text out of the kit's files")
+            raise KitError(
+                f"{name} would give students {found[0]!r} content: rebuild the release with "
+                "`make assignment` and keep such text out of the kit's files"
+            )
         if name.endswith(".py") and GRADER_IMPORT.search(text.replace("from autograder import hints", "")):
             raise KitError(f"{name} imports the course repository's own modules, which the kit does not hold")
 
@@ -136,10 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.student_kit",
         description="Build the student kit (the release, Part 1's module, the self-check, render.py and the "
-                    "pinned requirements) as a folder and a zip.",
+        "pinned requirements) as a folder and a zip.",
     )
-    parser.add_argument("--dist", type=Path, default=DIST,
-                        help=f"folder to write {KIT_NAME}/ and {KIT_NAME}.zip into (default: dist/)")
+    parser.add_argument(
+        "--dist", type=Path, default=DIST, help=f"folder to write {KIT_NAME}/ and {KIT_NAME}.zip into (default: dist/)"
+    )
     args = parser.parse_args(argv)
     try:
         files = kit_files()
