@@ -22,8 +22,6 @@ import evolution
 import numpy as np
 
 from benchmarks.batched_env import batch_returns, stack_params
-
-# benchmarks.common first: importing it puts evolution.py's folder on sys.path
 from benchmarks.common import Report, default_chunksize, free_cores, interleaved_times, median, ratio, usable_cores
 
 TOLERANCE = 1e-6  # largest |return - episode()| accepted as the same result

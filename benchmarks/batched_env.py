@@ -17,8 +17,6 @@ from __future__ import annotations
 import evolution
 import numpy as np
 
-import benchmarks.common  # noqa: F401  (puts evolution.py's folder on sys.path)
-
 
 def stack_params(population: list[dict]) -> dict[str, np.ndarray]:
     """``population``'s parameters stacked along a new first axis: ``w1`` -> ``(n, i, h)`` and so on."""

@@ -20,17 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "solutions" / "neuroevolution" / "neuroevolution.ipynb"
-HELPER_DIR = NOTEBOOK.parent
-OUT_DIR = ROOT / "benchmarks" / "out"
-DOCS_DIR = ROOT / "docs"
-REFERENCE_MODULE = "bench_reference"
+from autograder import cores, paths
 
-# The helper module is imported as plain ``evolution``, as the notebook does; Pool workers
-# inherit sys.path under every start method, so they find it too.
-if str(HELPER_DIR) not in sys.path:
-    sys.path.insert(0, str(HELPER_DIR))
+NOTEBOOK = paths.reference_notebook()
+HELPER_DIR = paths.SOURCE_DIR
+OUT_DIR = paths.ROOT / "benchmarks" / "out"
+DOCS_DIR = paths.ROOT / "docs"
+REFERENCE_MODULE = "bench_reference"
 
 
 class BenchmarkError(Exception):
@@ -38,8 +34,8 @@ class BenchmarkError(Exception):
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
-    return len(os.sched_getaffinity(0))
+    """How many cores this process may run on (the affinity mask where there is one, as the grader counts)."""
+    return len(cores.usable_cores())
 
 
 def load_reference(workdir: Path):

@@ -2,9 +2,8 @@
 
 Copies the demo submissions to a temporary folder, runs the grader's command line on them
 once (``python -m autograder grade --submitted DIR --output DIR``), and reads the
-``results.json`` it writes per student. The whole run's wall time per submission is always
-reported; seconds per category are reported when the results carry per-test times
-(``execution_time`` or a similar field on each test, as Gradescope's schema allows).
+``results.json`` it writes per student: the whole run's wall time per submission, and the
+seconds the grader recorded per category (``extra_data.category_seconds``).
 """
 
 from __future__ import annotations
@@ -18,9 +17,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import ROOT, Report, median
+from autograder.paths import ROOT
+from benchmarks.common import Report, median
 
-TIME_KEYS = ("execution_time", "wall_seconds", "seconds", "duration")  # per-test time fields, first found wins
 SKIPPED = "skipped: grader not available"
 
 
@@ -60,25 +59,12 @@ def grader_available(command: list[str]) -> str:
     return ""
 
 
-def seconds_of_test(test: dict) -> float | None:
-    """The time recorded on one results.json test, if any."""
-    for key in TIME_KEYS:
-        value = test.get(key)
-        if isinstance(value, (int, float)):
-            return float(value)
-    extra = test.get("extra_data")
-    return seconds_of_test(extra) if isinstance(extra, dict) else None
-
-
 def category_seconds(results: dict) -> dict[str, float]:
-    """Seconds per category tag in one student's results.json (categories without times are left out)."""
-    totals: dict[str, float] = {}
-    for test in results.get("tests", []):
-        seconds = seconds_of_test(test)
-        tags = test.get("tags") or ["untagged"]
-        if seconds is not None:
-            totals[tags[0]] = totals.get(tags[0], 0.0) + seconds
-    return totals
+    """Seconds per category the grader recorded in one student's results.json."""
+    return {
+        category: float(seconds)
+        for category, seconds in results.get("extra_data", {}).get("category_seconds", {}).items()
+    }
 
 
 def run(settings: GradingSettings) -> list[Report]:
@@ -130,7 +116,7 @@ def run(settings: GradingSettings) -> list[Report]:
         report.rows.append([category, median(values), max(values), len(values)])
     report.rows.append(["whole run / submission", wall / len(ids), float("nan"), len(ids)])
     if not by_category:
-        report.notes.append("the results carry no per-test times: only the whole run is timed")
+        report.notes.append("the results carry no extra_data.category_seconds: only the whole run is timed")
     if done.returncode != 0 or len(graded) < len(ids):
         report.notes.append(
             f"grader exit status {done.returncode}, results for {len(graded)} of {len(ids)} "

@@ -24,7 +24,6 @@ from multiprocessing import Pool
 import evolution
 import numpy as np
 
-# benchmarks.common first: importing it puts evolution.py's folder on sys.path
 from benchmarks.common import Report, free_cores, interleaved_times, median, ratio, usable_cores
 
 

@@ -41,15 +41,10 @@ TWO_CORE_GOAL, SIXTEEN_CORE_GOAL = 0.90, 0.75
 
 
 def grading_workload() -> tuple[int, int, float]:
-    """(generations, pop_size, sigma) of the run the grader times for the speedup category.
+    """(generations, pop_size, sigma) of the run the grader times for the speedup category."""
+    from autograder.config import SPEEDUP
 
-    Falls back to the agent category's training run if the settings have no speedup
-    workload; a workload without its own sigma uses the agent runs' one.
-    """
-    from autograder import config
-
-    budget = getattr(config, "SPEEDUP", None) or config.AGENT
-    return budget.generations, budget.pop_size, getattr(budget, "sigma", config.AGENT.sigma)
+    return SPEEDUP.generations, SPEEDUP.pop_size, SPEEDUP.sigma
 
 
 @dataclass
@@ -353,9 +348,9 @@ def run(settings: ScalingSettings) -> list[Report]:
 
 def _grading_processes() -> int:
     """Workers the grader's speedup workload is sized for."""
-    from autograder import config
+    from autograder.config import SPEEDUP
 
-    return getattr(getattr(config, "SPEEDUP", None), "processes", 2)
+    return SPEEDUP.processes
 
 
 def _goal_notes(processes: list[int], speedups: list[float], fraction: float, free: dict[int, float]) -> list[str]:

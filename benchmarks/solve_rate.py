@@ -29,11 +29,8 @@ import numpy as np
 
 from autograder.config import AGENT
 from autograder.extract import NotebookError, write_module
-from benchmarks.common import positive_int
+from benchmarks.common import NOTEBOOK, positive_int
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "solutions" / "neuroevolution" / "neuroevolution.ipynb"
-HELPER_DIR = NOTEBOOK.parent
 HELDOUT_SEED = 1_000_000  # far from the small training seeds, so no start state is shared by design
 LOOPS = ("reference", "random", "argmin", "frozen")
 

@@ -6,17 +6,15 @@ import importlib.util
 import multiprocessing as mp
 import os
 import pickle
-import sys
 from functools import partial
 from pathlib import Path
 
+import evolution as ev  # the canonical copy (pytest's pythonpath holds solutions/neuroevolution)
 import gymnasium as gym
 import numpy as np
 import pytest
 
-HELPER_DIR = Path(__file__).resolve().parent.parent / "solutions" / "neuroevolution"
-sys.path.insert(0, str(HELPER_DIR))
-import evolution as ev  # noqa: E402  (the canonical copy, found through the line above)
+from autograder.paths import SOURCE_DIR as HELPER_DIR
 
 
 @pytest.fixture

@@ -8,16 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import evolution as ev  # the canonical copy (pytest's pythonpath holds solutions/neuroevolution)
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-HELPER_DIR = ROOT / "solutions" / "neuroevolution"
-sys.path[:0] = [str(HELPER_DIR), str(ROOT)]
-import evolution as ev  # noqa: E402
-
-import render  # noqa: E402
+import render
+from autograder.paths import ROOT
+from autograder.paths import SOURCE_DIR as HELPER_DIR
 
 
 @pytest.fixture
