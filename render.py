@@ -97,14 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="start-state seed of the first episode; the next ones use seed+1, seed+2, ... "
         "(default: a random seed, printed so the run can be repeated)",
     )
-    parser.add_argument(
+    # A window or a GIF, never both: argparse rejects the pair with a usage line.
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
         "--out",
         type=Path,
         default=None,
         help="write an animated GIF to this path instead of opening a window "
         "(default without a display: agent-<id>.gif in the current folder)",
     )
-    parser.add_argument(
+    output.add_argument(
         "--window",
         action="store_true",
         help="insist on a window; fail instead of falling back to a GIF when there is no display",
@@ -291,8 +293,6 @@ def run(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.window and args.out:
-        parser.error("--window and --out exclude each other: choose a window or a GIF")
     try:
         run(args)
     except RenderError as exc:

@@ -56,14 +56,14 @@ def rebuild(path: Path, rows: list[tuple[str, dict]]) -> None:
 
 
 def _timestamp(text: str | None) -> datetime | None:
-    if not text:
+    """A results.json timestamp (nbgrader's ``2025-03-01 12:00:00.000000 UTC`` or ISO 8601) as naive UTC,
+    parsed by nbgrader's own reader; None when absent or unreadable (the submission then gets none)."""
+    from nbgrader.utils import parse_utc
+
+    try:
+        return parse_utc(text.strip()) if text else None
+    except (ValueError, OverflowError):
         return None
-    for parse in (datetime.fromisoformat, lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f %Z")):
-        try:
-            return parse(text.strip())
-        except ValueError:
-            continue
-    return None
 
 
 @contextlib.contextmanager

@@ -124,3 +124,13 @@ def test_export_nbgrader_export_before_any_grading(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert rows(target) == [] and target.read_text().startswith("assignment,duedate,timestamp,student_id")
+
+
+def test_export_gradebook_reads_nbgrader_and_iso_timestamps():
+    """The gradebook stores each submission's time as naive UTC, whichever way results.json wrote it."""
+    from datetime import datetime
+
+    noon = datetime(2025, 3, 1, 12, 0)
+    assert gradebook._timestamp("2025-03-01 12:00:00.000000 UTC") == noon
+    assert gradebook._timestamp("2025-03-01T13:00:00+01:00") == noon
+    assert gradebook._timestamp("not a time") is None and gradebook._timestamp(None) is None

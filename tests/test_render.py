@@ -86,6 +86,15 @@ def test_render_bad_flags_exit_2(argv, capsys):
     assert "usage:" in capsys.readouterr().err
 
 
+def test_render_window_and_out_are_one_choice(capsys):
+    """--window and --out form one mutually exclusive group: argparse names the clash in its usage error."""
+    with pytest.raises(SystemExit):
+        render.main(["--agent_id", "1", "--out", "car.gif", "--window"])
+    err = capsys.readouterr().err
+    assert "argument --window: not allowed with argument --out" in err, err
+    assert "[--out OUT | --window]" in render.build_parser().format_usage()
+
+
 def test_render_window_without_display_says_what_to_do(monkeypatch, capsys):
     """--window on a machine without a display fails with one line suggesting the GIF."""
     monkeypatch.setattr(render.sys, "platform", "linux")
