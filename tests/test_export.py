@@ -13,7 +13,7 @@ from pathlib import Path
 from autograder import cli, gradebook, paths
 from autograder.config import CATEGORIES, POINTS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 
 
 def graded(output: Path, student: str, scores: dict[str, float]) -> dict:

@@ -17,7 +17,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from autograder.paths import ROOT
+
 TEMPLATES = Path(__file__).resolve().parent / "gradescope"
 # What the bundle carries besides the two scripts (the reference is needed to time the speedup).
 # The grader reads the trusted evolution.py and hints.py (its student messages) beside the notebooks.
