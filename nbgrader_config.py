@@ -29,8 +29,14 @@ c.CourseDirectory.feedback_directory = "feedback"  # `make feedback` stages page
 c.CourseDirectory.db_url = f"sqlite:///{GRADES_DIR / 'gradebook.db'}"
 # Files that running the notebook leaves beside it must never reach the release.
 c.CourseDirectory.ignore = [
-    ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",  # nbgrader's defaults
-    "agents", "*.npz", "*.gif", ".*",
+    ".ipynb_checkpoints",
+    "*.pyc",
+    "__pycache__",
+    "feedback",  # nbgrader's defaults
+    "agents",
+    "*.npz",
+    "*.gif",
+    ".*",
 ]
 
 GRADES_DIR.mkdir(parents=True, exist_ok=True)  # sqlite does not create the folder of its database

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
-from concurrent.futures import ThreadPoolExecutor
 import signal
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,16 +62,25 @@ def notebook_for(submitted: Path, student: str) -> tuple[Path, str | None]:
     if exact.is_file():
         return exact, None
     folder = submitted / student
-    found = [p for p in sorted(folder.rglob("*.ipynb")) if p.is_file() and not p.is_symlink()
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-    files = [intake.File(intake.PurePosixPath(p.relative_to(folder).as_posix()), _mtime(p), 0, p.read_bytes)
-             for p in found]
+    found = [
+        p
+        for p in sorted(folder.rglob("*.ipynb"))
+        if p.is_file() and not p.is_symlink() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    files = [
+        intake.File(intake.PurePosixPath(p.relative_to(folder).as_posix()), _mtime(p), 0, p.read_bytes) for p in found
+    ]
     chosen, _ = intake.pick_notebook(files)
     if chosen:
-        return folder / chosen.path, f"renamed: graded {chosen.path.as_posix()!r} (expected {exact.relative_to(folder)})"
+        return (
+            folder / chosen.path,
+            f"renamed: graded {chosen.path.as_posix()!r} (expected {exact.relative_to(folder)})",
+        )
     others = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    return exact, (f"no notebook: expected {exact.relative_to(folder)}"
-                   + (f", found {', '.join(others)[:80]}" if others else ", the folder is empty"))
+    return exact, (
+        f"no notebook: expected {exact.relative_to(folder)}"
+        + (f", found {', '.join(others)[:80]}" if others else ", the folder is empty")
+    )
 
 
 def _mtime(path: Path):
@@ -99,16 +108,25 @@ class Progress:
         self.done += 1
         if not graded.skipped:
             self.graded_seconds, self.graded = self.graded_seconds + seconds, self.graded + 1
-        state = ("unchanged, kept" if graded.skipped else f"GRADER ERROR: {graded.error}" if graded.error
-                 else f"{graded.score:g}/{self.max_score:g}")
+        state = (
+            "unchanged, kept"
+            if graded.skipped
+            else f"GRADER ERROR: {graded.error}"
+            if graded.error
+            else f"{graded.score:g}/{self.max_score:g}"
+        )
         left = self.total - self.done
         eta = ""
         if self.graded and left:
             seconds = self.graded_seconds / self.graded * left
             eta = f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
         bar = "#" * (20 * self.done // self.total)
-        print(f"[{bar:<20}] {self.done}/{self.total} {graded.student}: {state} "
-              f"({time.perf_counter() - self.start:.0f} s{eta})", file=sys.stderr, flush=True)
+        print(
+            f"[{bar:<20}] {self.done}/{self.total} {graded.student}: {state} "
+            f"({time.perf_counter() - self.start:.0f} s{eta})",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 @dataclass
@@ -139,8 +157,16 @@ def _uninterruptible():
         signal.signal(signal.SIGINT, previous)
 
 
-def grade_batch(submitted: Path, output: Path, students: list[str], categories: tuple[str, ...],
-                force: bool, refused: dict[str, str] | None = None, exports: bool = True, jobs: int = 1) -> Report:
+def grade_batch(
+    submitted: Path,
+    output: Path,
+    students: list[str],
+    categories: tuple[str, ...],
+    force: bool,
+    refused: dict[str, str] | None = None,
+    exports: bool = True,
+    jobs: int = 1,
+) -> Report:
     """Grade ``students``, skipping those already graded with the same key, then rebuild the outputs.
 
     ``jobs`` students are graded at once, each job with its own reference; timed phases reserve
@@ -207,11 +233,15 @@ def grade_batch(submitted: Path, output: Path, students: list[str], categories: 
     return report
 
 
-def _grade_one(student: str, notebook: Path, output: Path, categories: tuple[str, ...], shared: Batch,
-               force: bool) -> Graded:
+def _grade_one(
+    student: str, notebook: Path, output: Path, categories: tuple[str, ...], shared: Batch, force: bool
+) -> Graded:
     previous = results.read_results(output / student / "results.json")
-    if (not force and previous
-            and previous.get("extra_data", {}).get("grading_key") == grading_key(notebook, categories)):
+    if (
+        not force
+        and previous
+        and previous.get("extra_data", {}).get("grading_key") == grading_key(notebook, categories)
+    ):
         return Graded(student, previous["score"], previous["extra_data"].get("category_scores", {}), skipped=True)
     try:
         return grade_student(student, notebook, output / student, categories, shared)
@@ -262,8 +292,9 @@ def summary(report: Report) -> str:
     failures: dict[str, list[str]] = {}
     for g in report.graded:
         if not g.error and student_has_notebook(report, g.student):
-            message = _zero_reason(results.read_results(report.output / g.student / "results.json")
-                                   if report.output else None)
+            message = _zero_reason(
+                results.read_results(report.output / g.student / "results.json") if report.output else None
+            )
             if message:
                 failures.setdefault(message, []).append(g.student)
     for message, who in failures.items():
@@ -273,9 +304,11 @@ def summary(report: Report) -> str:
             unsure, reason = _inconclusive(report, g)
             if unsure and not g.error:
                 got = g.category_scores.get("speedup", 0)
-                attention.append(f"  timing      {g.student}: speedup inconclusive, {got:g}/{POINTS['speedup']} awarded"
-                                 + (f" ({reason})" if reason else "")
-                                 + "; grade again on a quiet machine with --force for a real measurement")
+                attention.append(
+                    f"  timing      {g.student}: speedup inconclusive, {got:g}/{POINTS['speedup']} awarded"
+                    + (f" ({reason})" if reason else "")
+                    + "; grade again on a quiet machine with --force for a real measurement"
+                )
     if attention:
         lines += ["", "needs a look:"] + attention
 

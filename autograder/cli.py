@@ -46,77 +46,155 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
 
-    cmd = commands.add_parser("grade", help="grade submissions in nbgrader's submitted layout", epilog=GRADE_STATUS,
-                              formatter_class=raw,
-                              description="Grade every submission (or one) and write results.json, feedback.html, "
-                                          "grades.csv and gradebook.db under OUTPUT.")
-    cmd.add_argument("--submitted", type=Path, default=Path("submitted"),
-                     help="folder holding <student_id>/neuroevolution/neuroevolution.ipynb (default: submitted)")
-    cmd.add_argument("--output", type=Path, default=Path("grades"),
-                     help="folder the results are written to (default: grades)")
-    cmd.add_argument("--student", action="append", metavar="ID",
-                     help="grade only this student (repeat the flag for several)")
-    cmd.add_argument("--force", action="store_true",
-                     help="regrade students whose notebook has not changed since they were last graded")
-    cmd.add_argument("--jobs", type=_positive, default=1, metavar="N",
-                     help="grade N students at once (default 1); each timed measurement still gets cores of its "
-                          "own, so grades do not depend on N: worth it from about 4 cores up")
-    cmd.add_argument("--categories", default=",".join(CATEGORIES),
-                     help=f"comma-separated categories to grade (default: all of {','.join(CATEGORIES)})")
+    cmd = commands.add_parser(
+        "grade",
+        help="grade submissions in nbgrader's submitted layout",
+        epilog=GRADE_STATUS,
+        formatter_class=raw,
+        description="Grade every submission (or one) and write results.json, feedback.html, "
+        "grades.csv and gradebook.db under OUTPUT.",
+    )
+    cmd.add_argument(
+        "--submitted",
+        type=Path,
+        default=Path("submitted"),
+        help="folder holding <student_id>/neuroevolution/neuroevolution.ipynb (default: submitted)",
+    )
+    cmd.add_argument(
+        "--output", type=Path, default=Path("grades"), help="folder the results are written to (default: grades)"
+    )
+    cmd.add_argument(
+        "--student", action="append", metavar="ID", help="grade only this student (repeat the flag for several)"
+    )
+    cmd.add_argument(
+        "--force",
+        action="store_true",
+        help="regrade students whose notebook has not changed since they were last graded",
+    )
+    cmd.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="grade N students at once (default 1); each timed measurement still gets cores of its "
+        "own, so grades do not depend on N: worth it from about 4 cores up",
+    )
+    cmd.add_argument(
+        "--categories",
+        default=",".join(CATEGORIES),
+        help=f"comma-separated categories to grade (default: all of {','.join(CATEGORIES)})",
+    )
 
-    cmd = commands.add_parser("collect", help="fill the submitted layout from an LMS, Gradescope or exchange download",
-                              epilog=COLLECT_STATUS, formatter_class=raw,
-                              description="Read a Gradescope export zip, a Canvas-style zip (<name>_<user id>_"
-                                          "<submission id>_<file>), a folder of student folders (Moodle's too) or "
-                                          "nbgrader's exchange, and write each student's latest notebook to "
-                                          f"SUBMITTED/<id>/{paths.ASSIGNMENT}/{paths.NOTEBOOK} with timestamp.txt.")
-    cmd.add_argument("source", type=Path, metavar="ARCHIVE_OR_FOLDER",
-                     help="the downloaded zip, or the folder it unpacks to, or the exchange's inbound folder")
-    cmd.add_argument("--submitted", type=Path, default=Path("submitted"),
-                     help="folder to fill, in nbgrader's submitted layout (default: submitted)")
+    cmd = commands.add_parser(
+        "collect",
+        help="fill the submitted layout from an LMS, Gradescope or exchange download",
+        epilog=COLLECT_STATUS,
+        formatter_class=raw,
+        description="Read a Gradescope export zip, a Canvas-style zip (<name>_<user id>_"
+        "<submission id>_<file>), a folder of student folders (Moodle's too) or "
+        "nbgrader's exchange, and write each student's latest notebook to "
+        f"SUBMITTED/<id>/{paths.ASSIGNMENT}/{paths.NOTEBOOK} with timestamp.txt.",
+    )
+    cmd.add_argument(
+        "source",
+        type=Path,
+        metavar="ARCHIVE_OR_FOLDER",
+        help="the downloaded zip, or the folder it unpacks to, or the exchange's inbound folder",
+    )
+    cmd.add_argument(
+        "--submitted",
+        type=Path,
+        default=Path("submitted"),
+        help="folder to fill, in nbgrader's submitted layout (default: submitted)",
+    )
     cmd.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
 
-    cmd = commands.add_parser("feedback", help="stage student feedback: nbgrader's feedback/ layout and one zip each",
-                              epilog=FEEDBACK_STATUS, formatter_class=raw,
-                              description="Write each graded student's feedback page from OUTPUT/<id>/results.json "
-                                          f"to FEEDBACK_DIR/<id>/{paths.ASSIGNMENT}/{paths.ASSIGNMENT}.html (for "
-                                          "`nbgrader release_feedback`, students who submitted through the exchange) "
-                                          "and to ZIPS/<id>.zip (for everyone, to upload or mail).")
-    cmd.add_argument("--output", type=Path, default=Path("grades"),
-                     help="folder holding the graded results (default: grades)")
-    cmd.add_argument("--submitted", type=Path, default=Path("submitted"),
-                     help="the submitted folder, for each submission's timestamp.txt and exchange secret "
-                          "(default: submitted)")
-    cmd.add_argument("--feedback-dir", type=Path, default=Path("feedback"),
-                     help="nbgrader's feedback folder, relative to the course root (default: feedback)")
-    cmd.add_argument("--zips", type=Path, default=Path("dist/feedback"),
-                     help="folder for one <id>.zip per student (default: dist/feedback)")
+    cmd = commands.add_parser(
+        "feedback",
+        help="stage student feedback: nbgrader's feedback/ layout and one zip each",
+        epilog=FEEDBACK_STATUS,
+        formatter_class=raw,
+        description="Write each graded student's feedback page from OUTPUT/<id>/results.json "
+        f"to FEEDBACK_DIR/<id>/{paths.ASSIGNMENT}/{paths.ASSIGNMENT}.html (for "
+        "`nbgrader release_feedback`, students who submitted through the exchange) "
+        "and to ZIPS/<id>.zip (for everyone, to upload or mail).",
+    )
+    cmd.add_argument(
+        "--output", type=Path, default=Path("grades"), help="folder holding the graded results (default: grades)"
+    )
+    cmd.add_argument(
+        "--submitted",
+        type=Path,
+        default=Path("submitted"),
+        help="the submitted folder, for each submission's timestamp.txt and exchange secret (default: submitted)",
+    )
+    cmd.add_argument(
+        "--feedback-dir",
+        type=Path,
+        default=Path("feedback"),
+        help="nbgrader's feedback folder, relative to the course root (default: feedback)",
+    )
+    cmd.add_argument(
+        "--zips",
+        type=Path,
+        default=Path("dist/feedback"),
+        help="folder for one <id>.zip per student (default: dist/feedback)",
+    )
     cmd.add_argument("--student", action="append", metavar="ID", help="only this student (repeat for several)")
-    cmd.add_argument("--publish", action="store_true",
-                     help="also show tests marked after_published (hidden tests), as once grades are published")
-    cmd.add_argument("--no-agent", action="store_true",
-                     help="leave out the frames of the trained agent (faster; they take about a second each)")
+    cmd.add_argument(
+        "--publish",
+        action="store_true",
+        help="also show tests marked after_published (hidden tests), as once grades are published",
+    )
+    cmd.add_argument(
+        "--no-agent",
+        action="store_true",
+        help="leave out the frames of the trained agent (faster; they take about a second each)",
+    )
 
-    cmd = commands.add_parser("export", help="write the grades for a spreadsheet or an LMS gradebook",
-                              epilog=EXPORT_STATUS, formatter_class=raw,
-                              description="Without --roster: one row per student with a column per part. With "
-                                          "--roster (a gradebook exported from Canvas, Moodle, ...): the roster's "
-                                          "identifying columns plus this assignment's score column, ready to import; "
-                                          "roster students without a submission keep an empty score.")
-    cmd.add_argument("--output", type=Path, default=Path("grades"),
-                     help="folder holding the graded results (default: grades)")
-    cmd.add_argument("--submitted", type=Path, default=Path("submitted"),
-                     help="the submitted folder, so students not graded yet get a row (default: submitted)")
-    cmd.add_argument("--roster", type=Path, default=None,
-                     help="the LMS gradebook CSV to fill (default: none, write the per-part table)")
-    cmd.add_argument("--to", type=Path, default=None,
-                     help="file to write (default: OUTPUT/export.csv, or OUTPUT/lms-upload.csv with --roster)")
-    cmd.add_argument("--id-column", default=None,
-                     help="roster column holding the student ids the submissions were collected under "
-                          "(default: the column that matches the most graded students)")
-    cmd.add_argument("--column", default=None,
-                     help="name of the score column in the LMS file (default: the roster's column starting with "
-                          f"'{paths.ASSIGNMENT}', e.g. Canvas's 'Neuroevolution (1234)', else '{paths.ASSIGNMENT}')")
+    cmd = commands.add_parser(
+        "export",
+        help="write the grades for a spreadsheet or an LMS gradebook",
+        epilog=EXPORT_STATUS,
+        formatter_class=raw,
+        description="Without --roster: one row per student with a column per part. With "
+        "--roster (a gradebook exported from Canvas, Moodle, ...): the roster's "
+        "identifying columns plus this assignment's score column, ready to import; "
+        "roster students without a submission keep an empty score.",
+    )
+    cmd.add_argument(
+        "--output", type=Path, default=Path("grades"), help="folder holding the graded results (default: grades)"
+    )
+    cmd.add_argument(
+        "--submitted",
+        type=Path,
+        default=Path("submitted"),
+        help="the submitted folder, so students not graded yet get a row (default: submitted)",
+    )
+    cmd.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        help="the LMS gradebook CSV to fill (default: none, write the per-part table)",
+    )
+    cmd.add_argument(
+        "--to",
+        type=Path,
+        default=None,
+        help="file to write (default: OUTPUT/export.csv, or OUTPUT/lms-upload.csv with --roster)",
+    )
+    cmd.add_argument(
+        "--id-column",
+        default=None,
+        help="roster column holding the student ids the submissions were collected under "
+        "(default: the column that matches the most graded students)",
+    )
+    cmd.add_argument(
+        "--column",
+        default=None,
+        help="name of the score column in the LMS file (default: the roster's column starting with "
+        f"'{paths.ASSIGNMENT}', e.g. Canvas's 'Neuroevolution (1234)', else '{paths.ASSIGNMENT}')",
+    )
     return top
 
 
@@ -149,27 +227,34 @@ def grade(args) -> int:
     categories = tuple(c.strip() for c in args.categories.split(",") if c.strip())
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown or not categories:
-        raise UsageError(f"unknown category {', '.join(unknown) or '(none given)'}; choose from {', '.join(CATEGORIES)}")
+        raise UsageError(
+            f"unknown category {', '.join(unknown) or '(none given)'}; choose from {', '.join(CATEGORIES)}"
+        )
     categories = tuple(c for c in CATEGORIES if c in categories)
     if not args.submitted.is_dir():
-        raise UsageError(f"no folder {args.submitted}: pass --submitted with the folder of submissions "
-                         f"(<student_id>/{paths.ASSIGNMENT}/{paths.NOTEBOOK}), or fill it with "
-                         "`python -m autograder collect DOWNLOAD`")
+        raise UsageError(
+            f"no folder {args.submitted}: pass --submitted with the folder of submissions "
+            f"(<student_id>/{paths.ASSIGNMENT}/{paths.NOTEBOOK}), or fill it with "
+            "`python -m autograder collect DOWNLOAD`"
+        )
     found = batch.survey(args.submitted)
     students, refused = found.students, found.refused
     if args.student:
         missing = [s for s in args.student if s not in students]
         if missing:
-            raise UsageError(f"no submission for {', '.join(missing)} in {args.submitted} "
-                             f"(students there: {', '.join(students) or 'none'})")
+            raise UsageError(
+                f"no submission for {', '.join(missing)} in {args.submitted} "
+                f"(students there: {', '.join(students) or 'none'})"
+            )
         students = [s for s in students if s in args.student]
         refused = {}
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"{args.output} exists and is not a folder: pass another --output")
     previous = signal.signal(signal.SIGTERM, _terminate)  # a scheduler's stop ends like Ctrl-C
     try:
-        report = batch.grade_batch(args.submitted, args.output, students, categories, args.force, refused,
-                                   jobs=args.jobs)
+        report = batch.grade_batch(
+            args.submitted, args.output, students, categories, args.force, refused, jobs=args.jobs
+        )
     except GraderFault as exc:  # found up front (no isolation where required, a broken reference): nobody graded
         print(f"python -m autograder grade: cannot grade: {exc}", file=sys.stderr)
         return 3
@@ -177,8 +262,9 @@ def grade(args) -> int:
         signal.signal(signal.SIGTERM, previous)
     print(batch.summary(report))
     if report.interrupted:
-        print(f"interrupted after {len(report.graded)} of {report.total}; run the same command to resume",
-              file=sys.stderr)
+        print(
+            f"interrupted after {len(report.graded)} of {report.total}; run the same command to resume", file=sys.stderr
+        )
         return 130
     print(f"\nresults: {args.output}/<student>/results.json, {args.output}/grades.csv, {args.output}/gradebook.db")
     return 1 if report.ungraded else 0
@@ -208,8 +294,15 @@ def feedback(args) -> int:
     from autograder import feedback as pages
 
     try:
-        staged = pages.stage(args.output, args.submitted, args.feedback_dir, args.zips, students=args.student,
-                             publish=args.publish, agent=not args.no_agent)
+        staged = pages.stage(
+            args.output,
+            args.submitted,
+            args.feedback_dir,
+            args.zips,
+            students=args.student,
+            publish=args.publish,
+            agent=not args.no_agent,
+        )
     except pages.NothingToStage as exc:
         raise UsageError(str(exc)) from None
     print(staged.describe(args.feedback_dir, args.zips))
@@ -220,8 +313,9 @@ def export(args) -> int:
     from autograder import export as exporter
 
     try:
-        written = exporter.run(args.output, args.submitted, roster=args.roster, to=args.to,
-                               id_column=args.id_column, column=args.column)
+        written = exporter.run(
+            args.output, args.submitted, roster=args.roster, to=args.to, id_column=args.id_column, column=args.column
+        )
     except exporter.ExportError as exc:
         raise UsageError(str(exc)) from None
     print(written.describe())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
-import os
 import random
 import secrets
 import tempfile
@@ -20,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder import extract, messages, paths, validate, verify, workspace
-from autograder.cores import Cores
+from autograder import cores, extract, messages, paths, validate, verify, workspace
 from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
+from autograder.cores import Cores
+from autograder.observations import RunObservation
 
 _TRUSTED = None
 
@@ -39,11 +39,8 @@ def trusted_helper():
 
 
 def usable_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """How many cores this process may run on."""
+    return len(cores.usable_cores())
 
 
 def start_method() -> str | None:
@@ -69,28 +66,40 @@ class Plan:
     """Seeds the grader's own choices after a run (which episodes it replays)."""
 
     @classmethod
-    def draw(cls, seed: int | None = None) -> "Plan":
+    def draw(cls, seed: int | None = None) -> Plan:
         rng = random.Random(secrets.randbits(64) if seed is None else seed)
 
         def seeds(n: int) -> list[int]:
             return [rng.randrange(2**31 - 1) for _ in range(n)]
 
         observe, other = seeds(2)
-        return cls(observe, other, seeds(SPEEDUP.max_repeats), seeds(AGENT.attempts), seeds(AGENT.heldout_episodes),
-                   rng.randrange(2**63))
+        return cls(
+            observe,
+            other,
+            seeds(SPEEDUP.max_repeats),
+            seeds(AGENT.attempts),
+            seeds(AGENT.heldout_episodes),
+            rng.randrange(2**63),
+        )
 
     def workload(self, seed: int, processes: int | None = None) -> dict:
         """The kwargs of an observed or timed run (one workload for both)."""
-        kwargs = {"generations": SPEEDUP.generations, "pop_size": SPEEDUP.pop_size, "seed": seed,
-                  "sigma": SPEEDUP.sigma}
+        kwargs = {
+            "generations": SPEEDUP.generations,
+            "pop_size": SPEEDUP.pop_size,
+            "seed": seed,
+            "sigma": SPEEDUP.sigma,
+        }
         return kwargs if processes is None else {**kwargs, "processes": processes}
 
 
 def observe_calls(plan: Plan) -> dict[str, tuple[str, dict]]:
     """The observation runs: label -> (function, kwargs)."""
-    calls = {"serial_main": ("evolve_serial", plan.workload(plan.observe_seed)),
-             "serial_repeat": ("evolve_serial", plan.workload(plan.observe_seed)),
-             "serial_other": ("evolve_serial", plan.workload(plan.other_seed))}
+    calls = {
+        "serial_main": ("evolve_serial", plan.workload(plan.observe_seed)),
+        "serial_repeat": ("evolve_serial", plan.workload(plan.observe_seed)),
+        "serial_other": ("evolve_serial", plan.workload(plan.other_seed)),
+    }
     for n in OBSERVE.parallel_processes:
         calls[f"parallel_{n}"] = ("evolve_parallel", plan.workload(plan.observe_seed, n))
     return calls
@@ -116,6 +125,8 @@ class Collector:
         self.template = self.workdir / "template"
         self.chooser = random.Random(self.plan.check_seed)
         self.session: workspace.Session | None = None
+        self.start_methods: set[str] = set()
+        """How this submission's evolve_parallel started its workers, when not by fork (seen from outside)."""
 
     def close(self) -> None:
         """End the sandbox session (its zygote and anything left of its runs)."""
@@ -132,16 +143,26 @@ class Collector:
         except extract.NotebookError as exc:
             return str(exc)
         if stubs.missing:
-            return (f"the notebook has no cell with grade_id {', '.join(stubs.missing)}: write your code in the "
-                    "cells you were given (do not delete or re-create them), or restore them from the release")
+            return (
+                f"the notebook has no cell with grade_id {', '.join(stubs.missing)}: write your code in the "
+                "cells you were given (do not delete or re-create them), or restore them from the release"
+            )
         self.template.mkdir(parents=True, exist_ok=True)
         workspace.prepare(self.template, extract.build_module(setup.cells[extract.SETUP_ID], stubs.cells))
         if SANDBOX.sessions:
             self.session = workspace.session(self.template)
         return None
 
-    def run(self, function: str | None, kwargs: dict, *, wall_seconds: float, check: bool = True,
-            cpus: tuple[int, ...] | None = None) -> dict:
+    def run(
+        self,
+        function: str | None,
+        kwargs: dict,
+        *,
+        wall_seconds: float,
+        check: bool = True,
+        cpus: tuple[int, ...] | None = None,
+        method: str | None = None,
+    ) -> RunObservation:
         """One fresh run of ``function(**kwargs)``, read back and (``check``) verified: an observation.
 
         ``cpus``: the cores of a timed phase; other runs take the cores no timed phase holds.
@@ -149,16 +170,38 @@ class Collector:
         expected = kwargs.get("generations", 0) * kwargs.get("pop_size", 0)
         if cpus is None and self.cores is not None:
             cpus = self.cores.free()
-        result = workspace.run_call(self.template, function, kwargs, wall_seconds=wall_seconds,
-                                    start_method=start_method(), expected_episodes=expected, session=self.session,
-                                    cpus=cpus)
+        result = workspace.run_call(
+            self.template,
+            function,
+            kwargs,
+            wall_seconds=wall_seconds,
+            start_method=method or start_method(),
+            expected_episodes=expected,
+            session=self.session,
+            cpus=cpus,
+        )
+        if function == "evolve_parallel":
+            self.start_methods.update(result.outcome.start_methods)
         outcome = result.outcome
-        obs: dict = {"call": describe_call(function or "import", kwargs), "function": function, "kwargs": kwargs,
-                     "problem": call_problem(result, function, kwargs, wall_seconds), "caller_pid": None,
-                     "best": None, "best_problem": None, "history": None, "history_problem": None,
-                     "rules": {}, "worker_pids": 0, "garbled": result.garbled[:5],
-                     "wall": outcome.wall_seconds, "cpu": outcome.cpu_seconds, "kernel_caps": outcome.kernel_caps,
-                     "cpus": outcome.cpus}
+        obs: RunObservation = {
+            "call": describe_call(function or "import", kwargs),
+            "function": function,
+            "kwargs": kwargs,
+            "problem": call_problem(result, function, kwargs, wall_seconds),
+            "caller_pid": None,
+            "best": None,
+            "best_problem": None,
+            "history": None,
+            "history_problem": None,
+            "rules": {},
+            "worker_pids": 0,
+            "garbled": result.garbled[:5],
+            "wall": outcome.wall_seconds,
+            "cpu": outcome.cpu_seconds,
+            "kernel_caps": outcome.kernel_caps,
+            "cpus": outcome.cpus,
+            "start_methods": outcome.start_methods,
+        }
         if obs["problem"] or not function:
             return obs
         data = result.result
@@ -169,22 +212,32 @@ class Collector:
             obs["problem"] = f"{function} {answer['shape_error']}"
             return obs
         obs["best"], obs["best_problem"] = best_params(answer.get("best"), function)
-        obs["history"], obs["history_problem"] = history(answer.get("history"), function,
-                                                         kwargs["generations"], kwargs["pop_size"])
+        obs["history"], obs["history_problem"] = history(
+            answer.get("history"), function, kwargs["generations"], kwargs["pop_size"]
+        )
         if not check:
             return obs
         # One call per run: every episode the run recorded is the call's (no time window a patched clock could shift).
         played = [verify.Played(e.pid, e.seed, e.params, e.ret) for e in result.episodes]
         best = {k: np.array(v) for k, v in obs["best"].items()} if obs["best"] else None
-        verdict = verify.verify(call=obs["call"], function=function, kwargs=kwargs, episodes=played, caller=caller,
-                                best=best, history=obs["history"], live_pids=set(outcome.inner_pids),
-                                replay=self.replay, chooser=self.chooser,
-                                centre_tolerance=OBSERVE.centre_tolerance,
-                                refused_records=[n for n in result.garbled if not n.startswith(("import.json", "result.json"))])
+        verdict = verify.verify(
+            call=obs["call"],
+            function=function,
+            kwargs=kwargs,
+            episodes=played,
+            caller=caller,
+            best=best,
+            history=obs["history"],
+            live_pids=set(outcome.inner_pids),
+            replay=self.replay,
+            chooser=self.chooser,
+            centre_tolerance=OBSERVE.centre_tolerance,
+            refused_records=[n for n in result.garbled if not n.startswith(("import.json", "result.json"))],
+        )
         obs["rules"], obs["worker_pids"] = verdict.rules, verdict.worker_pids
         return obs
 
-    def observe(self, labels: list[str], earlier: dict[str, dict] | None = None) -> dict[str, dict]:
+    def observe(self, labels: list[str], earlier: dict[str, RunObservation] | None = None) -> dict[str, RunObservation]:
         """The observation runs named in ``labels``.
 
         A function that failed (raised, crashed, hung) in an ``earlier`` run or one of these is not
@@ -283,10 +336,14 @@ def history(info, function: str, generations: int, pop_size: int) -> tuple[list 
     return out, None
 
 
-def run_problem(obs: dict, rules: tuple[str, ...] = verify.RULES) -> str | None:
+def run_problem(obs: RunObservation, rules: tuple[str, ...] = verify.RULES) -> str | None:
     """The first reason this run does not count: it failed, returned nothing valid, or broke a rule."""
-    return (obs["problem"] or obs["best_problem"] or obs["history_problem"]
-            or next((obs["rules"][r] for r in rules if obs["rules"].get(r)), None))
+    return (
+        obs["problem"]
+        or obs["best_problem"]
+        or obs["history_problem"]
+        or next((obs["rules"][r] for r in rules if obs["rules"].get(r)), None)
+    )
 
 
 class Reference:
@@ -305,8 +362,11 @@ class Reference:
             self.loaded = True
             self.problem = self.collector.load(paths.reference_notebook())
             if not self.problem:
-                obs = self.collector.run("evolve_parallel", self.collector.plan.workload(1, SPEEDUP.processes),
-                                         wall_seconds=SPEEDUP.wall_seconds)
+                obs = self.collector.run(
+                    "evolve_parallel",
+                    self.collector.plan.workload(1, SPEEDUP.processes),
+                    wall_seconds=SPEEDUP.wall_seconds,
+                )
                 self.problem = run_problem(obs)
         return self.problem
 

@@ -41,21 +41,26 @@ def _read_regular(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise NotebookError(f"no notebook at {path.name}: submit neuroevolution.ipynb in the neuroevolution "
-                            "folder") from None
+        raise NotebookError(
+            f"no notebook at {path.name}: submit neuroevolution.ipynb in the neuroevolution folder"
+        ) from None
     except OSError as exc:
         if path.is_symlink():
-            raise NotebookError(f"{path.name} is a symbolic link, not a notebook: submit the file itself "
-                                "(a link points to a file on your own computer, which the grader does not read)") from None
+            raise NotebookError(
+                f"{path.name} is a symbolic link, not a notebook: submit the file itself "
+                "(a link points to a file on your own computer, which the grader does not read)"
+            ) from None
         raise NotebookError(f"{path.name} cannot be read ({exc.strerror}): submit it again") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NotebookError(f"{path.name} is not a regular file: submit the notebook file itself")
         if info.st_size > MAX_NOTEBOOK_BYTES:
-            raise NotebookError(f"{path.name} is {info.st_size / 2**20:.0f} MiB, more than the "
-                                f"{MAX_NOTEBOOK_BYTES // 2**20} MiB allowed: clear the outputs (Kernel > Restart & "
-                                "Clear Output), save and submit again")
+            raise NotebookError(
+                f"{path.name} is {info.st_size / 2**20:.0f} MiB, more than the "
+                f"{MAX_NOTEBOOK_BYTES // 2**20} MiB allowed: clear the outputs (Kernel > Restart & "
+                "Clear Output), save and submit again"
+            )
         with os.fdopen(os.dup(fd), "rb") as fh:
             return fh.read(MAX_NOTEBOOK_BYTES + 1)
     finally:
@@ -69,14 +74,17 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         _read_regular(path)  # raises with the link message
     for folder in (path.parent, path.parent.parent):
         if folder.is_symlink():
-            raise NotebookError(f"the folder {folder.name} is a symbolic link: submit the notebook itself, in a "
-                                "real folder")
+            raise NotebookError(
+                f"the folder {folder.name} is a symbolic link: submit the notebook itself, in a real folder"
+            )
     data = _read_regular(path)
     try:
         nb = nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as exc:  # JSON errors, wrong encodings, wrong versions
-        raise NotebookError(f"{path.name} is not a valid notebook ({type(exc).__name__}: {exc}); "
-                            "re-download it or restore it from a checkpoint, then submit again") from None
+        raise NotebookError(
+            f"{path.name} is not a valid notebook ({type(exc).__name__}: {exc}); "
+            "re-download it or restore it from a checkpoint, then submit again"
+        ) from None
     return nb
 
 
@@ -100,8 +108,10 @@ def cells_by_grade_id(nb: nbformat.NotebookNode, grade_ids: tuple[str, ...], *, 
     found.missing = [gid for gid in grade_ids if gid not in found.cells]
     if strict and found.duplicated:
         gid = found.duplicated[0]
-        raise NotebookError(f"two cells carry grade_id {gid}: keep your code in one of them and delete the "
-                            "other (a copied cell keeps the original's grade_id)")
+        raise NotebookError(
+            f"two cells carry grade_id {gid}: keep your code in one of them and delete the "
+            "other (a copied cell keeps the original's grade_id)"
+        )
     return found
 
 

@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import collect, feedback, paths, results, runchecks, timing, training
-from autograder.cores import Cores
 from autograder.config import AGENT, OBSERVE, POINTS, SANDBOX, SPEEDUP
+from autograder.cores import Cores
+from autograder.observations import Observations, SpeedupObservation
 from autograder.sandbox import SandboxError, isolation_mode, isolation_warning
 from autograder.sandbox.cgroups import controller
 
@@ -34,15 +35,19 @@ class Graded:
 
 def settings_snapshot() -> dict:
     """Every setting that changes a grade, as plain data."""
-    return {"observe": asdict(OBSERVE), "speedup": asdict(SPEEDUP), "agent": asdict(AGENT),
-            "sandbox": asdict(SANDBOX), "points": POINTS}
+    return {
+        "observe": asdict(OBSERVE),
+        "speedup": asdict(SPEEDUP),
+        "agent": asdict(AGENT),
+        "sandbox": asdict(SANDBOX),
+        "points": POINTS,
+    }
 
 
 def grader_digest() -> str:
     """A hash of the grader's own sources and trusted inputs: any edit to them regrades everyone."""
     digest = hashlib.sha256()
-    files = sorted(Path(paths.ROOT / "autograder").rglob("*.py")) + [paths.helper_module(),
-                                                                       paths.reference_notebook()]
+    files = sorted(Path(paths.ROOT / "autograder").rglob("*.py")) + [paths.helper_module(), paths.reference_notebook()]
     for path in files:
         digest.update(str(path.relative_to(paths.ROOT)).encode())
         digest.update(path.read_bytes() if path.is_file() else b"")
@@ -81,7 +86,7 @@ class Batch:
     isolation: dict
     cores: Cores = field(default_factory=Cores)
 
-    def for_job(self, workdir: Path) -> "Batch":
+    def for_job(self, workdir: Path) -> Batch:
         """The same batch for another grading job (``--jobs``): its own reference, timed on its own cores."""
         return Batch(self.plan, collect.Reference(workdir, self.plan, self.cores), self.isolation, self.cores)
 
@@ -103,9 +108,11 @@ def preflight(workdir: Path, categories: tuple[str, ...], seed: int | None = Non
         raise GraderFault(str(exc)) from None
     caps = controller()
     if not caps.available:
-        note = ("WARNING: no control group for the runs (" + caps.problem + "): memory shared between a "
-                "run's processes and its total task count are only watched, not enforced by the kernel, and "
-                "CPU time is the launcher's count. Grade as root on Linux for kernel-enforced caps.")
+        note = (
+            "WARNING: no control group for the runs (" + caps.problem + "): memory shared between a "
+            "run's processes and its total task count are only watched, not enforced by the kernel, and "
+            "CPU time is the launcher's count. Grade as root on Linux for kernel-enforced caps."
+        )
         warning = f"{warning}\n{note}" if warning else note
     plan = collect.Plan.draw(seed)
     cores = Cores()
@@ -118,8 +125,9 @@ def preflight(workdir: Path, categories: tuple[str, ...], seed: int | None = Non
     return Batch(plan, reference, isolation, cores)
 
 
-def collect_observations(student: str, notebook: Path, workdir: Path, categories: tuple[str, ...],
-                         batch: Batch) -> dict:
+def collect_observations(
+    student: str, notebook: Path, workdir: Path, categories: tuple[str, ...], batch: Batch
+) -> Observations:
     """Everything the grading tests read about one submission."""
     collector = collect.Collector(workdir, batch.plan, batch.cores)
     try:
@@ -128,18 +136,29 @@ def collect_observations(student: str, notebook: Path, workdir: Path, categories
         collector.close()
 
 
-def _observe(student: str, notebook: Path, collector: collect.Collector, categories: tuple[str, ...],
-             batch: Batch) -> dict:
+def _observe(
+    student: str, notebook: Path, collector: collect.Collector, categories: tuple[str, ...], batch: Batch
+) -> Observations:
     cores = collect.usable_cores()
-    obs: dict = {"student": student, "settings": settings_snapshot(), "cores": cores, "runs": {},
-                 "speedup": None, "agent": None, "seconds": {}}
+    obs: Observations = {
+        "student": student,
+        "settings": settings_snapshot(),
+        "cores": cores,
+        "runs": {},
+        "speedup": None,
+        "agent": None,
+        "seconds": {},
+    }
     obs["load_problem"] = collector.load(notebook)
     if obs["load_problem"]:
         return obs
     wanted = set(categories)
-    labels = {"serial": ["serial_main"], "parallel": ["parallel_2"],
-              "determinism": ["serial_main", "serial_repeat", "serial_other"]
-              + [f"parallel_{n}" for n in OBSERVE.parallel_processes]}
+    labels = {
+        "serial": ["serial_main"],
+        "parallel": ["parallel_2"],
+        "determinism": ["serial_main", "serial_repeat", "serial_other"]
+        + [f"parallel_{n}" for n in OBSERVE.parallel_processes],
+    }
     for category in ("serial", "parallel", "determinism"):
         todo = [label for label in labels[category] if label not in obs["runs"]] if category in wanted else []
         start = time.perf_counter()
@@ -162,21 +181,32 @@ def _problem_of(run: dict | None) -> str | None:
     return run["problem"] if run else None
 
 
-def speedup_observation(collector: collect.Collector, reference: collect.Reference, serial_problem: str | None,
-                        parallel_problem: str | None, cores: int) -> dict:
+def speedup_observation(
+    collector: collect.Collector,
+    reference: collect.Reference,
+    serial_problem: str | None,
+    parallel_problem: str | None,
+    cores: int,
+) -> SpeedupObservation:
     """Timed runs of the submission next to the reference's, or why there are none."""
     for function, problem in (("evolve_serial", serial_problem), ("evolve_parallel", parallel_problem)):
         if problem:
-            return {"cores": cores, "inconclusive": None, "rounds": 0, "reference": {},
-                    "student": {"problems": {function: f"{function} failed in the observed run: {problem}"}}}
+            return {
+                "cores": cores,
+                "inconclusive": None,
+                "rounds": 0,
+                "reference": {},
+                "student": {"problems": {function: f"{function} failed in the observed run: {problem}"}},
+            }
     problem = reference.ready()
     if problem:  # the grader's own solution failed: no grade can be trusted
         raise GraderFault(f"the reference solution could not be loaded: {problem}")
     out = timing.measure(collector, reference.collector, cores)
     if out["reference"]["problems"]:
         raise GraderFault(f"the reference solution could not be timed: {out['reference']['problems']}")
-    reference.measured.append({"speedup": out["reference"].get("speedup"), "rounds": out["rounds"],
-                               "series": out["reference"]["series"]})
+    reference.measured.append(
+        {"speedup": out["reference"].get("speedup"), "rounds": out["rounds"], "series": out["reference"]["series"]}
+    )
     return out
 
 
@@ -195,17 +225,25 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
     start = time.perf_counter()
     scored = runchecks.score(runchecks.run_checks(obs_path, categories))
     check_seconds = time.perf_counter() - start
-    extra = {"student_id": student, "grading_key": key, "categories": list(categories),
-             "timestamp": submission_timestamp(notebook), "check_seconds": round(check_seconds, 3),
-             "isolation": {k: v for k, v in batch.isolation.items() if k != "warning"}
-             | {"warning": bool(batch.warning)},
-             "timing": timing_summary(obs), "fitness": fitness(obs), "agent_params": agent_params(obs)}
+    extra = {
+        "student_id": student,
+        "grading_key": key,
+        "categories": list(categories),
+        "timestamp": submission_timestamp(notebook),
+        "check_seconds": round(check_seconds, 3),
+        "isolation": {k: v for k, v in batch.isolation.items() if k != "warning"} | {"warning": bool(batch.warning)},
+        "timing": timing_summary(obs),
+        "fitness": fitness(obs),
+        "agent_params": agent_params(obs),
+    }
     doc = results.build(scored, extra, obs["seconds"])
     # The course staff's page: every test shown; the students' pages come from `make feedback`.
     results.write_atomic(out_dir / "feedback.html", feedback.page(doc, publish=True, agent=False))
     results.write_atomic(out_dir / "results.json", json.dumps(doc, indent=1))  # last: marks the student done
     inconclusive = bool((obs.get("speedup") or {}).get("inconclusive"))
-    return Graded(student, doc["score"], doc["extra_data"]["category_scores"], obs["seconds"], inconclusive=inconclusive)
+    return Graded(
+        student, doc["score"], doc["extra_data"]["category_scores"], obs["seconds"], inconclusive=inconclusive
+    )
 
 
 def timing_summary(obs: dict) -> dict | None:
@@ -214,9 +252,14 @@ def timing_summary(obs: dict) -> dict | None:
     if not timed or not timed.get("rounds"):
         return None
     keys = ("serial_seconds", "parallel_seconds", "speedup")
-    return {"student": {k: timed["student"].get(k) for k in keys}, "reference": {k: timed["reference"].get(k) for k in keys},
-            "inconclusive": timed.get("inconclusive"), "rounds": timed["rounds"], "cpus": timed.get("cpus", []),
-            "reserved": timed.get("reserved", [])}
+    return {
+        "student": {k: timed["student"].get(k) for k in keys},
+        "reference": {k: timed["reference"].get(k) for k in keys},
+        "inconclusive": timed.get("inconclusive"),
+        "rounds": timed["rounds"],
+        "cpus": timed.get("cpus", []),
+        "reserved": timed.get("reserved", []),
+    }
 
 
 def fitness(obs: dict) -> dict | None:

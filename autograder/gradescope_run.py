@@ -71,10 +71,17 @@ def for_students(doc: dict, note: str | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.gradescope_run", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path("/autograder"),
-                        help="Gradescope's root folder, holding submission/ and results/ (default: /autograder)")
-    parser.add_argument("--categories", default=",".join(CATEGORIES),
-                        help=f"comma-separated categories to grade (default: all of {','.join(CATEGORIES)})")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("/autograder"),
+        help="Gradescope's root folder, holding submission/ and results/ (default: /autograder)",
+    )
+    parser.add_argument(
+        "--categories",
+        default=",".join(CATEGORIES),
+        help=f"comma-separated categories to grade (default: all of {','.join(CATEGORIES)})",
+    )
     args = parser.parse_args(argv)
     categories = tuple(c for c in CATEGORIES if c in {x.strip() for x in args.categories.split(",")})
     if not categories:
@@ -86,11 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         student, note = stage(args.root, submitted)
         report = batch.grade_batch(submitted, output, [student], categories, force=True, exports=False)
         print(batch.summary(report))  # the staff's view of the run, in Gradescope's autograder output
-        doc = json.loads((output / student / "results.json").read_text()) \
-            if (output / student / "results.json").is_file() else None
+        doc = (
+            json.loads((output / student / "results.json").read_text())
+            if (output / student / "results.json").is_file()
+            else None
+        )
         if report.interrupted or doc is None:
-            print(f"error: no results for {student}: {report.graded[0].error if report.graded else 'interrupted'}",
-                  file=sys.stderr)
+            print(
+                f"error: no results for {student}: {report.graded[0].error if report.graded else 'interrupted'}",
+                file=sys.stderr,
+            )
             return 1
         results_dir = args.root / "results"
         results_dir.mkdir(parents=True, exist_ok=True)

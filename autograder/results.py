@@ -12,8 +12,19 @@ from pathlib import Path
 from autograder.config import CATEGORIES, POINTS
 from autograder.paths import ASSIGNMENT
 
-CSV_COLUMNS = ("assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
-               "raw_score", "late_submission_penalty", "score", "max_score")
+CSV_COLUMNS = (
+    "assignment",
+    "duedate",
+    "timestamp",
+    "student_id",
+    "last_name",
+    "first_name",
+    "email",
+    "raw_score",
+    "late_submission_penalty",
+    "score",
+    "max_score",
+)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -39,25 +50,35 @@ def build(scored: list[dict], extra: dict, seconds: dict[str, float]) -> dict:
     for category in CATEGORIES:
         mine = [t for t in scored if t["category"] == category]
         for t in mine:
-            tests.append({
-                "name": f"{t['name']}: {t['doc']}" if t["doc"] else t["name"],
-                "score": t["score"],
-                "max_score": t["max_score"],
-                "status": "passed" if t["passed"] else "failed",
-                "output": t["message"] or ("passed" if t["passed"] else "failed"),
-                "tags": [category],
-                "visibility": "after_published" if t["hidden"] else "visible",
-                "execution_time": round(seconds.get(category, 0.0) / len(mine), 3),
-            })
+            tests.append(
+                {
+                    "name": f"{t['name']}: {t['doc']}" if t["doc"] else t["name"],
+                    "score": t["score"],
+                    "max_score": t["max_score"],
+                    "status": "passed" if t["passed"] else "failed",
+                    "output": t["message"] or ("passed" if t["passed"] else "failed"),
+                    "tags": [category],
+                    "visibility": "after_published" if t["hidden"] else "visible",
+                    "execution_time": round(seconds.get(category, 0.0) / len(mine), 3),
+                }
+            )
     by_category = category_scores(tests)
     total = round(sum(t["score"] for t in tests), 2)
     lines = [f"Part {c}: {s:g}/{m:g}" for c, (s, m) in by_category.items()]
     maximum = sum(m for _, m in by_category.values())
     lines.append(f"Total: {total:g}/{maximum:g}")
-    return {"score": total, "output": "\n".join(lines), "visibility": "visible",
-            "execution_time": round(sum(seconds.values()), 3), "tests": tests,
-            "extra_data": {**extra, "category_scores": {c: s for c, (s, _) in by_category.items()},
-                           "category_seconds": {c: round(v, 3) for c, v in seconds.items()}}}
+    return {
+        "score": total,
+        "output": "\n".join(lines),
+        "visibility": "visible",
+        "execution_time": round(sum(seconds.values()), 3),
+        "tests": tests,
+        "extra_data": {
+            **extra,
+            "category_scores": {c: s for c, (s, _) in by_category.items()},
+            "category_seconds": {c: round(v, 3) for c, v in seconds.items()},
+        },
+    }
 
 
 def category_scores(tests: list[dict]) -> dict[str, tuple[float, float]]:
@@ -87,6 +108,19 @@ def grades_csv(rows: list[tuple[str, dict]]) -> str:
     for student, results in sorted(rows):
         extra = results.get("extra_data", {})
         score = round(float(results["score"]), 2)
-        writer.writerow([ASSIGNMENT, "", extra.get("timestamp") or "", student, "", "", "",
-                         score, 0.0, score, float(sum(POINTS.values()))])
+        writer.writerow(
+            [
+                ASSIGNMENT,
+                "",
+                extra.get("timestamp") or "",
+                student,
+                "",
+                "",
+                "",
+                score,
+                0.0,
+                score,
+                float(sum(POINTS.values())),
+            ]
+        )
     return out.getvalue()

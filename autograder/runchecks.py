@@ -22,9 +22,20 @@ def run_checks(observations: Path, categories: tuple[str, ...] = CATEGORIES) -> 
     with tempfile.TemporaryDirectory(prefix="neuroevo-checks-") as tmp:
         report = Path(tmp) / "report.json"
         files = [str(paths.CHECKS_DIR / f"test_{c}.py") for c in categories]
-        argv = [sys.executable, "-m", "pytest", "-c", str(paths.CHECKS_DIR / "pytest.ini"),
-                "--rootdir", str(paths.CHECKS_DIR), *files,
-                "--observations", str(observations), "--report", str(report)]
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(paths.CHECKS_DIR / "pytest.ini"),
+            "--rootdir",
+            str(paths.CHECKS_DIR),
+            *files,
+            "--observations",
+            str(observations),
+            "--report",
+            str(report),
+        ]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(paths.ROOT), os.environ.get("PYTHONPATH", "")])}
         done = subprocess.run(argv, capture_output=True, text=True, cwd=paths.ROOT, env=env, timeout=600)
         if done.returncode not in (0, 1) or not report.is_file():

@@ -17,8 +17,9 @@ from __future__ import annotations
 from statistics import median
 
 from autograder import collect, verify
-from autograder.cores import Cores
 from autograder.config import SPEEDUP
+from autograder.cores import Cores
+from autograder.observations import SpeedupObservation
 
 KINDS = ("serial", "parallel", "noop")
 FUNCTIONS = {"serial": "evolve_serial", "parallel": "evolve_parallel", "noop": None}
@@ -28,21 +29,43 @@ def _empty() -> dict:
     return {"series": {kind: {"wall": [], "cpu": []} for kind in KINDS}, "problems": {}, "worker_pids": []}
 
 
-def _round(student: collect.Collector, reference: collect.Collector, seed: int, round_: int, out: dict,
-           cpus: tuple[int, ...] | None) -> None:
+def _round(
+    student: collect.Collector,
+    reference: collect.Collector,
+    seed: int,
+    round_: int,
+    out: dict,
+    cpus: tuple[int, ...] | None,
+) -> None:
     """One round of runs, appended to ``out``'s series."""
-    order = [("student", "serial"), ("reference", "serial"), ("student", "parallel"), ("reference", "parallel"),
-             ("reference", "noop")]
-    for side, kind in (reversed(order) if round_ % 2 else order):
+    order = [
+        ("student", "serial"),
+        ("reference", "serial"),
+        ("student", "parallel"),
+        ("reference", "parallel"),
+        ("reference", "noop"),
+    ]
+    for side, kind in reversed(order) if round_ % 2 else order:
         if out["student"]["problems"] or out["reference"]["problems"]:
             return
         collector = student if side == "student" else reference
         kwargs = collector.plan.workload(seed, SPEEDUP.processes if kind == "parallel" else None)
-        obs = collector.run(FUNCTIONS[kind], kwargs, wall_seconds=SPEEDUP.wall_seconds, check=side == "student",
-                            cpus=cpus)
+        # A submission whose workers start by spawn or forkserver pays their start-up in every timed run;
+        # the reference is then timed starting its workers the same way, so it pays the same.
+        method = sorted(student.start_methods)[0] if side == "reference" and student.start_methods else None
+        obs = collector.run(
+            FUNCTIONS[kind],
+            kwargs,
+            wall_seconds=SPEEDUP.wall_seconds,
+            check=side == "student",
+            cpus=cpus,
+            method=method,
+        )
+        out["start_method"] = method or out.get("start_method")
         out["cpus"] = sorted(set(out["cpus"]) | set(obs.get("cpus") or []))
-        problem = obs["problem"] if side == "reference" or kind == "noop" else collect.run_problem(
-            obs, verify.RESULT_RULES)
+        problem = (
+            obs["problem"] if side == "reference" or kind == "noop" else collect.run_problem(obs, verify.RESULT_RULES)
+        )
         if problem:
             out[side]["problems"][kind] = problem
             continue
@@ -54,8 +77,10 @@ def _round(student: collect.Collector, reference: collect.Collector, seed: int, 
 
 def summarise(student: dict, reference: dict) -> dict:
     """Medians, both speedups and the parallel run's CPU seconds per wall second, from trusted baselines."""
-    med = {side: {kind: {k: median(v) for k, v in s.items() if v} for kind, s in data["series"].items()}
-           for side, data in (("student", student), ("reference", reference))}
+    med = {
+        side: {kind: {k: median(v) for k, v in s.items() if v} for kind, s in data["series"].items()}
+        for side, data in (("student", student), ("reference", reference))
+    }
     noop = med["reference"]["noop"]
     ref_serial = med["reference"]["serial"]["wall"] - noop["wall"]
     ref_parallel = med["reference"]["parallel"]["wall"] - noop["wall"]
@@ -64,11 +89,17 @@ def summarise(student: dict, reference: dict) -> dict:
     cpu = med["student"]["parallel"]["cpu"] - noop["cpu"]
     baseline = min(ref_serial, own_serial)
     return {
-        "student": {"serial_seconds": own_serial, "parallel_seconds": parallel,
-                    "speedup": baseline / parallel if baseline > 0 and parallel > 0 else None,
-                    "cpu_ratio": cpu / parallel if parallel > 0 else None},
-        "reference": {"serial_seconds": ref_serial, "parallel_seconds": ref_parallel,
-                      "speedup": ref_serial / ref_parallel if ref_serial > 0 and ref_parallel > 0 else None},
+        "student": {
+            "serial_seconds": own_serial,
+            "parallel_seconds": parallel,
+            "speedup": baseline / parallel if baseline > 0 and parallel > 0 else None,
+            "cpu_ratio": cpu / parallel if parallel > 0 else None,
+        },
+        "reference": {
+            "serial_seconds": ref_serial,
+            "parallel_seconds": ref_parallel,
+            "speedup": ref_serial / ref_parallel if ref_serial > 0 and ref_parallel > 0 else None,
+        },
         "startup_seconds": noop["wall"],
     }
 
@@ -76,14 +107,25 @@ def summarise(student: dict, reference: dict) -> dict:
 def settled(summary: dict) -> bool:
     """The verdict cannot change with more rounds: full marks, beside a reference that sped up."""
     mine, ref = summary["student"]["speedup"], summary["reference"]["speedup"]
-    return (ref is not None and ref >= SPEEDUP.min_reference_speedup
-            and mine is not None and mine >= SPEEDUP.full_marks_at(ref))
+    return (
+        ref is not None
+        and ref >= SPEEDUP.min_reference_speedup
+        and mine is not None
+        and mine >= SPEEDUP.full_marks_at(ref)
+    )
 
 
-def measure(student: collect.Collector, reference: collect.Collector, cores: int) -> dict:
+def measure(student: collect.Collector, reference: collect.Collector, cores: int) -> SpeedupObservation:
     """The speedup observation: rounds until settled (at least ``repeats``, at most ``max_repeats``)."""
-    out = {"cores": cores, "inconclusive": None, "student": _empty(), "reference": _empty(), "rounds": 0,
-           "cpus": [], "reserved": []}
+    out = {
+        "cores": cores,
+        "inconclusive": None,
+        "student": _empty(),
+        "reference": _empty(),
+        "rounds": 0,
+        "cpus": [],
+        "reserved": [],
+    }
     if cores < 2:
         out["inconclusive"] = f"fewer than 2 cores ({cores}) available to the grader"
         return out
@@ -109,7 +151,15 @@ def _measure(student: collect.Collector, reference: collect.Collector, out: dict
     out["reference"].update(summary["reference"])
     out["startup_seconds"] = summary["startup_seconds"]
     ref = summary["reference"]["speedup"] or 0
-    if ref < SPEEDUP.min_reference_speedup:
-        out["inconclusive"] = (f"the reference solution, timed beside yours, reached only {ref:.2f}x on the "
-                               "grading machine (other work is probably using its cores)")
+    if ref < SPEEDUP.min_reference_speedup and out.get("start_method"):
+        out["inconclusive"] = (
+            f"the reference solution, starting its workers by {out['start_method']} as yours do, "
+            f"reached only {ref:.2f}x: on the grading workload, starting workers that way "
+            "costs about as much as the work itself"
+        )
+    elif ref < SPEEDUP.min_reference_speedup:
+        out["inconclusive"] = (
+            f"the reference solution, timed beside yours, reached only {ref:.2f}x on the "
+            "grading machine (other work is probably using its cores)"
+        )
     return out

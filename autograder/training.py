@@ -15,6 +15,7 @@ import numpy as np
 
 from autograder import collect, verify
 from autograder.config import AGENT
+from autograder.observations import AgentObservation, Attempt
 
 
 def _kwargs(seed: int, processes: int | None) -> dict:
@@ -22,11 +23,11 @@ def _kwargs(seed: int, processes: int | None) -> dict:
     return kwargs if processes is None else {**kwargs, "processes": processes}
 
 
-def _rank(attempt: dict) -> float:
+def _rank(attempt: Attempt) -> float:
     return attempt["heldout_mean"]
 
 
-def train(collector: collect.Collector, parallel_problem: str | None, cores: int) -> dict:
+def train(collector: collect.Collector, parallel_problem: str | None, cores: int) -> AgentObservation:
     """Up to ``AGENT.attempts`` runs, stopping at the first solved one or the first that fails."""
     helper = collect.trusted_helper()
     function = "evolve_serial" if parallel_problem else "evolve_parallel"
@@ -34,10 +35,19 @@ def train(collector: collect.Collector, parallel_problem: str | None, cores: int
     for seed in collector.plan.training_seeds:
         kwargs = _kwargs(seed, None if parallel_problem else max(2, cores))
         obs = collector.run(function, kwargs, wall_seconds=AGENT.wall_seconds)
-        attempt = {"seed": seed, "function": function, "problem": collect.run_problem(obs, verify.LOOP_RULES), "heldout_mean": None,
-                   "history": obs["history"], "params": None,
-                   "note": ("evolve_parallel failed in the observed runs, so evolve_serial trained the agent"
-                            if parallel_problem else None)}
+        attempt: Attempt = {
+            "seed": seed,
+            "function": function,
+            "problem": collect.run_problem(obs, verify.LOOP_RULES),
+            "heldout_mean": None,
+            "history": obs["history"],
+            "params": None,
+            "note": (
+                "evolve_parallel failed in the observed runs, so evolve_serial trained the agent"
+                if parallel_problem
+                else None
+            ),
+        }
         if not attempt["problem"]:
             arrays = {key: np.array(value) for key, value in obs["best"].items()}
             returns = [float(helper.episode(arrays, s)) for s in collector.plan.heldout_seeds]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+
 import numpy as np
 
 PARAM_SHAPES = {"w1": (2, 10), "b1": (10,), "w2": (10, 1), "b2": (1,)}

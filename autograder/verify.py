@@ -19,9 +19,10 @@ Every run of student code is verified the same way, whatever the grader does wit
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -35,6 +36,11 @@ LOOP_RULES = ("played", "seeds", "returns", "history", "selection", "sampling")
 REPLAY_TOLERANCE = 1e-6  # returns are bit-identical in practice; this only absorbs BLAS kernel rounding
 REPLAY_SAMPLE = 3
 """Episodes replayed per run besides the returned candidate's, chosen after the run."""
+MAX_DRAW = 6.5
+"""Largest |value| a standard normal draw may take (one in 10^10 goes further)."""
+MAX_KS = 0.51
+"""Largest Kolmogorov-Smirnov distance between a candidate's 41 standardised values and N(0, 1): honest
+draws pass with probability 1 - 10^-9; a hand-made network (repeated or zero weights) does not."""
 NORM_RANGE = (0.25, 2.5)
 """Allowed distance of one new candidate from its parent, in units of sigma * sqrt(parameters):
 a fresh draw lands near 1 (a chance below 1e-8 to leave this range with 41 parameters)."""
@@ -70,12 +76,16 @@ def vector(params: dict) -> np.ndarray:
 
 def _generations(episodes: list[Played], g: int, p: int, call: str) -> tuple[list[list[Played]], str | None]:
     if not episodes:
-        return [], (f"{call} played no episode through evolution.episode: test each candidate with the "
-                    "helper's episode function (imported in the setup cell)")
+        return [], (
+            f"{call} played no episode through evolution.episode: test each candidate with the "
+            "helper's episode function (imported in the setup cell)"
+        )
     if len(episodes) != g * p:
-        return [], (f"{call} played {len(episodes)} episodes, expected {g} x {p} = {g * p}: "
-                    "one episode per candidate per generation, no more and no fewer")
-    return [episodes[i * p:(i + 1) * p] for i in range(g)], None
+        return [], (
+            f"{call} played {len(episodes)} episodes, expected {g} x {p} = {g * p}: "
+            "one episode per candidate per generation, no more and no fewer"
+        )
+    return [episodes[i * p : (i + 1) * p] for i in range(g)], None
 
 
 def _winners(generation: list[Played]) -> list[int]:
@@ -88,18 +98,24 @@ def check_seeds(gens: list[list[Played]], call: str) -> str | None:
     for g, generation in enumerate(gens):
         seeds = {e.seed for e in generation}
         if None in seeds:
-            return (f"in {call}, generation {g} was played without an episode seed (episode(params) with "
-                    "seed=None gives each candidate a random start state): draw one seed per generation from rng "
-                    "and pass it as episode(params, seed=...)")
+            return (
+                f"in {call}, generation {g} was played without an episode seed (episode(params) with "
+                "seed=None gives each candidate a random start state): draw one seed per generation from rng "
+                "and pass it as episode(params, seed=...)"
+            )
         if len(seeds) > 1:
-            return (f"in {call}, the {len(generation)} candidates of generation {g} were played from "
-                    f"{len(seeds)} different start states: draw the episode seed once per generation, before "
-                    "testing, so every candidate is compared on the same start state")
+            return (
+                f"in {call}, the {len(generation)} candidates of generation {g} were played from "
+                f"{len(seeds)} different start states: draw the episode seed once per generation, before "
+                "testing, so every candidate is compared on the same start state"
+            )
         seeds_per_generation.append(seeds.pop())
     if len(gens) >= 2 and len(set(seeds_per_generation)) <= len(gens) // 2:
-        return (f"in {call}, the {len(gens)} generations were played from only {len(set(seeds_per_generation))} "
-                "start state(s): draw a new episode seed from rng in every generation, "
-                "episode_seed = int(rng.integers(2**31 - 1)), so the agent learns to drive from any start")
+        return (
+            f"in {call}, the {len(gens)} generations were played from only {len(set(seeds_per_generation))} "
+            "start state(s): draw a new episode seed from rng in every generation, "
+            "episode_seed = int(rng.integers(2**31 - 1)), so the agent learns to drive from any start"
+        )
     return None
 
 
@@ -109,8 +125,10 @@ def check_returns(sample: list[Played], replay: Callable[[dict, int], float], ca
             continue
         trusted = replay(e.params, e.seed)
         if abs(e.ret - trusted) > REPLAY_TOLERANCE:
-            return (f"in {call}, an episode reported {e.ret!r} but replaying it gives {trusted!r}: returns must "
-                    "come from the helper's episode function, unchanged")
+            return (
+                f"in {call}, an episode reported {e.ret!r} but replaying it gives {trusted!r}: returns must "
+                "come from the helper's episode function, unchanged"
+            )
     return None
 
 
@@ -118,13 +136,22 @@ def check_history(gens: list[list[Played]], history: list[list[float]], *, order
     played = [[e.ret for e in generation] for generation in gens]
     for g, row in enumerate(history):
         if ordered and row != played[g]:
-            hint = (" (they are sorted: keep population order)" if sorted(played[g]) == row else
-                    " (they are the returns of another generation)" if row in played else "")
-            return (f"history[{g}] of {call} is not the list of returns generation {g} got{hint}: "
-                    "append the returns of each generation, in the order of its candidates")
+            hint = (
+                " (they are sorted: keep population order)"
+                if sorted(played[g]) == row
+                else " (they are the returns of another generation)"
+                if row in played
+                else ""
+            )
+            return (
+                f"history[{g}] of {call} is not the list of returns generation {g} got{hint}: "
+                "append the returns of each generation, in the order of its candidates"
+            )
         if not ordered and sorted(row) != sorted(played[g]):
-            return (f"history[{g}] of {call} does not hold the returns generation {g} got: append the list "
-                    "pool.map returned for each generation")
+            return (
+                f"history[{g}] of {call} does not hold the returns generation {g} got: append the list "
+                "pool.map returned for each generation"
+            )
     return None
 
 
@@ -136,17 +163,44 @@ def check_selection(last: list[Played], best: dict, call: str) -> str | None:
     others = [i for i, e in enumerate(last) if np.array_equal(chosen, vector(e.params))]
     lowest = min(e.ret for e in last)
     if others and last[others[0]].ret == lowest:
-        return (f"{call} returned the candidate with the LOWEST return of the last generation: "
-                "select with argmax (returns are rewards, higher is better)")
+        return (
+            f"{call} returned the candidate with the LOWEST return of the last generation: "
+            "select with argmax (returns are rewards, higher is better)"
+        )
     if others:
-        return (f"{call} returned candidate {others[0]} of the last generation, but candidate {winners[0]} "
-                "had the highest return: return the candidate selected in the last generation")
-    return (f"{call} returned parameters that were not played in its last generation: return the best "
-            "candidate of the last generation (not of an earlier one, not a new sample, not parameters of "
-            "your own)")
+        return (
+            f"{call} returned candidate {others[0]} of the last generation, but candidate {winners[0]} "
+            "had the highest return: return the candidate selected in the last generation"
+        )
+    return (
+        f"{call} returned parameters that were not played in its last generation: return the best "
+        "candidate of the last generation (not of an earlier one, not a new sample, not parameters of "
+        "your own)"
+    )
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+def looks_standard_normal(values: np.ndarray) -> bool:
+    """``values`` could be independent N(0, 1) draws (bounded values, Kolmogorov-Smirnov distance)."""
+    if not np.all(np.abs(values) <= MAX_DRAW):
+        return False
+    x = np.sort(values)
+    n = x.size
+    cdf = _normal_cdf(x)
+    ks = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
+    return ks <= MAX_KS
 
 
 def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, call: str) -> str | None:
+    for k, e in enumerate(gens[0] if gens else []):
+        if not looks_standard_normal(vector(e.params)):
+            return (
+                f"in {call}, candidate {k} of generation 0 is not a draw of initialize_parameters: every "
+                "candidate of the first generation must be initialize_parameters(I_SIZE, H_SIZE, O_SIZE, rng=rng)"
+            )
     steps = []
     for g in range(1, len(gens)):
         parents = [vector(e.params) for e in gens[g - 1]]
@@ -156,59 +210,96 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
         for e in gens[g]:
             child = vector(e.params)
             if any(np.array_equal(child, parents[w]) for w in winners):
-                return (f"in {call}, generation {g} holds an exact copy of the candidate selected in generation "
-                        f"{g - 1}: the assignment's loop keeps no elite; fill every generation with pop_size "
-                        "calls of sample_params(best, rng, sigma)")
+                return (
+                    f"in {call}, generation {g} holds an exact copy of the candidate selected in generation "
+                    f"{g - 1}: the assignment's loop keeps no elite; fill every generation with pop_size "
+                    "calls of sample_params(best, rng, sigma)"
+                )
             distances = [np.linalg.norm(child - p) / scale for p in parents]
             nearest = int(np.argmin(distances))
             ratio = np.linalg.norm(child - parent) / scale
+            if (
+                nearest in winners
+                and NORM_RANGE[0] <= ratio <= NORM_RANGE[1]
+                and not looks_standard_normal((child - parent) / sigma)
+            ):
+                return (
+                    f"in {call}, a candidate of generation {g} is not the selected candidate plus sigma times "
+                    "standard normal noise: make every candidate sample_params(best, rng, sigma)"
+                )
             if nearest not in winners and ratio > 2 and NORM_RANGE[0] <= distances[nearest] <= NORM_RANGE[1]:
                 worst = nearest == int(np.argmin([x.ret for x in gens[g - 1]]))
-                return (f"in {call}, generation {g} is not sampled around the best candidate of generation "
-                        f"{g - 1} but around {'the worst one' if worst else f'candidate {nearest}'}: pass the "
-                        "candidate with the highest return to sample_params")
+                return (
+                    f"in {call}, generation {g} is not sampled around the best candidate of generation "
+                    f"{g - 1} but around {'the worst one' if worst else f'candidate {nearest}'}: pass the "
+                    "candidate with the highest return to sample_params"
+                )
             if not NORM_RANGE[0] <= ratio <= NORM_RANGE[1]:
-                return (f"in {call}, a candidate of generation {g} lies {ratio:.2f} x sigma x sqrt(41) from the "
-                        f"selected candidate, where a draw of sample_params(best, rng, sigma={sigma}) lies near 1: "
-                        "make every candidate a fresh sample around the selected one, with the sigma passed in")
+                return (
+                    f"in {call}, a candidate of generation {g} lies {ratio:.2f} x sigma x sqrt(41) from the "
+                    f"selected candidate, where a draw of sample_params(best, rng, sigma={sigma}) lies near 1: "
+                    "make every candidate a fresh sample around the selected one, with the sigma passed in"
+                )
             steps.append((child - parent) / sigma)
     if not steps:
         return None
     pooled = np.concatenate(steps)
     mean, spread = float(np.mean(pooled)), float(np.std(pooled))
     if abs(spread - 1.0) > tolerance:
-        return (f"in {call}, new candidates lie {spread:.2f} x sigma from the selected one on average per "
-                f"parameter, expected about 1 x sigma (sigma={sigma}): pass sigma to sample_params and sample "
-                "each new candidate from the selected one, not from the previous sample")
+        return (
+            f"in {call}, new candidates lie {spread:.2f} x sigma from the selected one on average per "
+            f"parameter, expected about 1 x sigma (sigma={sigma}): pass sigma to sample_params and sample "
+            "each new candidate from the selected one, not from the previous sample"
+        )
     if abs(mean) > tolerance:
-        return (f"in {call}, new candidates are shifted by {mean:.2f} x sigma from the selected one: "
-                "sample around the selected candidate")
+        return (
+            f"in {call}, new candidates are shifted by {mean:.2f} x sigma from the selected one: "
+            "sample around the selected candidate"
+        )
     return None
 
 
-def check_processes(episodes: list[Played], caller: int | None, function: str, processes: int | None,
-                    call: str) -> str | None:
+def check_processes(
+    episodes: list[Played], caller: int | None, function: str, processes: int | None, call: str
+) -> str | None:
     pids = {e.pid for e in episodes}
     if function == "evolve_serial":
         others = pids - {caller}
         if others:
-            return (f"{call} played episodes in {len(others)} other process(es): evolve_serial must test "
-                    "candidates with the built-in map, in the calling process")
+            return (
+                f"{call} played episodes in {len(others)} other process(es): evolve_serial must test "
+                "candidates with the built-in map, in the calling process"
+            )
         return None
     if caller in pids:
-        return (f"{call} played episodes in the calling process: test the whole generation with "
-                "pool.map inside `with Pool(processes) as pool:` (a ThreadPool, or the built-in map next to an "
-                "unused Pool, keeps the work in one process)")
+        return (
+            f"{call} played episodes in the calling process: test the whole generation with "
+            "pool.map inside `with Pool(processes) as pool:` (a ThreadPool, or the built-in map next to an "
+            "unused Pool, keeps the work in one process)"
+        )
     if (processes is None or processes >= 2) and len(pids) < 2:
-        return (f"{call} used {len(pids)} worker process: create the Pool with processes workers and let "
-                "pool.map share the generation out")
+        return (
+            f"{call} used {len(pids)} worker process: create the Pool with processes workers and let "
+            "pool.map share the generation out"
+        )
     return None
 
 
-def verify(*, call: str, function: str, kwargs: dict, episodes: list[Played], caller: int | None,
-           best: dict | None, history: list[list[float]] | None, live_pids: set[int] | None,
-           replay: Callable[[dict, int], float], chooser: random.Random, centre_tolerance: float,
-           refused_records: list[str] = ()) -> Verdict:
+def verify(
+    *,
+    call: str,
+    function: str,
+    kwargs: dict,
+    episodes: list[Played],
+    caller: int | None,
+    best: dict | None,
+    history: list[list[float]] | None,
+    live_pids: set[int] | None,
+    replay: Callable[[dict, int], float],
+    chooser: random.Random,
+    centre_tolerance: float,
+    refused_records: list[str] = (),
+) -> Verdict:
     """Check one run against every rule (``best``/``history`` None: the call returned nothing valid).
 
     ``refused_records`` are the grader's notes on record lines or files it could not accept: the
@@ -218,16 +309,20 @@ def verify(*, call: str, function: str, kwargs: dict, episodes: list[Played], ca
     g, p = kwargs["generations"], kwargs["pop_size"]
     gens, problem = _generations(episodes, g, p, call)
     if refused_records:
-        problem = (f"{call}: the episode records could not be used ({refused_records[0]}): play episodes only "
-                   "through the helper's episode function and leave its record folder alone")
+        problem = (
+            f"{call}: the episode records could not be used ({refused_records[0]}): play episodes only "
+            "through the helper's episode function and leave its record folder alone"
+        )
     claimed = {e.pid for e in episodes}
     if not problem and live_pids and not claimed & live_pids:
         # None of the processes the records name was ever seen running (a short-lived worker may be
         # missed between two looks, so one real process among them is enough).
         ghosts = claimed
         if ghosts:
-            problem = (f"{call}: episodes are recorded for process id(s) {sorted(ghosts)[:3]} that never ran in "
-                       "the run: play every episode with the helper's episode function, in real processes")
+            problem = (
+                f"{call}: episodes are recorded for process id(s) {sorted(ghosts)[:3]} that never ran in "
+                "the run: play every episode with the helper's episode function, in real processes"
+            )
     verdict.worker_pids = len({e.pid for e in episodes} - {caller})
     if problem:
         verdict.rules = dict.fromkeys(RULES, problem)
@@ -241,8 +336,9 @@ def verify(*, call: str, function: str, kwargs: dict, episodes: list[Played], ca
     verdict.replayed = len(sample)
     verdict.rules["returns"] = check_returns(sample, replay, call)
     missing = f"{call} returned no valid (best_params, history)"
-    verdict.rules["history"] = (check_history(gens, history, ordered=function == "evolve_serial", call=call)
-                                if history is not None else missing)
+    verdict.rules["history"] = (
+        check_history(gens, history, ordered=function == "evolve_serial", call=call) if history is not None else missing
+    )
     verdict.rules["selection"] = check_selection(last, best, call) if best is not None else missing
     verdict.rules["sampling"] = check_sampling(gens, kwargs["sigma"], centre_tolerance, call)
     verdict.rules["processes"] = check_processes(episodes, caller, function, kwargs.get("processes"), call)

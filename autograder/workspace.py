@@ -31,6 +31,7 @@ RECORD_LINE_BYTES = 16 * 2**10
 RECORD_FILES = 256
 """Most record files read from one run (one per process that played episodes)."""
 TEMPLATE_FILES = ("submission.py", "evolution.py", "harness/__init__.py", "harness/__main__.py")
+FIXED_TIME = 946_684_800  # 2000-01-01
 
 
 @dataclass
@@ -71,6 +72,10 @@ def prepare(template: Path, module_source: str) -> None:
     (template / "evolution.py").write_text(recording_helper_source(), encoding="utf-8")
     for name in ("__init__.py", "__main__.py"):
         shutil.copyfile(paths.HARNESS_DIR / name, template / "harness" / name)
+    # One fixed time on everything a run can see of the template: its age must not tell a run how far
+    # into the grading it is.
+    for path in [*(template / name for name in TEMPLATE_FILES), template / "harness", template]:
+        os.utime(path, (FIXED_TIME, FIXED_TIME))
 
 
 def blas_settings() -> dict[str, str]:
@@ -80,8 +85,9 @@ def blas_settings() -> dict[str, str]:
     sandbox must use the grader's, or the grader's replay of an episode can differ in the
     last bit from the submission's.
     """
-    return {key: value for key, value in os.environ.items()
-            if key.startswith("OPENBLAS_") and key != "OPENBLAS_NUM_THREADS"}
+    return {
+        key: value for key, value in os.environ.items() if key.startswith("OPENBLAS_") and key != "OPENBLAS_NUM_THREADS"
+    }
 
 
 PRELOAD = ("numpy", "gymnasium", "evolution")
@@ -93,17 +99,31 @@ def session(template: Path) -> Session:
     runs = template.parent / "runs"
     runs.mkdir(exist_ok=True)
     os.chmod(runs, 0o755)
-    return Session(template, runs, preload=PRELOAD, env=_run_env(), tmpfs_bytes=SANDBOX.memory_bytes,
-                   output_bytes=SANDBOX.output_bytes)
+    return Session(
+        template,
+        runs,
+        preload=PRELOAD,
+        env=_run_env(),
+        tmpfs_bytes=SANDBOX.memory_bytes,
+        output_bytes=SANDBOX.output_bytes,
+    )
 
 
 def _run_env() -> dict[str, str]:
     return {"NEUROEVO_AGENTS_DIR": "agents", "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", **blas_settings()}
 
 
-def run_call(template: Path, function: str, kwargs: dict, *, wall_seconds: float, start_method: str | None,
-             expected_episodes: int = 0, session: Session | None = None,
-             cpus: tuple[int, ...] | None = None) -> RunResult:
+def run_call(
+    template: Path,
+    function: str,
+    kwargs: dict,
+    *,
+    wall_seconds: float,
+    start_method: str | None,
+    expected_episodes: int = 0,
+    session: Session | None = None,
+    cpus: tuple[int, ...] | None = None,
+) -> RunResult:
     """One fresh run of ``function(**kwargs)`` from ``template``, read back and cleaned up.
 
     ``function`` None runs nothing but the import (the start-up cost). ``expected_episodes``
@@ -120,16 +140,26 @@ def run_call(template: Path, function: str, kwargs: dict, *, wall_seconds: float
         for name in ("out", "record"):
             (workdir / name).mkdir()
         job = {"function": function, "kwargs": kwargs, "start_method": start_method}
-        limits = Limits(wall_seconds=wall_seconds, memory_bytes=SANDBOX.memory_bytes,
-                        max_processes=SANDBOX.max_processes, output_bytes=SANDBOX.output_bytes, cpus=cpus)
+        limits = Limits(
+            wall_seconds=wall_seconds,
+            memory_bytes=SANDBOX.memory_bytes,
+            max_processes=SANDBOX.max_processes,
+            output_bytes=SANDBOX.output_bytes,
+            cpus=cpus,
+        )
         if session is not None and not session.failed:
             try:
                 outcome = session.run(workdir, stdin=json.dumps(job).encode(), limits=limits)
             except SandboxError:  # no session here (no private /tmp per run): a sandboxed process per run
                 session.failed = True
         if session is None or session.failed:
-            outcome = run([sys.executable, "-m", "harness"], workdir=workdir, limits=limits, env=_run_env(),
-                          stdin=json.dumps(job).encode())
+            outcome = run(
+                [sys.executable, "-m", "harness"],
+                workdir=workdir,
+                limits=limits,
+                env=_run_env(),
+                stdin=json.dumps(job).encode(),
+            )
         result = RunResult(outcome=outcome)
         result.import_info = _read_result(workdir / "out" / "import.json", result)
         if function:
@@ -215,9 +245,13 @@ def _episode(line) -> Episode:
     seed = line.get("seed")
     if seed is not None:
         seed = validate.integer(seed, "seed")
-    return Episode(pid=validate.integer(line.get("pid"), "pid"), t=validate.integer(line.get("t"), "t"), seed=seed,
-                   params=validate.params(line.get("params"), "recorded params"),
-                   ret=validate.finite(line.get("ret"), "recorded return"))
+    return Episode(
+        pid=validate.integer(line.get("pid"), "pid"),
+        t=validate.integer(line.get("t"), "t"),
+        seed=seed,
+        params=validate.params(line.get("params"), "recorded params"),
+        ret=validate.finite(line.get("ret"), "recorded return"),
+    )
 
 
 def remove_tree(path: Path) -> None:

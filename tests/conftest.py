@@ -40,14 +40,22 @@ def _without_cell(grade_id: str):
         nb = demo.with_solution(demo.reference_source())
         nb.cells = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") != grade_id]
         nbformat.write(nb, _notebook_path(submitted, student))
+
     return build
 
 
 def _duplicated_cell(submitted: Path, student: str) -> None:
     nb = demo.with_solution(demo.reference_source())
-    stub = next(c for c in demo.release_notebook().cells
-                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "evolve_serial")
-    at = next(i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "evolve_serial")
+    stub = next(
+        c
+        for c in demo.release_notebook().cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "evolve_serial"
+    )
+    at = next(
+        i
+        for i, c in enumerate(nb.cells)
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "evolve_serial"
+    )
     nb.cells.insert(at, stub)  # the untouched stub first, the answer in a copy below it
     nbformat.write(nb, _notebook_path(submitted, student))
 
@@ -62,12 +70,14 @@ def _metadata_stripped(submitted: Path, student: str) -> None:
 def _raw_file(content: bytes):
     def build(submitted: Path, student: str) -> None:
         _notebook_path(submitted, student).write_bytes(content)
+
     return build
 
 
 def _linked_to(target: Path):
     def build(submitted: Path, student: str) -> None:
         _notebook_path(submitted, student).symlink_to(target)
+
     return build
 
 
@@ -78,28 +88,36 @@ def _no_notebook(submitted: Path, student: str) -> None:
 
 ALL = ("serial", "parallel", "determinism", "speedup", "agent")
 NOTEBOOK_FAULTS = {
-    "notebook_not_json": support.Entry("notebook_not_json", None, ALL, message="not a valid notebook",
-                                       build=_raw_file(b'{"cells": [ oops')),
-    "notebook_empty_file": support.Entry("notebook_empty_file", None, ALL, message="not a valid notebook",
-                                         build=_raw_file(b"")),
+    "notebook_not_json": support.Entry(
+        "notebook_not_json", None, ALL, message="not a valid notebook", build=_raw_file(b'{"cells": [ oops')
+    ),
+    "notebook_empty_file": support.Entry(
+        "notebook_empty_file", None, ALL, message="not a valid notebook", build=_raw_file(b"")
+    ),
     "notebook_missing": support.Entry("notebook_missing", None, ALL, message="no notebook", build=_no_notebook),
-    "notebook_cell_deleted": support.Entry("notebook_cell_deleted", None, ALL, message="evolve_parallel",
-                                           build=_without_cell("evolve_parallel")),
-    "notebook_metadata_stripped": support.Entry("notebook_metadata_stripped", None, ALL, message="grade_id",
-                                                build=_metadata_stripped),
-    "notebook_cell_duplicated": support.Entry("notebook_cell_duplicated", None, ALL,
-                                              message="two cells carry grade_id evolve_serial", build=_duplicated_cell),
-    "notebook_linked_to_solutions": support.Entry("notebook_linked_to_solutions", None, ALL, message="symbolic link",
-                                                  build=_linked_to(paths.reference_notebook())),
-    "notebook_linked_to_secret": support.Entry("notebook_linked_to_secret", None, ALL, message="symbolic link",
-                                               build=_linked_to(Path("/etc/shadow"))),
+    "notebook_cell_deleted": support.Entry(
+        "notebook_cell_deleted", None, ALL, message="evolve_parallel", build=_without_cell("evolve_parallel")
+    ),
+    "notebook_metadata_stripped": support.Entry(
+        "notebook_metadata_stripped", None, ALL, message="grade_id", build=_metadata_stripped
+    ),
+    "notebook_cell_duplicated": support.Entry(
+        "notebook_cell_duplicated", None, ALL, message="two cells carry grade_id evolve_serial", build=_duplicated_cell
+    ),
+    "notebook_linked_to_solutions": support.Entry(
+        "notebook_linked_to_solutions", None, ALL, message="symbolic link", build=_linked_to(paths.reference_notebook())
+    ),
+    "notebook_linked_to_secret": support.Entry(
+        "notebook_linked_to_secret", None, ALL, message="symbolic link", build=_linked_to(Path("/etc/shadow"))
+    ),
 }
 
 
 def gradable(entry: support.Entry) -> bool:
     """The entry's verdict can be checked here (isolation and kernel caps where it needs them)."""
-    return ((not entry.needs_isolation or isolation_mode() == "bubblewrap")
-            and (not entry.needs_kernel_caps or controller().available))
+    return (not entry.needs_isolation or isolation_mode() == "bubblewrap") and (
+        not entry.needs_kernel_caps or controller().available
+    )
 
 
 def all_entries() -> dict[str, support.Entry]:
@@ -166,23 +184,42 @@ def _grade(root: Path, entries: dict[str, support.Entry], categories: str, *, od
     token = f"grading-batch-{uuid.uuid4().hex}"
     before = live_pids()
     start = time.perf_counter()
-    done = support.grade(submitted, output, "--categories", categories, settings=support.TEST_SETTINGS,
-                         env={"TMPDIR": str(scratch), "GRADING_BATCH": token})
+    done = support.grade(
+        submitted,
+        output,
+        "--categories",
+        categories,
+        settings=support.TEST_SETTINGS,
+        env={"TMPDIR": str(scratch), "GRADING_BATCH": token},
+    )
     seconds = time.perf_counter() - start
-    return Graded(entries, set(categories.split(",")), output, done.stdout, done.stderr, done.returncode, seconds,
-                  run_trace(token, [root], before), root)
+    return Graded(
+        entries,
+        set(categories.split(",")),
+        output,
+        done.stdout,
+        done.stderr,
+        done.returncode,
+        seconds,
+        run_trace(token, [root], before),
+        root,
+    )
 
 
 @pytest.fixture(scope="session")
 def class_batch(tmp_path_factory) -> Graded:
     """Every corpus entry, the correct student and the ungradable folders, graded in every untimed category."""
-    return _grade(tmp_path_factory.mktemp("class"), all_entries(), "serial,parallel,determinism,agent",
-                  odd_folders=True)
+    return _grade(
+        tmp_path_factory.mktemp("class"), all_entries(), "serial,parallel,determinism,agent", odd_folders=True
+    )
 
 
 @pytest.fixture(scope="session")
 def speedup_batch(tmp_path_factory) -> Graded:
     """The entries a timing can tell apart, and the correct ones, graded in the speedup category only."""
-    entries = {name: e for name, e in all_entries().items()
-               if e.source is not None and ("speedup" in e.loses or name in support.corpus("correct"))}
+    entries = {
+        name: e
+        for name, e in all_entries().items()
+        if e.source is not None and ("speedup" in e.loses or name in support.corpus("correct"))
+    }
     return _grade(tmp_path_factory.mktemp("speedup"), entries, "speedup", odd_folders=False)

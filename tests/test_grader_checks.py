@@ -16,33 +16,82 @@ BEST = {"w1": [[0.5] * 10] * 2, "b1": [0.0] * 10, "w2": [[1.0]] * 10, "b2": [0.0
 
 def run(*, history=None, best=None, rules=None, problem=None, call="evolve_serial(...)") -> dict:
     """One observed run that returned ``best`` and ``history`` and kept every rule but those in ``rules``."""
-    return {"call": call, "function": "evolve_serial", "kwargs": {}, "problem": problem, "caller_pid": 1,
-            "best": best or BEST, "best_problem": None, "history": history or [[1.0, 2.0], [3.0, 4.0]],
-            "history_problem": None, "rules": {**dict.fromkeys(verify.RULES), **(rules or {})}, "worker_pids": 2,
-            "garbled": [], "wall": 1.0, "cpu": 1.0, "kernel_caps": True}
+    return {
+        "call": call,
+        "function": "evolve_serial",
+        "kwargs": {},
+        "problem": problem,
+        "caller_pid": 1,
+        "best": best or BEST,
+        "best_problem": None,
+        "history": history or [[1.0, 2.0], [3.0, 4.0]],
+        "history_problem": None,
+        "rules": {**dict.fromkeys(verify.RULES), **(rules or {})},
+        "worker_pids": 2,
+        "garbled": [],
+        "wall": 1.0,
+        "cpu": 1.0,
+        "kernel_caps": True,
+    }
 
 
 def observations(runs: dict | None = None, agent: dict | None = None, speedup: dict | None = None) -> dict:
     """A student's observations: six correct observed runs unless ``runs`` replaces some."""
-    return {"student": "x", "settings": grade.settings_snapshot(), "cores": 2, "load_problem": None,
-            "runs": {label: run() for label in LABELS} | {"serial_other": run(history=[[5.0, 6.0], [7.0, 8.0]])}
-            | (runs or {}), "seconds": {}, "agent": agent,
-            "speedup": speedup}
+    return {
+        "student": "x",
+        "settings": grade.settings_snapshot(),
+        "cores": 2,
+        "load_problem": None,
+        "runs": {label: run() for label in LABELS}
+        | {"serial_other": run(history=[[5.0, 6.0], [7.0, 8.0]])}
+        | (runs or {}),
+        "seconds": {},
+        "agent": agent,
+        "speedup": speedup,
+    }
 
 
 def agent_section(heldout_mean: float | None, problem: str | None = None) -> dict:
-    attempt = {"seed": 1, "function": "evolve_parallel", "problem": problem, "note": None,
-               "heldout_mean": heldout_mean, "history": [[0.0]], "params": BEST}
-    return {"attempts": [attempt], "best": None if problem else attempt,
-            "budget": grade.settings_snapshot()["agent"], "heldout": 20}
+    attempt = {
+        "seed": 1,
+        "function": "evolve_parallel",
+        "problem": problem,
+        "note": None,
+        "heldout_mean": heldout_mean,
+        "history": [[0.0]],
+        "params": BEST,
+    }
+    return {
+        "attempts": [attempt],
+        "best": None if problem else attempt,
+        "budget": grade.settings_snapshot()["agent"],
+        "heldout": 20,
+    }
 
 
-def speedup_section(mine: float, ref: float, *, cpu_ratio: float = 1.8, workers: int = 2,
-                    inconclusive: str | None = None, problems: dict | None = None) -> dict:
-    return {"cores": 2, "inconclusive": inconclusive, "rounds": 3,
-            "student": {"problems": problems or {}, "worker_pids": [workers] * 3, "speedup": mine,
-                        "cpu_ratio": cpu_ratio, "serial_seconds": 1.0, "parallel_seconds": 1.0 / mine},
-            "reference": {"problems": {}, "speedup": ref, "serial_seconds": 1.0, "parallel_seconds": 1.0 / ref}}
+def speedup_section(
+    mine: float,
+    ref: float,
+    *,
+    cpu_ratio: float = 1.8,
+    workers: int = 2,
+    inconclusive: str | None = None,
+    problems: dict | None = None,
+) -> dict:
+    return {
+        "cores": 2,
+        "inconclusive": inconclusive,
+        "rounds": 3,
+        "student": {
+            "problems": problems or {},
+            "worker_pids": [workers] * 3,
+            "speedup": mine,
+            "cpu_ratio": cpu_ratio,
+            "serial_seconds": 1.0,
+            "parallel_seconds": 1.0 / mine,
+        },
+        "reference": {"problems": {}, "speedup": ref, "serial_seconds": 1.0, "parallel_seconds": 1.0 / ref},
+    }
 
 
 def scores(tmp_path: Path, obs: dict, categories=CATEGORIES) -> dict[str, float]:
@@ -61,13 +110,16 @@ def test_grader_checks_correct_observations_earn_full_marks(tmp_path):
     assert scores(tmp_path, obs) == pytest.approx(POINTS)
 
 
-@pytest.mark.parametrize("rule, category, test_name", [
-    ("selection", "serial", "test_serial_selects_best_candidate"),
-    ("sampling", "serial", "test_serial_next_generation_centred_on_best"),
-    ("seeds", "serial", "test_serial_generation_shares_episode_seed"),
-    ("processes", "parallel", "test_parallel_uses_worker_processes"),
-    ("history", "parallel", "test_parallel_history_is_returns_played"),
-])
+@pytest.mark.parametrize(
+    "rule, category, test_name",
+    [
+        ("selection", "serial", "test_serial_selects_best_candidate"),
+        ("sampling", "serial", "test_serial_next_generation_centred_on_best"),
+        ("seeds", "serial", "test_serial_generation_shares_episode_seed"),
+        ("processes", "parallel", "test_parallel_uses_worker_processes"),
+        ("history", "parallel", "test_parallel_history_is_returns_played"),
+    ],
+)
 def test_grader_checks_a_broken_rule_costs_its_own_test_only(tmp_path, rule, category, test_name):
     """One broken rule fails exactly the test for that rule, with the rule's message."""
     label = "serial_main" if category == "serial" else "parallel_2"
@@ -85,8 +137,10 @@ def test_grader_checks_determinism_names_where_results_differ(tmp_path):
     path = tmp_path / "observations.json"
     path.write_text(json.dumps(obs), encoding="utf-8")
     failed = [o for o in runchecks.run_checks(path, ("determinism",)) if not o["passed"]]
-    assert {o["name"] for o in failed} == {"test_determinism_serial_matches_parallel",
-                                           "test_determinism_any_number_of_processes"}
+    assert {o["name"] for o in failed} == {
+        "test_determinism_serial_matches_parallel",
+        "test_determinism_any_number_of_processes",
+    }
     message = next(o["message"] for o in failed if o["name"] == "test_determinism_serial_matches_parallel")
     assert "generation 1 differs" in message
 
@@ -152,13 +206,21 @@ class FakeCollector:
         self.name, self.order, self.walls = name, order, walls
         self.plan = collect.Plan.draw(0)
         self.cores = None
+        self.start_methods: set[str] = set()
 
-    def run(self, function, kwargs, *, wall_seconds, check=True, cpus=None):
+    def run(self, function, kwargs, *, wall_seconds, check=True, cpus=None, method=None):
         kind = {"evolve_serial": "serial", "evolve_parallel": "parallel", None: "noop"}[function]
         self.order.append((self.name, kind))
         wall = self.walls[kind]
-        return {"problem": None, "best_problem": None, "history_problem": None, "rules": {}, "wall": wall,
-                "cpu": wall * (1.9 if kind == "parallel" else 1.0), "worker_pids": 2}
+        return {
+            "problem": None,
+            "best_problem": None,
+            "history_problem": None,
+            "rules": {},
+            "wall": wall,
+            "cpu": wall * (1.9 if kind == "parallel" else 1.0),
+            "worker_pids": 2,
+        }
 
 
 @pytest.mark.parametrize("student_parallel, rounds", [(0.55, SPEEDUP.repeats), (1.0, SPEEDUP.max_repeats)])

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import support
 
 from autograder import demo
@@ -32,16 +31,36 @@ def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
     """Kill the grader with SIGKILL after the first student, re-run it: grades.csv equals an uninterrupted run's."""
     submitted = tmp_path / "submitted"
     _batch(submitted)
-    env = {**os.environ, "PYTHONPATH": str(support.ROOT), "TMPDIR": str(tmp_path),
-           "NEUROEVO_GRADER_SETTINGS": json.dumps(support.TEST_SETTINGS)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(support.ROOT),
+        "TMPDIR": str(tmp_path),
+        "NEUROEVO_GRADER_SETTINGS": json.dumps(support.TEST_SETTINGS),
+    }
     whole = tmp_path / "whole"
     done = support.grade(submitted, whole, "--categories", CATEGORIES, settings=support.TEST_SETTINGS)
     assert done.returncode == 0, done.stderr[-2000:]
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "--submitted", str(submitted),
-                             "--output", str(killed), "--categories", CATEGORIES], cwd=support.ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "grade",
+            "--submitted",
+            str(submitted),
+            "--output",
+            str(killed),
+            "--categories",
+            CATEGORIES,
+        ],
+        cwd=support.ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while not list(killed.glob("*/results.json")) and time.monotonic() < deadline and proc.poll() is None:

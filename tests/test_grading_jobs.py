@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 import support
+
 from autograder import demo
 from autograder.cores import Cores
 
@@ -20,8 +20,9 @@ def _batch(tmp_path, jobs: int):
     for student, source in STUDENTS.items():
         code = demo.reference_source() if source == "reference" else (wrong[source].source if source else None)
         support.write_student(submitted, student, code)
-    done = support.grade(submitted, output, "--categories", CATEGORIES, "--jobs", str(jobs),
-                         settings=support.TEST_SETTINGS)
+    done = support.grade(
+        submitted, output, "--categories", CATEGORIES, "--jobs", str(jobs), settings=support.TEST_SETTINGS
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return {student: support.results(output, student) for student in STUDENTS}
 
@@ -44,7 +45,9 @@ def test_grading_jobs_same_verdicts_and_reserved_cores(tmp_path):
     for results in (one, two):
         timing = results["correct"]["extra_data"]["timing"]
         assert timing["reserved"], "the timed phase reserved no cores"
-        assert timing["cpus"] == sorted(timing["reserved"]), f"timed runs ran on {timing['cpus']}, reserved {timing['reserved']}"
+        assert timing["cpus"] == sorted(timing["reserved"]), (
+            f"timed runs ran on {timing['cpus']}, reserved {timing['reserved']}"
+        )
 
 
 def test_grading_jobs_cores_reserved_and_shared():

@@ -11,23 +11,47 @@ import json
 from pathlib import Path
 
 import pytest
+import support
 from conftest import CORRECT_STUDENT, NOTEBOOK_FAULTS, UNGRADABLE, all_entries
 
-import support
 from autograder import demo
 from autograder.config import CATEGORIES
 
 MARKER = "HOSTILE_WAS_HERE"
 REQUIRED = {
     # crashes, hangs and floods
-    "hang_in_serial", "segfault_in_parallel", "sys_exit_at_import", "os_exit_at_import", "memory_hog_serial",
-    "fork_bomb", "output_flood", "returns_generators", "returns_nans", "returns_wrong_types",
-    "unpicklable_worker_results", "snoop_and_tamper", "patch_clock", "patch_helper", "fake_worker_pids",
+    "hang_in_serial",
+    "segfault_in_parallel",
+    "sys_exit_at_import",
+    "os_exit_at_import",
+    "memory_hog_serial",
+    "fork_bomb",
+    "output_flood",
+    "returns_generators",
+    "returns_nans",
+    "returns_wrong_types",
+    "unpicklable_worker_results",
+    "snoop_and_tamper",
+    "patch_clock",
+    "patch_helper",
+    "fake_worker_pids",
     # points without the skill, and the grader's own faults
-    "slowed_serial_fake_parallel", "sleep_at_import", "detects_timed_run", "cache_between_runs",
-    "answer_file_from_serial", "handmade_controller", "handmade_candidate_injected", "fixed_episode_seed",
-    "elitism", "forged_records_flood", "lingering_thread", "deep_folders", "deep_json_record", "folder_in_records",
-    "shared_memory_hog", "keyring_channel",
+    "slowed_serial_fake_parallel",
+    "sleep_at_import",
+    "detects_timed_run",
+    "cache_between_runs",
+    "answer_file_from_serial",
+    "handmade_controller",
+    "handmade_candidate_injected",
+    "fixed_episode_seed",
+    "elitism",
+    "forged_records_flood",
+    "lingering_thread",
+    "deep_folders",
+    "deep_json_record",
+    "folder_in_records",
+    "shared_memory_hog",
+    "keyring_channel",
 }
 
 
@@ -49,9 +73,11 @@ def test_hostile_batch_grades_everyone_and_survives(class_batch):
     """The batch ends by itself, with no traceback, no process left running and grades.csv for everyone."""
     assert "Traceback" not in class_batch.stderr, f"the grader crashed:\n{class_batch.stderr[-4000:]}"
     assert class_batch.leftovers == [], "processes started by the grader are still running:\n" + "\n".join(
-        class_batch.leftovers)
-    assert class_batch.returncode == 1, (f"status {class_batch.returncode}: expected 1 (ungradable folders)\n"
-                                         f"{class_batch.stderr[-3000:]}")
+        class_batch.leftovers
+    )
+    assert class_batch.returncode == 1, (
+        f"status {class_batch.returncode}: expected 1 (ungradable folders)\n{class_batch.stderr[-3000:]}"
+    )
     csv = (class_batch.output / "grades.csv").read_text()
     missing = [name for name in [*class_batch.entries, CORRECT_STUDENT] if name not in csv]
     assert not missing, f"grades.csv is missing {missing}"
@@ -96,7 +122,8 @@ def test_hostile_batch_linked_notebooks_show_nothing_of_their_target(class_batch
         if name not in class_batch.entries:
             continue
         text = (class_batch.output / name / "results.json").read_text() + (
-            class_batch.output / name / "feedback.html").read_text()
+            class_batch.output / name / "feedback.html"
+        ).read_text()
         assert "BEGIN SOLUTION" not in text and "root:" not in text
 
 
@@ -124,8 +151,11 @@ def test_hostile_speedup_batch_verdicts(speedup_batch):
     assert "Traceback" not in speedup_batch.stderr, speedup_batch.stderr[-3000:]
     correct = speedup_batch.result(CORRECT_STUDENT)
     assert support.losses(correct).get("speedup", 0) <= 3, support.failures(correct)
-    wrong = [p for name, entry in speedup_batch.entries.items()
-             if (p := support.verdict_problem(entry, speedup_batch.result(name), {"speedup"}))]
+    wrong = [
+        p
+        for name, entry in speedup_batch.entries.items()
+        if (p := support.verdict_problem(entry, speedup_batch.result(name), {"speedup"}))
+    ]
     assert not wrong, "\n\n".join(wrong)
 
 

@@ -7,10 +7,12 @@ seconds so the file runs quickly.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -21,8 +23,7 @@ import pytest
 from autograder.sandbox import Limits, Outcome, SandboxError, cgroups, isolation_mode, isolation_warning, run
 
 HAVE_BWRAP = isolation_mode() == "bubblewrap"
-MODES = [pytest.param("bubblewrap", marks=pytest.mark.skipif(not HAVE_BWRAP, reason=isolation_warning())),
-         "process"]
+MODES = [pytest.param("bubblewrap", marks=pytest.mark.skipif(not HAVE_BWRAP, reason=isolation_warning())), "process"]
 needs_bwrap = pytest.mark.skipif(not HAVE_BWRAP, reason=isolation_warning() or "bubblewrap unusable")
 PROJECT = Path(__file__).resolve().parents[1]
 FAST = Limits(wall_seconds=3, memory_bytes=1 * 2**30, max_processes=24, output_bytes=64 * 1024)
@@ -76,8 +77,11 @@ def test_run_exit_codes_are_passed_through(tmp_path, mode, how, code):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("source", ["import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)",
-                                    "import ctypes\nctypes.string_at(0)"], ids=["kill", "ctypes"])
+@pytest.mark.parametrize(
+    "source",
+    ["import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", "import ctypes\nctypes.string_at(0)"],
+    ids=["kill", "ctypes"],
+)
 def test_run_segfault_gives_negative_returncode(tmp_path, mode, source):
     """A segmentation fault is reported as returncode -SIGSEGV with a readable verdict."""
     outcome, _ = run_code(tmp_path, source, mode)
@@ -274,6 +278,7 @@ def test_isolation_keyrings_do_not_carry_between_runs(tmp_path):
         print(libc.syscall(249, b"user", b"carried", None, 0) > 0)
     """
     import platform
+
     if platform.machine() != "x86_64":
         pytest.skip("the probe uses x86_64 system call numbers")
     workdir = tmp_path / "work"
@@ -432,3 +437,55 @@ def test_run_rejects_bad_requests(tmp_path, monkeypatch):
         run([sys.executable, "-c", "0"], workdir=tmp_path)
     with pytest.raises(ValueError, match="max_processes"):
         Limits(max_processes=0)
+
+
+SESSION_PROBE = """
+import ctypes, glob, json, os, random, sys, time
+import numpy as np
+state = {}
+for path in ("/tmp/mark", "/dev/shm/mark", "mark_here", os.path.expanduser("~/mark")):
+    state[path] = os.path.exists(path)
+    try:
+        open(path, "w").write("x")
+    except OSError:
+        pass
+libc = ctypes.CDLL(None, use_errno=True)
+shm = libc.shmget(0x5EED, 4096, 0o1666)  # IPC_CREAT | 0666: a SysV segment outlives its processes
+state["sysv_seen"] = libc.shmget(0x5EED, 4096, 0o666) >= 0 and shm >= 0 and os.path.exists("/tmp/never")
+state["pid"] = os.getpid()
+state["random"] = [random.random(), float(np.random.random())]
+state["cgroup"] = open("/proc/self/cgroup").read()
+json.dump(state, open("out.json", "w"))
+if sys.argv[1:] != ["stay"]:
+    os.write(int(os.environ["NEUROEVO_DONE_FD"]), b"done")
+time.sleep(60)
+"""
+
+
+def _session_run(session, tmp_path, limits=None):
+    run_dir = Path(tempfile.mkdtemp(dir=session.runs))
+    (run_dir / "harness").mkdir()
+    (run_dir / "harness" / "__main__.py").write_text(SESSION_PROBE)
+    os.chmod(run_dir, 0o755)
+    outcome = session.run(run_dir, stdin=b"{}", limits=limits or Limits(wall_seconds=20, memory_bytes=2**30))
+    state = json.loads((run_dir / "out.json").read_text()) if (run_dir / "out.json").exists() else None
+    return outcome, state
+
+
+@needs_bwrap
+def test_session_runs_share_nothing(tmp_path):
+    """Runs forked by one session: each ends at 'done', sees pid 1, fresh /tmp, /dev/shm, randomness, no earlier marks."""
+    from autograder.sandbox.session import Session
+
+    template, runs = tmp_path / "template", tmp_path / "runs"
+    template.mkdir()
+    runs.mkdir()
+    with Session(template, runs, preload=("numpy",)) as session:
+        first, state1 = _session_run(session, tmp_path)
+        second, state2 = _session_run(session, tmp_path)
+    for outcome, state in ((first, state1), (second, state2)):
+        assert outcome.ok and outcome.said_done and outcome.wall_seconds < 10, outcome.verdict
+        assert state["pid"] == 1
+    assert not any(v for k, v in state2.items() if k.endswith("mark")), state2
+    assert state1["random"] != state2["random"], "forked runs drew the same unseeded random numbers"
+    assert state1["cgroup"] != state2["cgroup"] or "run-" not in state1["cgroup"]

@@ -26,8 +26,9 @@ def around(best: dict, rng: np.random.Generator, sigma: float = SIGMA) -> dict:
     return {key: value + sigma * rng.normal(size=value.shape) for key, value in best.items()}
 
 
-def record(*, seed: int = 0, pids=(CALLER,), elite=False, fixed_seed=False, argmin=False, sigma=SIGMA,
-           inject=None) -> tuple[list[verify.Played], dict, list[list[float]]]:
+def record(
+    *, seed: int = 0, pids=(CALLER,), elite=False, fixed_seed=False, argmin=False, sigma=SIGMA, inject=None
+) -> tuple[list[verify.Played], dict, list[list[float]]]:
     """A run of the loop as the recording helper would see it: (episodes, best, history)."""
     rng = np.random.default_rng(seed)
     population = [fresh(rng) for _ in range(P)]
@@ -37,7 +38,10 @@ def record(*, seed: int = 0, pids=(CALLER,), elite=False, fixed_seed=False, argm
             population[0] = inject
         episode_seed = 7 if fixed_seed else int(rng.integers(2**31 - 1))
         returns = [fake_return(c, episode_seed) for c in population]
-        episodes += [verify.Played(pids[i % len(pids)], episode_seed, c, r) for i, (c, r) in enumerate(zip(population, returns))]
+        episodes += [
+            verify.Played(pids[i % len(pids)], episode_seed, c, r)
+            for i, (c, r) in enumerate(zip(population, returns, strict=True))
+        ]
         history.append(returns)
         best = population[int(np.argmin(returns) if argmin else np.argmax(returns))]
         if g + 1 < G:
@@ -49,9 +53,19 @@ def check(episodes, best, history, *, function="evolve_serial", processes=None, 
     kwargs = {"generations": G, "pop_size": P, "seed": 1, "sigma": SIGMA}
     if processes is not None:
         kwargs["processes"] = processes
-    return verify.verify(call="evolve(...)", function=function, kwargs=kwargs, episodes=episodes, caller=CALLER,
-                         best=best, history=history, live_pids=live, replay=replay, chooser=random.Random(0),
-                         centre_tolerance=0.25).rules
+    return verify.verify(
+        call="evolve(...)",
+        function=function,
+        kwargs=kwargs,
+        episodes=episodes,
+        caller=CALLER,
+        best=best,
+        history=history,
+        live_pids=live,
+        replay=replay,
+        chooser=random.Random(0),
+        centre_tolerance=0.25,
+    ).rules
 
 
 def failing(rules: dict) -> set[str]:
@@ -96,8 +110,12 @@ def test_verify_wrong_sigma_breaks_sampling():
 
 def test_verify_injected_candidate_breaks_sampling():
     """A hand-made candidate slipped into the last generation is not a draw around the selected one."""
-    handmade = {"w1": np.array([[0.0] * 10, [60.0] * 10]), "b1": np.zeros(10), "w2": np.full((10, 1), 3.0),
-                "b2": np.zeros(1)}
+    handmade = {
+        "w1": np.array([[0.0] * 10, [60.0] * 10]),
+        "b1": np.zeros(10),
+        "w2": np.full((10, 1), 3.0),
+        "b2": np.zeros(1),
+    }
     rules = check(*record(inject=handmade))
     assert "sampling" in failing(rules)
 
@@ -162,10 +180,20 @@ def test_verify_processes_rule():
 def test_verify_refused_records_fail_every_rule():
     """A recording the grader had to refuse lines of (tampering) cannot be verified."""
     episodes, best, history = record()
-    rules = verify.verify(call="c", function="evolve_serial", kwargs={"generations": G, "pop_size": P, "sigma": SIGMA},
-                          episodes=episodes, caller=CALLER, best=best, history=history, live_pids=None,
-                          replay=fake_return, chooser=random.Random(0), centre_tolerance=0.25,
-                          refused_records=["episode record line refused: nested too deeply"]).rules
+    rules = verify.verify(
+        call="c",
+        function="evolve_serial",
+        kwargs={"generations": G, "pop_size": P, "sigma": SIGMA},
+        episodes=episodes,
+        caller=CALLER,
+        best=best,
+        history=history,
+        live_pids=None,
+        replay=fake_return,
+        chooser=random.Random(0),
+        centre_tolerance=0.25,
+        refused_records=["episode record line refused: nested too deeply"],
+    ).rules
     assert failing(rules) == set(verify.RULES) and "nested too deeply" in rules["played"]
 
 
@@ -173,3 +201,21 @@ def test_verify_refused_records_fail_every_rule():
 def test_verify_no_false_alarm_over_many_correct_runs(seed):
     """Correct runs with many seeds never trip the statistical sampling checks."""
     assert failing(check(*record(seed=seed))) == set()
+
+
+def test_verify_handmade_first_generation_candidate_is_refused():
+    """A hand-made controller slipped into generation 0 (which then wins and is evolved) is not a draw."""
+    episodes, best, history = record()
+    handmade = {"w1": np.zeros((2, 10)), "b1": np.zeros(10), "w2": np.zeros((10, 1)), "b2": np.zeros(1)}
+    handmade["w1"][1, 0], handmade["w2"][0, 0] = 10.0, 1.0
+    episodes[0] = verify.Played(episodes[0].pid, episodes[0].seed, handmade, episodes[0].ret)
+    rules = check(episodes, best, history)
+    assert "generation 0" in (rules["sampling"] or "")
+
+
+def test_verify_standard_normal_test_accepts_real_draws():
+    """Thousands of honest initialize_parameters draws all pass the draw test; constant weights do not."""
+    rng = np.random.default_rng(123)
+    assert all(verify.looks_standard_normal(rng.standard_normal(41)) for _ in range(5000))
+    assert not verify.looks_standard_normal(np.full(41, 1.0))
+    assert not verify.looks_standard_normal(np.r_[np.full(20, 3.0), rng.standard_normal(21)])

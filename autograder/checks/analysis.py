@@ -61,4 +61,5 @@ class Observed:
 def same_answer(a: dict, b: dict) -> bool:
     """Identical histories and identical best parameters, bit for bit."""
     return a["history"] == b["history"] and all(
-        np.array_equal(np.asarray(a["best"][k]), np.asarray(b["best"][k])) for k in KEYS)
+        np.array_equal(np.asarray(a["best"][k]), np.asarray(b["best"][k])) for k in KEYS
+    )

@@ -68,16 +68,18 @@ def pytest_runtest_makereport(item, call):
     notes = credit.notes if credit else []
     weight = item.get_closest_marker("weight")
     fraction = 1.0 if report.passed else (credit.fraction if credit and credit.fraction is not None else 0.0)
-    _OUTCOMES.append({
-        "name": item.name,
-        "doc": (item.function.__doc__ or "").strip(),
-        "category": item.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"),
-        "weight": float(weight.args[0]) if weight else 1.0,
-        "hidden": item.get_closest_marker("hidden") is not None,
-        "passed": report.passed,
-        "fraction": fraction,
-        "message": "\n".join([*notes, message]).strip(),
-    })
+    _OUTCOMES.append(
+        {
+            "name": item.name,
+            "doc": (item.function.__doc__ or "").strip(),
+            "category": item.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"),
+            "weight": float(weight.args[0]) if weight else 1.0,
+            "hidden": item.get_closest_marker("hidden") is not None,
+            "passed": report.passed,
+            "fraction": fraction,
+            "message": "\n".join([*notes, message]).strip(),
+        }
+    )
 
 
 def pytest_sessionfinish(session):

@@ -29,7 +29,9 @@ def test_agent_solves_heldout_start_states(obs, credit):
     best = _best(agent, "no trained agent to score")
     budget, mean, runs = agent["budget"], best["heldout_mean"], len(agent["attempts"])
     solved = budget["solved_return"]
-    credit.partial(1.0 if mean >= solved else max(mean, 0.0) / solved,
-                   f"mean return {mean:.1f} on {agent['heldout']} held-out start states (full marks from "
-                   f"{budget['solved_return']:.0f}), best of {runs} training run(s) of {budget['generations']} "
-                   f"generations x {budget['pop_size']} candidates")
+    credit.partial(
+        1.0 if mean >= solved else max(mean, 0.0) / solved,
+        f"mean return {mean:.1f} on {agent['heldout']} held-out start states (full marks from "
+        f"{budget['solved_return']:.0f}), best of {runs} training run(s) of {budget['generations']} "
+        f"generations x {budget['pop_size']} candidates",
+    )

@@ -4,23 +4,33 @@ import pytest
 
 from autograder.checks.analysis import fail, same_answer
 
-WORKER_HINT = ("if the workers draw random numbers (np.random, or an rng sent to them), the result depends on "
-               "how the work is split: keep every draw from rng in the parent process")
+WORKER_HINT = (
+    "if the workers draw random numbers (np.random, or an rng sent to them), the result depends on "
+    "how the work is split: keep every draw from rng in the parent process"
+)
 
 
 def where_they_differ(a: dict, b: dict) -> str:
     """The likely cause, from the first generation whose returns differ."""
-    for g, (x, y) in enumerate(zip(a["history"], b["history"])):
+    for g, (x, y) in enumerate(zip(a["history"], b["history"], strict=False)):
         if x != y:
             if g == 0 and sorted(x) == sorted(y):
-                return ("generation 0 got the same returns in another order: keep the population in the order it "
-                        "was created and map over it in that order")
+                return (
+                    "generation 0 got the same returns in another order: keep the population in the order it "
+                    "was created and map over it in that order"
+                )
             if g == 0:
-                return ("generation 0 already differs: both functions must create the population and draw the "
-                        f"episode seed from rng in the same order (the order is yours to choose, but the same in both); {WORKER_HINT}")
-            return (f"generations 0 to {g - 1} agree and generation {g} differs: both functions must select the "
-                    "same candidate (np.argmax of the returns) and sample the next generation in the same order")
-    return "the histories agree but the returned best_params differ: return the candidate selected in the last generation"
+                return (
+                    "generation 0 already differs: both functions must create the population and draw the "
+                    f"episode seed from rng in the same order (the order is yours to choose, but the same in both); {WORKER_HINT}"
+                )
+            return (
+                f"generations 0 to {g - 1} agree and generation {g} differs: both functions must select the "
+                "same candidate (np.argmax of the returns) and sample the next generation in the same order"
+            )
+    return (
+        "the histories agree but the returned best_params differ: return the candidate selected in the last generation"
+    )
 
 
 @pytest.mark.weight(5)
@@ -28,9 +38,11 @@ def test_determinism_same_seed_same_result(obs):
     """evolve_serial run twice with the same seed returns identical results."""
     a, b = obs.answer("serial_main"), obs.answer("serial_repeat")
     if not same_answer(a, b):
-        fail(f"two runs of {a['call']} returned different results: take every random number from "
-             "rng = np.random.default_rng(seed) (no np.random.* calls, no unseeded episodes, nothing kept "
-             "from an earlier run)")
+        fail(
+            f"two runs of {a['call']} returned different results: take every random number from "
+            "rng = np.random.default_rng(seed) (no np.random.* calls, no unseeded episodes, nothing kept "
+            "from an earlier run)"
+        )
 
 
 @pytest.mark.weight(5)
@@ -56,5 +68,7 @@ def test_determinism_seed_changes_result(obs):
     """evolve_serial with two different seeds returns different results."""
     a, b = obs.answer("serial_main"), obs.answer("serial_other")
     if a["history"] == b["history"]:
-        fail(f"{a['call']} and {b['call']} returned the same history: seed the generator with the seed "
-             "argument, np.random.default_rng(seed), not a fixed number")
+        fail(
+            f"{a['call']} and {b['call']} returned the same history: seed the generator with the seed "
+            "argument, np.random.default_rng(seed), not a fixed number"
+        )

@@ -16,8 +16,10 @@ def _fail_on_problem(student: dict, consequence: str = "") -> None:
 def _cpu_problem(student: dict, rules: dict, cores: int) -> str | None:
     ratio = student.get("cpu_ratio")
     if ratio is not None and ratio > cores + rules["max_cpu_slack"]:
-        return (f"the timed evolve_parallel run reported {ratio:.2f} CPU seconds per wall second on {cores} cores, "
-                "which no run can use: its timing cannot be trusted")
+        return (
+            f"the timed evolve_parallel run reported {ratio:.2f} CPU seconds per wall second on {cores} cores, "
+            "which no run can use: its timing cannot be trusted"
+        )
     return None
 
 
@@ -29,13 +31,17 @@ def _inconclusive(timing: dict, credit) -> bool:
     _fail_on_problem(student)
     workers = student.get("worker_pids") or []
     if not workers or min(workers) < 2:
-        fail(f"not judged on speed ({timing['inconclusive']}), but the timed evolve_parallel run played its "
-             f"episodes in {min(workers) if workers else 0} worker process(es), so it cannot have been faster: "
-             "test each generation with pool.map on a Pool of processes")
+        fail(
+            f"not judged on speed ({timing['inconclusive']}), but the timed evolve_parallel run played its "
+            f"episodes in {min(workers) if workers else 0} worker process(es), so it cannot have been faster: "
+            "test each generation with pool.map on a Pool of processes"
+        )
     mine = student.get("speedup")
     measured = f"your measured speedup was {mine:.2f}x; " if isinstance(mine, (int, float)) else ""
-    credit.note(f"not judged on speed: {timing['inconclusive']}; {measured}the points are awarded because the "
-                "timed runs were correct and used worker processes")
+    credit.note(
+        f"not judged on speed: {timing['inconclusive']}; {measured}the points are awarded because the "
+        "timed runs were correct and used worker processes"
+    )
     return True
 
 
@@ -55,12 +61,16 @@ def test_speedup_near_reference(obs, credit):
         fail("the timed runs took no measurable time; the speedup could not be measured")
     full_at = SpeedupSettings(**rules).full_marks_at(ref)
     zero_at = rules["zero_speedup"]
-    detail = (f"speedup {mine:.2f}x with {rules['processes']} workers: the reference's evolve_serial time (or yours, "
-              f"if shorter) over your evolve_parallel time (reference solution {ref:.2f}x, timed beside yours; "
-              f"full marks from {full_at:.2f}x)")
+    detail = (
+        f"speedup {mine:.2f}x with {rules['processes']} workers: the reference's evolve_serial time (or yours, "
+        f"if shorter) over your evolve_parallel time (reference solution {ref:.2f}x, timed beside yours; "
+        f"full marks from {full_at:.2f}x)"
+    )
     if mine <= zero_at:
-        fail(f"{detail}: no real speedup; start the Pool once per call (not once per generation), map whole "
-             "generations with pool.map, and use processes, not threads")
+        fail(
+            f"{detail}: no real speedup; start the Pool once per call (not once per generation), map whole "
+            "generations with pool.map, and use processes, not threads"
+        )
     credit.partial((mine - zero_at) / (full_at - zero_at), detail)
 
 
@@ -77,6 +87,8 @@ def test_speedup_work_runs_in_parallel(obs, credit):
         fail(problem)
     ratio = student.get("cpu_ratio")
     if ratio is None or ratio < rules["min_cpu_ratio"]:
-        fail(f"the timed evolve_parallel run used {0 if ratio is None else ratio:.2f} CPU seconds per second, "
-             f"expected at least {rules['min_cpu_ratio']}: the episodes did not run on several cores at once")
+        fail(
+            f"the timed evolve_parallel run used {0 if ratio is None else ratio:.2f} CPU seconds per second, "
+            f"expected at least {rules['min_cpu_ratio']}: the episodes did not run on several cores at once"
+        )
     credit.note(f"{ratio:.2f} CPU seconds per wall second")

@@ -13,8 +13,8 @@ and kills the whole process tree on a time, memory or process-count overrun, or 
 process ends (no orphan ``Pool`` workers survive).
 """
 
-from .limits import Limits, Outcome
 from . import cgroups
+from .limits import Limits, Outcome
 from .process import SandboxError, isolation_mode, isolation_warning, run
 
 __all__ = ["Limits", "Outcome", "SandboxError", "cgroups", "isolation_mode", "isolation_warning", "run"]

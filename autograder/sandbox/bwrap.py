@@ -15,8 +15,8 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 ENV_MODE = "NEUROEVO_SANDBOX"
 """Environment variable choosing the isolation: "auto" (default), "bubblewrap" or "process"."""
@@ -57,8 +57,14 @@ def next_sandbox_ids() -> tuple[int, int]:
 
 def python_roots() -> list[Path]:
     """Folders the running Python needs: the venv, the base interpreter it points to, their real paths."""
-    candidates = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-                  Path(sys.executable).parent, Path(os.path.realpath(sys.executable)).parent.parent]
+    candidates = [
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        Path(sys.executable).parent,
+        Path(os.path.realpath(sys.executable)).parent.parent,
+    ]
     roots: list[Path] = []
     for c in candidates:
         for p in (Path(c).absolute(), Path(os.path.realpath(c))):
@@ -79,8 +85,15 @@ SESSION_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SYS_ADMIN", "CAP_KILL")
 /dev/shm, killing each run's processes. Every run drops them all before running anything."""
 
 
-def command(launcher: Sequence[str], *, workdir: Path, files: Mapping[Path, str] | None = None,
-            tmpfs_bytes: int = 2**30, session: bool = False, workdir_inside: str | None = None) -> list[str]:
+def command(
+    launcher: Sequence[str],
+    *,
+    workdir: Path,
+    files: Mapping[Path, str] | None = None,
+    tmpfs_bytes: int = 2**30,
+    session: bool = False,
+    workdir_inside: str | None = None,
+) -> list[str]:
     """The ``bwrap`` argv that runs ``launcher`` inside the sandbox, in ``workdir``.
 
     ``files`` maps host files to the read-only path they get inside the sandbox;
@@ -89,8 +102,16 @@ def command(launcher: Sequence[str], *, workdir: Path, files: Mapping[Path, str]
     exe = executable()
     if exe is None:
         raise FileNotFoundError("bwrap not found")
-    args = [exe, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--die-with-parent", "--new-session"]
+    args = [
+        exe,
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+    ]
     caps = SESSION_CAPS if session else ("CAP_SETUID", "CAP_SETGID")
     if privileged():
         args += ["--cap-drop", "ALL"] + [arg for cap in caps for arg in ("--cap-add", cap)]
@@ -108,8 +129,24 @@ def command(launcher: Sequence[str], *, workdir: Path, files: Mapping[Path, str]
     # Fresh /proc, /dev and /tmp; a world-writable /dev/shm for multiprocessing's semaphores. Both
     # live in memory the watchdog does not see, hence their size cap.
     size = str(tmpfs_bytes)
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
-             "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
+    args += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--size",
+        size,
+        "--tmpfs",
+        "/dev/shm",
+        "--perms",
+        "1777",
+        "--size",
+        size,
+        "--tmpfs",
+        "/tmp",
+    ]
     readonly = [root for root in python_roots() if not _covered(root)]
     workdir_at = Path(workdir_inside or workdir)
     args += _parent_dirs([*readonly, *map(Path, (files or {}).values()), workdir_at])
@@ -133,4 +170,3 @@ def _parent_dirs(paths: Iterable[Path]) -> list[str]:
             made.add(parent)
             args += ["--perms", "0755", "--dir", str(parent)]
     return args
-

@@ -14,15 +14,14 @@ container) :func:`available` says why, and the caller falls back to its own watc
 
 from __future__ import annotations
 
-import itertools
 import os
+import secrets
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
-_names = itertools.count()
 
 
 @dataclass
@@ -97,14 +96,18 @@ class Group:
             peak = self._read("memory", "memory.peak").strip()
             events = self._keyed("memory", "memory.events")
             pid_events = self._keyed("pids", "pids.events")
-            return Usage(cpu, int(peak) if peak.isdigit() else 0, events.get("oom_kill", 0) > 0,
-                         pid_events.get("max", 0) > 0)
+            return Usage(
+                cpu, int(peak) if peak.isdigit() else 0, events.get("oom_kill", 0) > 0, pid_events.get("max", 0) > 0
+            )
         cpu_text = self._read("cpuacct", "cpuacct.usage").strip()
         peak = self._read("memory", "memory.max_usage_in_bytes").strip()
         oom = self._keyed("memory", "memory.oom_control")
-        return Usage(int(cpu_text) / 1e9 if cpu_text.isdigit() else 0.0, int(peak) if peak.isdigit() else 0,
-                     oom.get("oom_kill", 0) > 0 or oom.get("under_oom", 0) > 0,
-                     self._keyed("pids", "pids.events").get("max", 0) > 0)
+        return Usage(
+            int(cpu_text) / 1e9 if cpu_text.isdigit() else 0.0,
+            int(peak) if peak.isdigit() else 0,
+            oom.get("oom_kill", 0) > 0 or oom.get("under_oom", 0) > 0,
+            self._keyed("pids", "pids.events").get("max", 0) > 0,
+        )
 
     def memory_bytes(self) -> int:
         """Memory charged to the group now."""
@@ -165,12 +168,16 @@ class Controller:
         v2 = ROOT / "cgroup.controllers"
         if v2.is_file():
             parent = ROOT / _own_path(None).lstrip("/")
-            enabled = set((parent / "cgroup.subtree_control").read_text().split()) if (
-                parent / "cgroup.subtree_control").is_file() else set()
+            enabled = (
+                set((parent / "cgroup.subtree_control").read_text().split())
+                if (parent / "cgroup.subtree_control").is_file()
+                else set()
+            )
             missing = {"memory", "pids", "cpu"} - enabled
             if missing:
-                self.problem = (f"cgroup v2 controllers {', '.join(sorted(missing))} are not enabled for "
-                                f"{parent}'s children")
+                self.problem = (
+                    f"cgroup v2 controllers {', '.join(sorted(missing))} are not enabled for {parent}'s children"
+                )
             elif not _writable_dir(parent):
                 self.problem = f"{parent} is not writable (run the grader as root or delegate the cgroup)"
             else:
@@ -178,8 +185,10 @@ class Controller:
             return
         found = {}
         for controller in ("memory", "pids", "cpuacct"):
-            mount = next((d for d in (ROOT / controller, ROOT / f"cpu,{controller}", ROOT / f"{controller},cpu")
-                          if d.is_dir()), None)
+            mount = next(
+                (d for d in (ROOT / controller, ROOT / f"cpu,{controller}", ROOT / f"{controller},cpu") if d.is_dir()),
+                None,
+            )
             if mount is None:
                 self.problem = f"no cgroup v1 hierarchy for {controller} under {ROOT}"
                 return
@@ -198,8 +207,11 @@ class Controller:
         """Where a run's cpuset group goes, or None without a writable cpuset controller."""
         if self.version == 2:
             parent = self.parents["memory"]
-            enabled = (parent / "cgroup.subtree_control").read_text().split() if (
-                parent / "cgroup.subtree_control").is_file() else []
+            enabled = (
+                (parent / "cgroup.subtree_control").read_text().split()
+                if (parent / "cgroup.subtree_control").is_file()
+                else []
+            )
             return parent if "cpuset" in enabled else None
         mount = ROOT / "cpuset"
         parent = mount / _own_path("cpuset").lstrip("/")
@@ -211,7 +223,7 @@ class Controller:
         ``cpus``: pin the group to these cores (a cpuset a task cannot widen), where the machine
         has a writable cpuset controller; elsewhere the caller's CPU affinity alone applies.
         """
-        name = f"neuroevo-{os.getpid()}-{next(_names)}"
+        name = f"run-{secrets.token_hex(8)}"  # a run can read its group's name: it must tell it nothing
         parents = dict(self.parents)
         cpuset = self._cpuset_parent() if cpus else None
         if cpuset is not None:

@@ -32,14 +32,22 @@ class Limits:
     """Cores the run may use (CPU affinity, and its control group's cpuset where there is one); None: any."""
 
     def __post_init__(self) -> None:
-        bad = [name for name, ok in (("wall_seconds", self.wall_seconds > 0),
-                                     ("memory_bytes", self.memory_bytes >= 16 * MiB),
-                                     ("max_processes", self.max_processes >= 1),
-                                     ("output_bytes", self.output_bytes >= 0),
-                                     ("file_bytes", self.file_bytes >= 0)) if not ok]
+        bad = [
+            name
+            for name, ok in (
+                ("wall_seconds", self.wall_seconds > 0),
+                ("memory_bytes", self.memory_bytes >= 16 * MiB),
+                ("max_processes", self.max_processes >= 1),
+                ("output_bytes", self.output_bytes >= 0),
+                ("file_bytes", self.file_bytes >= 0),
+            )
+            if not ok
+        ]
         if bad:
-            raise ValueError(f"Limits: {', '.join(bad)} out of range in {self!r}: use a positive time, "
-                             "at least 16 MiB of memory, at least 1 process and a non-negative output cap")
+            raise ValueError(
+                f"Limits: {', '.join(bad)} out of range in {self!r}: use a positive time, "
+                "at least 16 MiB of memory, at least 1 process and a non-negative output cap"
+            )
 
 
 @dataclass
@@ -78,19 +86,24 @@ class Outcome:
     """Highest memory of the run (the control group's count, else the watchdog's sum of private memory)."""
     cpus: list[int] = field(default_factory=list)
     """The cores the run's first process was allowed, as the kernel reported them."""
+    start_methods: list[str] = field(default_factory=list)
+    """``spawn``/``forkserver`` if the run started processes that way (seen from outside, in their command lines)."""
     verdict: str = ""
     """One line saying what happened, for feedback pages and logs."""
 
     @property
     def ok(self) -> bool:
         """The run finished by itself with status 0, within every limit."""
-        return ((self.returncode == 0 or self.said_done) and not self.timed_out and not self.memory_exceeded
-                and not self.process_limit_hit)
+        return (
+            (self.returncode == 0 or self.said_done)
+            and not self.timed_out
+            and not self.memory_exceeded
+            and not self.process_limit_hit
+        )
 
 
 # Messages a Python process prints when an allocation fails under RLIMIT_AS.
-_MEMORY_MARKERS = ("MemoryError", "Unable to allocate", "Cannot allocate memory", "std::bad_alloc",
-                   "out of memory")
+_MEMORY_MARKERS = ("MemoryError", "Unable to allocate", "Cannot allocate memory", "std::bad_alloc", "out of memory")
 
 
 def looks_out_of_memory(returncode: int | None, stderr: str) -> bool:

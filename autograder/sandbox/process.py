@@ -20,9 +20,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Mapping, Sequence
+from typing import BinaryIO
 
 from . import bwrap, cgroups, reaper
 from .limits import Limits, Outcome, describe, looks_out_of_memory
@@ -41,6 +42,7 @@ class SandboxError(RuntimeError):
 
 # ---------------------------------------------------------------- isolation mode
 
+
 def _requested_mode(isolation: str | None) -> str:
     mode = (isolation or os.environ.get(bwrap.ENV_MODE) or "auto").strip().lower()
     if mode not in ("auto", BUBBLEWRAP, PROCESS):
@@ -48,7 +50,7 @@ def _requested_mode(isolation: str | None) -> str:
     return mode
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bubblewrap_problem() -> str:
     """Why bubblewrap cannot run a sandbox here ("" if it can): tried once per grader process."""
     if not sys.platform.startswith("linux"):
@@ -56,8 +58,9 @@ def _bubblewrap_problem() -> str:
     if bwrap.executable() is None:
         return "the bwrap program is not installed"
     with tempfile.TemporaryDirectory(prefix="sandbox-probe-") as tmp:
-        outcome = _run(["true"], workdir=Path(tmp), limits=Limits(wall_seconds=20), env=None, stdin=b"",
-                       mode=BUBBLEWRAP)
+        outcome = _run(
+            ["true"], workdir=Path(tmp), limits=Limits(wall_seconds=20), env=None, stdin=b"", mode=BUBBLEWRAP
+        )
     if outcome.returncode == 0:
         return ""
     detail = (outcome.stderr.strip().splitlines() or [outcome.verdict])[-1]
@@ -75,8 +78,10 @@ def isolation_mode(isolation: str | None = None) -> str:
         return PROCESS
     problem = _bubblewrap_problem()
     if problem and mode == BUBBLEWRAP:
-        raise SandboxError(f"bubblewrap isolation was required but {problem}; install bubblewrap "
-                           f"(apt-get install bubblewrap) or set {bwrap.ENV_MODE}=process")
+        raise SandboxError(
+            f"bubblewrap isolation was required but {problem}; install bubblewrap "
+            f"(apt-get install bubblewrap) or set {bwrap.ENV_MODE}=process"
+        )
     return PROCESS if problem else BUBBLEWRAP
 
 
@@ -86,18 +91,28 @@ def isolation_warning(isolation: str | None = None) -> str:
         return ""
     forced = _requested_mode(isolation) == PROCESS
     why = f"{bwrap.ENV_MODE}=process was set" if forced else _bubblewrap_problem()
-    return ("WARNING: submissions run WITHOUT isolation (" + why + "). Student code can read and "
-            "write every file this user can, including solutions/ and other students' grades, and use "
-            "the network. Time, memory and process limits still apply. Grade on Linux with bubblewrap "
-            "installed (apt-get install bubblewrap), or inside a throw-away container or VM.")
+    return (
+        "WARNING: submissions run WITHOUT isolation (" + why + "). Student code can read and "
+        "write every file this user can, including solutions/ and other students' grades, and use "
+        "the network. Time, memory and process limits still apply. Grade on Linux with bubblewrap "
+        "installed (apt-get install bubblewrap), or inside a throw-away container or VM."
+    )
 
 
 # ---------------------------------------------------------------- one run
 
+
 def _child_env(workdir: Path, env: Mapping[str, str] | None) -> dict[str, str]:
-    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "LANG": "C.UTF-8",
-            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     base.update(env or {})
     return base
 
@@ -170,8 +185,18 @@ def _read_status(fd: int) -> dict[str, list[int]]:
     return report
 
 
-def run(argv: Sequence[str], *, workdir: Path, limits: Limits = Limits(), env: Mapping[str, str] | None = None,
-        stdin: bytes = b"", isolation: str | None = None) -> Outcome:
+DEFAULT_LIMITS = Limits()
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    workdir: Path,
+    limits: Limits = DEFAULT_LIMITS,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes = b"",
+    isolation: str | None = None,
+) -> Outcome:
     """Run ``argv`` in ``workdir`` under ``limits`` and report what happened.
 
     ``stdin`` is what the run reads on its standard input (then end of file). ``isolation``
@@ -187,16 +212,24 @@ def run(argv: Sequence[str], *, workdir: Path, limits: Limits = Limits(), env: M
 
 def _command(argv: Sequence[str], workdir: Path, limits: Limits, sandboxed: bool, status_fd: int) -> list[str]:
     """The full command line: bubblewrap (or nothing), the launcher and its settings, then ``argv``."""
-    settings = {"status_fd": status_fd, "cwd": str(workdir), "memory_bytes": limits.memory_bytes,
-                "file_bytes": limits.file_bytes, "nproc": _nproc(limits, sandboxed), "uid": None, "gid": None}
+    settings = {
+        "status_fd": status_fd,
+        "cwd": str(workdir),
+        "memory_bytes": limits.memory_bytes,
+        "file_bytes": limits.file_bytes,
+        "nproc": _nproc(limits, sandboxed),
+        "uid": None,
+        "gid": None,
+    }
     if not sandboxed:
         return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(settings), *argv]
     if bwrap.privileged():
         settings["uid"], settings["gid"] = bwrap.next_sandbox_ids()
         _chown_tree(workdir, settings["uid"], settings["gid"])
     launcher = [sys.executable, "-I", "-S", LAUNCHER_IN_SANDBOX, json.dumps(settings), *argv]
-    return bwrap.command(launcher, workdir=workdir, files={LAUNCHER: LAUNCHER_IN_SANDBOX},
-                         tmpfs_bytes=limits.memory_bytes)
+    return bwrap.command(
+        launcher, workdir=workdir, files={LAUNCHER: LAUNCHER_IN_SANDBOX}, tmpfs_bytes=limits.memory_bytes
+    )
 
 
 def _wait_in_background(pid: int) -> tuple[_Exit, threading.Event]:
@@ -219,7 +252,7 @@ class _Watch:
     """What the watchdog saw and did."""
 
     tracker: reaper.Tracker
-    group: "cgroups.Group | None" = None
+    group: cgroups.Group | None = None
     timed_out: bool = False
     memory_hit: bool = False
     process_hit: bool = False
@@ -231,8 +264,9 @@ class _Watch:
         return self.timed_out or self.memory_hit or self.process_hit
 
 
-def _watch(pid: int, finished: threading.Event, limits: Limits, deadline: float, sandboxed: bool,
-           group: "cgroups.Group | None") -> _Watch:
+def _watch(
+    pid: int, finished: threading.Event, limits: Limits, deadline: float, sandboxed: bool, group: cgroups.Group | None
+) -> _Watch:
     """Measure the run's tree every few milliseconds until it ends; kill it all when a limit is passed."""
     seen = _Watch(reaper.Tracker(), group)
     while not finished.wait(POLL_SECONDS):
@@ -250,7 +284,9 @@ def _watch(pid: int, finished: threading.Event, limits: Limits, deadline: float,
         # kernel killed for memory, or a refused fork, ends the run at once (a Pool whose worker was
         # killed would otherwise wait for its lost task until the time limit).
         seen.memory_hit = bool(kernel and kernel.oom_killed)
-        seen.process_hit = not seen.memory_hit and (tasks > limits.max_processes or bool(kernel and kernel.pids_refused))
+        seen.process_hit = not seen.memory_hit and (
+            tasks > limits.max_processes or bool(kernel and kernel.pids_refused)
+        )
         seen.memory_hit = seen.memory_hit or (not seen.process_hit and usage.memory_bytes > limits.memory_bytes)
         seen.timed_out = not (seen.process_hit or seen.memory_hit) and time.perf_counter() > deadline
         if seen.stopped:
@@ -260,7 +296,7 @@ def _watch(pid: int, finished: threading.Event, limits: Limits, deadline: float,
     return seen
 
 
-def _new_group(limits: Limits) -> "cgroups.Group | None":
+def _new_group(limits: Limits) -> cgroups.Group | None:
     """A control group for one run, or None where the machine has none to give (the watchdog alone then)."""
     control = cgroups.controller()
     if not control.available:
@@ -272,8 +308,9 @@ def _new_group(limits: Limits) -> "cgroups.Group | None":
         return None
 
 
-def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str, str] | None, stdin: bytes,
-         mode: str) -> Outcome:
+def _run(
+    argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str, str] | None, stdin: bytes, mode: str
+) -> Outcome:
     sandboxed = mode == BUBBLEWRAP
     status_r, status_w = os.pipe()
     stdin_r, stdin_w = os.pipe()
@@ -281,16 +318,25 @@ def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str
     try:
         cmd = _command(argv, workdir, limits, sandboxed, status_w)
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=workdir, env=_child_env(workdir, env), stdin=stdin_r,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_w,),
-                                start_new_session=True, preexec_fn=_preexec(group, limits.cpus))
+        proc = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            env=_child_env(workdir, env),
+            stdin=stdin_r,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(status_w,),
+            start_new_session=True,
+            preexec_fn=_preexec(group, limits.cpus),
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         for fd in (status_r, stdin_w):
             os.close(fd)
         if group:
             group.remove()
-        return Outcome(None, False, 0.0, 0.0, "", f"sandbox: cannot start: {exc}", False, mode,
-                       verdict=f"did not start: {exc}")
+        return Outcome(
+            None, False, 0.0, 0.0, "", f"sandbox: cannot start: {exc}", False, mode, verdict=f"did not start: {exc}"
+        )
     finally:
         os.close(status_w)
         os.close(stdin_r)
@@ -328,21 +374,32 @@ def _run(argv: Sequence[str], *, workdir: Path, limits: Limits, env: Mapping[str
         cpu = kernel.cpu_seconds
     memory_hit = seen.memory_hit or bool(kernel and kernel.oom_killed)
     process_hit = seen.process_hit or bool(kernel and kernel.pids_refused)
-    outcome = Outcome(returncode=returncode, timed_out=seen.timed_out, wall_seconds=exit_.ended - start,
-                      cpu_seconds=cpu, stdout=stdout, stderr=stderr, output_truncated=cut_out or cut_err,
-                      isolation=mode, memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
-                      process_limit_hit=process_hit and not memory_hit, killed_orphans=leftovers,
-                      said_done=report.get("done") == [1], inner_pids=sorted(seen.tracker.inner),
-                      kernel_caps=group is not None,
-                      peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen.peak_memory,
-                      cpus=list(limits.cpus or ()))
+    outcome = Outcome(
+        returncode=returncode,
+        timed_out=seen.timed_out,
+        wall_seconds=exit_.ended - start,
+        cpu_seconds=cpu,
+        stdout=stdout,
+        stderr=stderr,
+        output_truncated=cut_out or cut_err,
+        isolation=mode,
+        memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
+        process_limit_hit=process_hit and not memory_hit,
+        killed_orphans=leftovers,
+        said_done=report.get("done") == [1],
+        inner_pids=sorted(seen.tracker.inner),
+        kernel_caps=group is not None,
+        peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen.peak_memory,
+        cpus=list(limits.cpus or ()),
+        start_methods=sorted(seen.tracker.start_methods),
+    )
     outcome.verdict = describe(outcome, limits)
     if "started" in report and "exited" not in report and not seen.stopped:
         outcome.verdict = f"the run killed the sandbox's supervisor process (exit status unknown; {outcome.verdict})"
     return outcome
 
 
-def _preexec(group: "cgroups.Group | None", cpus: tuple[int, ...] | None):
+def _preexec(group: cgroups.Group | None, cpus: tuple[int, ...] | None):
     """What the run's first process does before it executes anything: join its group, take its cores."""
     if group is None and not cpus:
         return None
@@ -352,6 +409,7 @@ def _preexec(group: "cgroups.Group | None", cpus: tuple[int, ...] | None):
             group.join()
         if cpus:
             os.sched_setaffinity(0, cpus)
+
     return setup
 
 
@@ -360,7 +418,7 @@ def _feed(fd: int, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     except OSError:
         pass
     finally:
@@ -391,7 +449,7 @@ def _outer_code(status: int | None, sandboxed: bool) -> int | None:
     return -(code - 128) if sandboxed and 128 < code < 128 + 65 else code
 
 
-def _stop(pid: int, tracker: reaper.Tracker, sandboxed: bool, group: "cgroups.Group | None" = None) -> None:
+def _stop(pid: int, tracker: reaper.Tracker, sandboxed: bool, group: cgroups.Group | None = None) -> None:
     """Kill the whole run now."""
     if group is not None:
         group.kill_all()

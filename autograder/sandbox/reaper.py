@@ -119,6 +119,20 @@ def inner_pid(pid: int) -> int:
     return pid
 
 
+def start_method_of(pid: int) -> str | None:
+    """``spawn`` or ``forkserver`` if ``pid`` is a multiprocessing worker (or server) started that way."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read(4096)
+    except OSError:
+        return None
+    if b"multiprocessing.spawn" in cmdline:
+        return "spawn"
+    if b"multiprocessing.forkserver" in cmdline:
+        return "forkserver"
+    return None
+
+
 def allowed_cpus(pid: int) -> list[int]:
     """The cores ``pid`` may run on (its ``Cpus_allowed_list``), or [] if it is gone."""
     try:
@@ -162,6 +176,8 @@ class Tracker:
         self.seen: dict[int, int] = {}
         self.inner: set[int] = set()
         """The same processes' ids inside their own PID namespace (what ``os.getpid()`` told them)."""
+        self.start_methods: set[str] = set()
+        """``spawn`` or ``forkserver`` when a process of the run was started that way (seen in its command line)."""
 
     def note(self, pids: list[int]) -> None:
         """Record ``pids`` (with their start times) as belonging to the run."""
@@ -171,6 +187,9 @@ class Tracker:
                 if started is not None:
                     self.seen[pid] = started
                     self.inner.add(inner_pid(pid))
+                    method = start_method_of(pid)
+                    if method:
+                        self.start_methods.add(method)
 
     def alive(self) -> list[int]:
         """Recorded processes still running (same PID and same start time)."""

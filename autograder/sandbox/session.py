@@ -23,8 +23,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from . import bwrap, cgroups, reaper
 from .limits import Limits, Outcome, describe, looks_out_of_memory
@@ -36,7 +36,7 @@ TEMPLATE_IN_SANDBOX = "/run/sandbox/template"
 RUNS_IN_SANDBOX = "/run/sandbox/runs"
 """Where a run sees its folders under bubblewrap: fixed paths, outside the /tmp each run gets anew,
 and nothing of the grader's own paths."""
-MARKER = b"\x00neuroevo-run-end %d\x00\n"
+MARKER = b"\x00neuroevo-run-end\x00\n"
 START_SECONDS = 60.0
 
 
@@ -47,7 +47,7 @@ class _Stream:
         self.fd, self.limit = stream.fileno(), limit
         self.lock = threading.Condition()
         self.buffer = b""
-        self.runs: dict[int, tuple[bytes, bool]] = {}
+        self.runs: list[tuple[bytes, bool]] = []
         self.closed = False
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -66,40 +66,39 @@ class _Stream:
                 self._cut()
                 # Keep at most ``limit`` bytes of an unfinished run, and remember it overflowed.
                 if len(self.buffer) > 2 * self.limit + 256:
-                    self.buffer = self.buffer[:self.limit] + b"\x00overflow\x00" + self.buffer[-256:]
+                    self.buffer = self.buffer[: self.limit] + b"\x00overflow\x00" + self.buffer[-256:]
                 self.lock.notify_all()
 
     def _cut(self) -> None:
-        while True:
-            start = self.buffer.find(b"\x00neuroevo-run-end ")
-            end = self.buffer.find(b"\x00\n", start + 1) if start >= 0 else -1
-            if end < 0:
-                return
-            try:
-                n = int(self.buffer[start + 18:end])
-            except ValueError:
-                n = -1
-            text = self.buffer[:start]
+        while MARKER in self.buffer:
+            text, self.buffer = self.buffer.split(MARKER, 1)
             cut = b"\x00overflow\x00" in text or len(text) > self.limit
-            self.runs[n] = (text.replace(b"\x00overflow\x00", b"")[:self.limit], cut)
-            self.buffer = self.buffer[end + 2:]
+            self.runs.append((text.replace(b"\x00overflow\x00", b"")[: self.limit], cut))
 
-    def take(self, n: int, timeout: float = 5.0) -> tuple[str, bool]:
-        """Output of run ``n`` (decoded, capped) and whether some was dropped."""
+    def take(self, timeout: float = 5.0) -> tuple[str, bool]:
+        """Output of the run that ended last (decoded, capped) and whether some was dropped."""
         deadline = time.monotonic() + timeout
         with self.lock:
-            while n not in self.runs and not self.closed and time.monotonic() < deadline:
+            while not self.runs and not self.closed and time.monotonic() < deadline:
                 self.lock.wait(0.05)
-            text, cut = self.runs.pop(n, (b"", False))
-            self.runs = {k: v for k, v in self.runs.items() if k > n}
+            text, cut = self.runs.pop(0) if self.runs else (b"", False)
         return text.decode("utf-8", "replace"), cut
 
 
 class Session:
     """One zygote, started on first use, serving the runs of one submission one at a time."""
 
-    def __init__(self, template: Path, runs: Path, *, preload: tuple[str, ...], env: Mapping[str, str] | None = None,
-                 tmpfs_bytes: int = 2**30, output_bytes: int = 64 * 2**10, isolation: str | None = None):
+    def __init__(
+        self,
+        template: Path,
+        runs: Path,
+        *,
+        preload: tuple[str, ...],
+        env: Mapping[str, str] | None = None,
+        tmpfs_bytes: int = 2**30,
+        output_bytes: int = 64 * 2**10,
+        isolation: str | None = None,
+    ):
         """``template``: read-only to every run; ``runs``: the only folder runs can write, emptied after each."""
         self.template, self.runs = Path(template).absolute(), Path(runs).absolute()
         self.preload, self.env = preload, dict(env or {})
@@ -117,21 +116,36 @@ class Session:
         cmd_r, self.cmd_w = os.pipe()
         self.status_r, status_w = os.pipe()
         sandboxed = self.mode == BUBBLEWRAP
-        settings = {"cmd_fd": cmd_r, "status_fd": status_w,
-                    "template": TEMPLATE_IN_SANDBOX if sandboxed else str(self.template),
-                    "preload": list(self.preload), "env": _child_env(self.template, self.env)}
+        settings = {
+            "cmd_fd": cmd_r,
+            "status_fd": status_w,
+            "template": TEMPLATE_IN_SANDBOX if sandboxed else str(self.template),
+            "preload": list(self.preload),
+            "env": _child_env(self.template, self.env),
+        }
         if sandboxed:
             settings["env"]["HOME"] = RUNS_IN_SANDBOX
-            command = bwrap.command([sys.executable, ZYGOTE_IN_SANDBOX, json.dumps(settings)], workdir=self.runs,
-                                    workdir_inside=RUNS_IN_SANDBOX,
-                                    files={ZYGOTE: ZYGOTE_IN_SANDBOX, self.template: TEMPLATE_IN_SANDBOX},
-                                    tmpfs_bytes=self.tmpfs_bytes, session=True)
+            command = bwrap.command(
+                [sys.executable, ZYGOTE_IN_SANDBOX, json.dumps(settings)],
+                workdir=self.runs,
+                workdir_inside=RUNS_IN_SANDBOX,
+                files={ZYGOTE: ZYGOTE_IN_SANDBOX, self.template: TEMPLATE_IN_SANDBOX},
+                tmpfs_bytes=self.tmpfs_bytes,
+                session=True,
+            )
         else:
             command = [sys.executable, str(ZYGOTE), json.dumps(settings)]
         try:
-            self.proc = subprocess.Popen(command, cwd=self.template, env=_child_env(self.template, self.env),
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         pass_fds=(cmd_r, status_w), start_new_session=True)
+            self.proc = subprocess.Popen(
+                command,
+                cwd=self.template,
+                env=_child_env(self.template, self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(cmd_r, status_w),
+                start_new_session=True,
+            )
         finally:
             os.close(cmd_r)
             os.close(status_w)
@@ -167,7 +181,7 @@ class Session:
             stream.close()
         self.proc = None
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -218,7 +232,6 @@ class Session:
             self.close()
             self._start()
         self.count += 1
-        n = self.count
         uid = gid = None
         if bwrap.privileged() and self.mode == BUBBLEWRAP:
             uid, gid = bwrap.next_sandbox_ids()
@@ -226,20 +239,46 @@ class Session:
                 for name in [".", *dirs, *files]:
                     os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
         group = _new_group(limits)
-        settings = {"memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
-                    "tmpfs_bytes": self.tmpfs_bytes, "nproc": None}
-        inside = (f"{RUNS_IN_SANDBOX}/{Path(run_dir).relative_to(self.runs)}" if self.mode == BUBBLEWRAP
-                  else str(Path(run_dir).absolute()))
-        self._send({"op": "run", "n": n, "dir": inside, "uid": uid, "gid": gid, "private_tmp": self.mode == BUBBLEWRAP,
-                    "limits": settings, "env": dict(env or {}), "stdin": stdin.decode()})
+        settings = {
+            "memory_bytes": limits.memory_bytes,
+            "file_bytes": limits.file_bytes,
+            "tmpfs_bytes": self.tmpfs_bytes,
+            "nproc": None,
+        }
+        inside = (
+            f"{RUNS_IN_SANDBOX}/{Path(run_dir).relative_to(self.runs)}"
+            if self.mode == BUBBLEWRAP
+            else str(Path(run_dir).absolute())
+        )
+        self._send(
+            {
+                "op": "run",
+                "dir": inside,
+                "uid": uid,
+                "gid": gid,
+                "private_tmp": self.mode == BUBBLEWRAP,
+                "limits": settings,
+                "env": dict(env or {}),
+                "stdin": stdin.decode(),
+            }
+        )
         forked = self._expect(("forked",), 10.0)
         if not forked:
             self.close()
             if group:
                 group.remove()
-            return Outcome(None, False, 0.0, 0.0, "", "sandbox: the session did not fork the run", False, self.mode,
-                           verdict="did not start: the sandbox session did not answer")
-        host = self._host_pid(int(forked[2]))
+            return Outcome(
+                None,
+                False,
+                0.0,
+                0.0,
+                "",
+                "sandbox: the session did not fork the run",
+                False,
+                self.mode,
+                verdict="did not start: the sandbox session did not answer",
+            )
+        host = self._host_pid(int(forked[1]))
         cpus: list[int] = []
         if host is not None and limits.cpus:
             try:  # inherited by everything the run starts; the group's cpuset (if any) keeps it from widening
@@ -257,35 +296,46 @@ class Session:
                 group.remove()
                 group = None
         start = time.perf_counter()
-        self._send({"op": "go", "n": n})
-        seen, status, said_done, ended, cpu = self._watch(n, host, limits, start, group)
+        self._send({"op": "go"})
+        seen, status, said_done, ended, cpu = self._watch(host, limits, start, group)
         wall = (ended or time.perf_counter()) - start
         kernel = group.usage() if group is not None else None
-        self._send({"op": "kill", "n": n})
+        self._send({"op": "kill"})
         if group is not None:
             group.kill_all()
         end_line = self._expect(("ended",), 10.0)
         if end_line is None:  # the zygote is gone (killed by the run, as the same user): start a new one next time
             self.close()
         else:
-            cpu = int(end_line[2]) / 1e6
+            cpu = int(end_line[1]) / 1e6
         if group is not None:
             cpu = kernel.cpu_seconds
             group.remove()
-        stdout, cut_out = self.out.take(n, 2.0) if self.proc else ("", False)
-        stderr, cut_err = self.err.take(n, 2.0) if self.proc else ("", False)
+        stdout, cut_out = self.out.take(2.0) if self.proc else ("", False)
+        stderr, cut_err = self.err.take(2.0) if self.proc else ("", False)
         if status is None and (seen["memory"] or seen["tasks"] or seen["timeout"]):
             status = 9  # stopped by the watchdog: the wait status of a SIGKILL
         returncode = None if status is None else os.waitstatus_to_exitcode(status)
         memory_hit = seen["memory"] or bool(kernel and kernel.oom_killed)
         process_hit = not memory_hit and (seen["tasks"] or bool(kernel and kernel.pids_refused))
-        outcome = Outcome(returncode=returncode if not seen["timeout"] else returncode, timed_out=seen["timeout"],
-                          wall_seconds=wall, cpu_seconds=cpu, stdout=stdout, stderr=stderr,
-                          output_truncated=cut_out or cut_err, isolation=self.mode,
-                          memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
-                          process_limit_hit=process_hit, said_done=said_done, inner_pids=sorted(seen["inner"]),
-                          kernel_caps=group is not None,
-                          peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen["peak"], cpus=cpus)
+        outcome = Outcome(
+            returncode=returncode if not seen["timeout"] else returncode,
+            timed_out=seen["timeout"],
+            wall_seconds=wall,
+            cpu_seconds=cpu,
+            stdout=stdout,
+            stderr=stderr,
+            output_truncated=cut_out or cut_err,
+            isolation=self.mode,
+            memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
+            process_limit_hit=process_hit,
+            said_done=said_done,
+            inner_pids=sorted(seen["inner"]),
+            kernel_caps=group is not None,
+            peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen["peak"],
+            cpus=cpus,
+            start_methods=sorted(seen["methods"]),
+        )
         if end_line is None:
             outcome.returncode = outcome.returncode if outcome.returncode is not None else -9
         outcome.verdict = describe(outcome, limits)
@@ -293,9 +343,9 @@ class Session:
             outcome.verdict = f"the run killed the sandbox's supervisor process ({outcome.verdict})"
         return outcome
 
-    def _watch(self, n: int, host: int | None, limits: Limits, start: float, group) -> tuple:
+    def _watch(self, host: int | None, limits: Limits, start: float, group) -> tuple:
         """Until the run is done, exits or passes a limit: (what was seen, wait status, done?, end time, cpu)."""
-        seen = {"timeout": False, "memory": False, "tasks": False, "inner": set(), "peak": 0}
+        seen = {"timeout": False, "memory": False, "tasks": False, "inner": set(), "peak": 0, "methods": set()}
         tracker = reaper.Tracker()
         status, said_done, ended = None, False, None
         while True:
@@ -304,10 +354,10 @@ class Session:
             except EOFError:
                 return seen, status, said_done, ended or time.perf_counter(), 0.0
             for line in lines:
-                if line[:2] == ["done", str(n)]:
+                if line[:1] == ["done"]:
                     said_done, ended = True, ended or time.perf_counter()
-                elif line[:2] == ["exited", str(n)]:
-                    status, ended = int(line[2]), ended or time.perf_counter()
+                elif line[:1] == ["exited"]:
+                    status, ended = int(line[1]), ended or time.perf_counter()
             if ended:
                 return seen, status, said_done, ended, 0.0
             tree = ([host] + reaper.descendants(host)) if host else []
@@ -316,10 +366,14 @@ class Session:
             seen["peak"] = max(seen["peak"], usage.memory_bytes)
             kernel = group.usage() if group is not None else None
             seen["memory"] = bool(kernel and kernel.oom_killed) or usage.memory_bytes > limits.memory_bytes
-            seen["tasks"] = not seen["memory"] and (usage.tasks > limits.max_processes
-                                                    or bool(kernel and kernel.pids_refused))
-            seen["timeout"] = not (seen["memory"] or seen["tasks"]) and time.perf_counter() - start > limits.wall_seconds
+            seen["tasks"] = not seen["memory"] and (
+                usage.tasks > limits.max_processes or bool(kernel and kernel.pids_refused)
+            )
+            seen["timeout"] = (
+                not (seen["memory"] or seen["tasks"]) and time.perf_counter() - start > limits.wall_seconds
+            )
             seen["inner"] = tracker.inner if self.mode == BUBBLEWRAP else set(tracker.seen)
+            seen["methods"] = tracker.start_methods
             if seen["memory"] or seen["tasks"] or seen["timeout"]:
                 return seen, status, said_done, time.perf_counter(), 0.0
 

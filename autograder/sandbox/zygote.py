@@ -8,15 +8,17 @@ Settings: ``cmd_fd`` (commands from the grader), ``status_fd`` (reports to the g
 ``template`` (the folder holding the trusted helper), ``preload`` (modules to import once),
 ``env`` (set before importing them). Commands, one JSON object per line:
 
-* ``{"op": "run", "n", "dir", "uid", "gid", "limits", "env", "stdin"}``: fork the child of run n;
-  it waits for ``go`` before anything else, so the grader can put it in the run's control group;
-* ``{"op": "go", "n"}``: let it start;
-* ``{"op": "kill", "n"}``: kill every process of the run, reap them, report ``ended``.
+* ``{"op": "run", "dir", "uid", "gid", "limits", "env", "stdin", "private_tmp"}``: fork the run's
+  child; it waits for ``go`` before anything else, so the grader can put it in the run's control group;
+* ``{"op": "go"}``: let it start;
+* ``{"op": "kill"}``: kill every process of the run, reap them, report ``ended``.
 
-Reports, one line each: ``ready``, ``forked N PID``, ``done N`` (the run wrote ``done`` on its done
-pipe: its results are on disk), ``exited N STATUS``, ``ended N CPU_US`` (CPU time of everything
-reaped for the run), ``failed TEXT``. After ``ended`` a marker line goes to stdout and stderr so
-the grader can cut the session's output into runs.
+Reports, one line each: ``ready PRIVATE`` (1 if runs can get their own namespaces), ``forked PID``,
+``done`` (the run wrote ``done`` on its done pipe: its results are on disk), ``exited STATUS``,
+``ended CPU_US`` (CPU time of everything reaped for the run), ``failed TEXT``. After ``ended`` a
+marker line goes to stdout and stderr so the grader can cut the session's output into runs.
+Runs are strictly one at a time and carry no number: nothing in a child tells it how many
+runs came before it.
 
 The child makes the run's own world before it runs student code: a new mount and IPC namespace
 with an empty size-capped ``/tmp`` and ``/dev/shm`` (where the kernel allows it), the limits, a
@@ -35,11 +37,12 @@ import signal
 import sys
 
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
-CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
+MS_NOEXEC = 8
 MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
 KEYCTL_JOIN_SESSION_KEYRING = 1
 _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "armv7l": 311, "i686": 288, "ppc64le": 311, "s390x": 280}
-MARKER = "\x00neuroevo-run-end {}\x00\n"
+MARKER = "\x00neuroevo-run-end\x00\n"
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
@@ -55,9 +58,10 @@ def _cap(kind, value):
     resource.setrlimit(kind, (value, value))
 
 
-def _own_world(tmpfs_bytes):
-    """A private /tmp and /dev/shm and IPC namespace for this run, where the kernel lets us (root, or caps)."""
-    if _libc is None or _libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
+def _own_world(tmpfs_bytes, pid_namespace=False):
+    """A private /tmp, /dev/shm and IPC namespace (and a PID namespace) for this run, where the kernel lets us."""
+    flags = CLONE_NEWNS | CLONE_NEWIPC | (CLONE_NEWPID if pid_namespace else 0)
+    if _libc is None or _libc.unshare(flags) != 0:
         return False
     _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
     options = f"size={tmpfs_bytes},mode=1777".encode()
@@ -74,15 +78,26 @@ def _new_session_keyring():
 
 
 def _child(run, go_r, done_w, job_r, keep_path):
-    """The run: wait for go, build its world, drop privileges, run the harness. Never returns."""
+    """The run: wait for go, build its world, drop privileges, run the harness. Never returns.
+
+    Under bubblewrap the run also gets a PID namespace of its own: the process running the harness
+    is pid 1 there (every run sees the same ids, and none sees another's), and this process only
+    waits for it, passing its exit status on.
+    """
     try:
         os.read(go_r, 1)
         os.close(go_r)
         os.setsid()
         limits = run["limits"]
+        private = run.get("private_tmp")
         # Under bubblewrap only: in a plain process the run's folder may itself lie under /tmp.
-        if run.get("private_tmp") and not _own_world(limits["tmpfs_bytes"]):
-            raise RuntimeError("no private /tmp and /dev/shm could be made for the run")
+        if private and not _own_world(limits["tmpfs_bytes"], pid_namespace=True):
+            raise RuntimeError("no private /tmp, /dev/shm and process ids could be made for the run")
+        if private:
+            pid = os.fork()
+            if pid:
+                _pass_on(pid)
+            _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         _cap(resource.RLIMIT_CORE, 0)
         _cap(resource.RLIMIT_AS, limits["memory_bytes"])
         _cap(resource.RLIMIT_FSIZE, limits["file_bytes"])
@@ -102,8 +117,10 @@ def _child(run, go_r, done_w, job_r, keep_path):
         os.closerange(3, done_w)
         os.closerange(done_w + 1, 65536)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _fresh_randomness()
         sys.path[:] = [run["dir"]] + keep_path
         sys.argv = ["harness"]
+        del run, keep_path
         runpy.run_module("harness", run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         os._exit(exc.code if isinstance(exc.code, int) else 1)
@@ -111,6 +128,34 @@ def _child(run, go_r, done_w, job_r, keep_path):
         os.write(2, f"sandbox: the run could not start: {type(exc).__name__}: {exc}\n".encode())
         os._exit(111)
     os._exit(0)
+
+
+def _pass_on(pid):
+    """Wait for the run's first process and end the same way (exit code or signal). Never returns."""
+    for fd in range(3, 1024):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+
+
+def _fresh_randomness():
+    """New OS entropy for the generators every forked run would otherwise share with the zygote.
+
+    An unseeded ``np.random.*`` or ``random.*`` call must differ from run to run, as it would in a
+    new process, or a loop that forgets to seed would look deterministic.
+    """
+    import random
+
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
 
 
 def _descendants():
@@ -181,7 +226,7 @@ def main():
     _, probe_status = os.waitpid(probe, 0)
     report(f"ready {int(os.waitstatus_to_exitcode(probe_status) == 0)}")
 
-    buffer, current = b"", None  # current: {"n", "pid", "done_r"}
+    buffer, current = b"", None  # current: {"pid", "done_r", "go_w"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     while True:
         watch = [cmd_fd] + ([current["done_r"]] if current and current["done_r"] is not None else [])
@@ -194,12 +239,12 @@ def main():
             if pid == 0:
                 break
             if pid == current["pid"]:
-                report(f"exited {current['n']} {status}")
+                report(f"exited {status}")
                 current["pid"] = None
         if current and current["done_r"] in ready:
             data = os.read(current["done_r"], 64)
             if data.startswith(b"done"):
-                report(f"done {current['n']}")
+                report("done")
             if not data or data.startswith(b"done"):
                 os.close(current["done_r"])
                 current["done_r"] = None
@@ -218,35 +263,35 @@ def main():
                 go_r, go_w = os.pipe()
                 done_r, done_w = os.pipe()
                 job_r, job_w = os.pipe()
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 pid = os.fork()
                 if pid == 0:
                     for fd in (go_w, done_r, job_w, cmd_fd, status_fd):
                         os.close(fd)
                     _child(command, go_r, done_w, job_r, keep_path)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)  # after the fork: the child never sees it
                 for fd in (go_r, done_w, job_r):
                     os.close(fd)
                 os.write(job_w, command["stdin"].encode())
                 os.close(job_w)
-                current = {"n": command["n"], "pid": pid, "done_r": done_r, "go_w": go_w}
-                report(f"forked {command['n']} {pid}")
-            elif op == "go" and current and current["n"] == command["n"]:
+                current = {"pid": pid, "done_r": done_r, "go_w": go_w}
+                report(f"forked {pid}")
+            elif op == "go" and current:
                 os.write(current["go_w"], b"g")
                 os.close(current["go_w"])
                 current["go_w"] = None
-            elif op == "kill" and current and current["n"] == command["n"]:
+            elif op == "kill" and current:
                 _kill_run()
                 if current["pid"] is not None:
-                    report(f"exited {current['n']} 9")  # the wait status of a SIGKILL
+                    report("exited 9")  # the wait status of a SIGKILL
                 for fd in (current["done_r"], current.get("go_w")):
                     if fd is not None:
                         os.close(fd)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu_us = int(((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)) * 1e6)
                 for stream in (sys.stdout, sys.stderr):
-                    stream.write(MARKER.format(current["n"]))
+                    stream.write(MARKER)
                     stream.flush()
-                report(f"ended {current['n']} {cpu_us}")
+                report(f"ended {cpu_us}")
                 current = None
 
 

@@ -1,0 +1,105 @@
+"""The observations: everything the grading tests may read about one submission, as plain JSON.
+
+Collection (``collect.py``, ``timing.py``, ``training.py``) writes them; the checks
+(``autograder/checks``) and the project's tests read them. They are TypedDicts so that they stay
+plain dicts on disk (``observations.json``) while every key has one documented meaning here.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+Params = dict[str, list]
+"""A candidate's parameters as nested lists: ``w1`` (2, 10), ``b1`` (10,), ``w2`` (10, 1), ``b2`` (1,)."""
+
+
+class RunObservation(TypedDict):
+    """One sandboxed run: one call of the student's function, read back and verified."""
+
+    call: str
+    """The call as a student would write it, e.g. ``evolve_serial(generations=3, ...)``."""
+    function: str | None
+    """``evolve_serial``, ``evolve_parallel``, or None for an import-only run."""
+    kwargs: dict
+    problem: str | None
+    """Why the run gave nothing usable (raised, crashed, hung...), for the student; None when it did."""
+    caller_pid: int | None
+    best: Params | None
+    best_problem: str | None
+    history: list[list[float]] | None
+    history_problem: str | None
+    rules: dict[str, str | None]
+    """Each rule of ``verify.RULES``: None when kept, else the message for the student."""
+    worker_pids: int
+    """Processes other than the caller that played episodes."""
+    garbled: list[str]
+    wall: float
+    """Seconds, measured by the grader from outside the run."""
+    cpu: float
+    """CPU seconds of the whole run (the kernel's count where there is a control group)."""
+    kernel_caps: bool
+    cpus: list[int]
+    """Cores the run was allowed."""
+    start_methods: list[str]
+    """``spawn``/``forkserver`` when the run started processes that way."""
+
+
+class TimedSide(TypedDict, total=False):
+    """One side (the student's or the reference's) of the timed rounds."""
+
+    series: dict[str, dict[str, list[float]]]
+    """Per kind (``serial``, ``parallel``, ``noop``): the ``wall`` and ``cpu`` seconds of each round."""
+    problems: dict[str, str]
+    """A run that did not count, by kind: the rounds stop at the first one."""
+    worker_pids: list[int]
+    serial_seconds: float
+    parallel_seconds: float
+    speedup: float | None
+    cpu_ratio: float | None
+
+
+class SpeedupObservation(TypedDict, total=False):
+    cores: int
+    inconclusive: str | None
+    """Why the timing is not judged (the reference did not speed up), or None."""
+    rounds: int
+    student: TimedSide
+    reference: TimedSide
+    startup_seconds: float
+    cpus: list[int]
+    reserved: list[int]
+    start_method: str | None
+
+
+class Attempt(TypedDict):
+    """One training run of the agent category."""
+
+    seed: int
+    function: str
+    problem: str | None
+    heldout_mean: float | None
+    history: list[list[float]] | None
+    params: Params | None
+    note: str | None
+
+
+class AgentObservation(TypedDict):
+    attempts: list[Attempt]
+    best: Attempt | None
+    budget: dict
+    heldout: int
+
+
+class Observations(TypedDict):
+    """One submission, as ``grade.collect_observations`` returns it and ``observations.json`` holds it."""
+
+    student: str
+    settings: dict
+    cores: int
+    load_problem: str | None
+    """Why the notebook could not be graded at all (unreadable, a cell missing...), or None."""
+    runs: dict[str, RunObservation]
+    """The observed runs, by label: ``serial_main``, ``serial_repeat``, ``serial_other``, ``parallel_<n>``."""
+    speedup: SpeedupObservation | None
+    agent: AgentObservation | None
+    seconds: dict[str, float]
