@@ -132,6 +132,7 @@ class Collector:
         """End the sandbox session (its zygote and anything left of its runs)."""
         if self.session is not None:
             self.session.close()
+            workspace.release_runs_folder(self.session.runs)
             self.session = None
 
     def load(self, notebook: Path) -> str | None:

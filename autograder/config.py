@@ -133,6 +133,8 @@ class SandboxSettings:
     """Processes a run may have alive at once."""
     output_bytes: int = 64 * 2**10
     """Bytes of stdout/stderr kept per stream."""
+    file_bytes: int = 64 * 2**20
+    """Largest file a run may write (its folder is in memory as root, and counts against memory_bytes)."""
     result_bytes: int = 2 * 2**20
     """Largest result file the grader reads back from a run."""
     sessions: bool = True

@@ -99,6 +99,7 @@ def session(template: Path) -> Session:
     runs = template.parent / "runs"
     runs.mkdir(exist_ok=True)
     os.chmod(runs, 0o755)
+    _memory_backed(runs)
     return Session(
         template,
         runs,
@@ -107,6 +108,27 @@ def session(template: Path) -> Session:
         tmpfs_bytes=SANDBOX.memory_bytes,
         output_bytes=SANDBOX.output_bytes,
     )
+
+
+def _memory_backed(folder: Path) -> bool:
+    """Mount a size-capped in-memory file system on ``folder`` (as root on Linux), so that no run can fill the disk.
+
+    Its pages count against the writing run's memory cap as well. Elsewhere the folder stays on disk,
+    each file capped by ``SANDBOX.file_bytes``.
+    """
+    if not (sys.platform.startswith("linux") and os.geteuid() == 0 and shutil.which("mount")):
+        return False
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SANDBOX.memory_bytes},mode=0755", "tmpfs", str(folder)],
+        capture_output=True,
+    )
+    return done.returncode == 0
+
+
+def release_runs_folder(folder: Path) -> None:
+    """Undo ``_memory_backed`` (a no-op on a plain folder)."""
+    if os.path.ismount(folder):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def _run_env() -> dict[str, str]:
@@ -145,6 +167,7 @@ def run_call(
             memory_bytes=SANDBOX.memory_bytes,
             max_processes=SANDBOX.max_processes,
             output_bytes=SANDBOX.output_bytes,
+            file_bytes=SANDBOX.file_bytes,
             cpus=cpus,
         )
         if session is not None and not session.failed:
