@@ -127,6 +127,8 @@ class Collector:
         self.session: workspace.Session | None = None
         self.start_methods: set[str] = set()
         """How this submission's evolve_parallel started its workers, when not by fork (seen from outside)."""
+        self.first_generations: dict[int, set[bytes]] = {}
+        """Generation 0's candidates of every verified run, by seed."""
 
     def close(self) -> None:
         """End the sandbox session (its zygote and anything left of its runs)."""
@@ -163,9 +165,11 @@ class Collector:
         check: bool = True,
         cpus: tuple[int, ...] | None = None,
         method: str | None = None,
+        fresh: bool = False,
     ) -> RunObservation:
         """One fresh run of ``function(**kwargs)``, read back and (``check``) verified: an observation.
 
+        ``fresh``: in a new interpreter rather than a fork of the session's zygote.
         ``cpus``: the cores of a timed phase; other runs take the cores no timed phase holds.
         """
         expected = kwargs.get("generations", 0) * kwargs.get("pop_size", 0)
@@ -178,7 +182,7 @@ class Collector:
             wall_seconds=wall_seconds,
             start_method=method or start_method(),
             expected_episodes=expected,
-            session=self.session,
+            session=None if fresh else self.session,
             cpus=cpus,
         )
         if function == "evolve_parallel":
@@ -236,7 +240,21 @@ class Collector:
             refused_records=[n for n in result.garbled if not n.startswith(("import.json", "result.json"))],
         )
         obs["rules"], obs["worker_pids"] = verdict.rules, verdict.worker_pids
+        repeated = self._first_generation_seen(kwargs.get("seed"), verdict.first_generation)
+        if repeated and not obs["rules"]["sampling"]:
+            obs["rules"]["sampling"] = (
+                f"in {obs['call']}, a candidate of generation 0 is the very one a run with seed {repeated} started "
+                "from: generation 0 must be drawn from rng = np.random.default_rng(seed), so it changes with the seed"
+            )
         return obs
+
+    def _first_generation_seen(self, seed: int | None, candidates: list[bytes]) -> int | None:
+        """Another seed whose run had one of these generation-0 candidates (remembering these), or None."""
+        mine = set(candidates)
+        other = next((s for s, seen in self.first_generations.items() if s != seed and seen & mine), None)
+        if seed is not None:
+            self.first_generations.setdefault(seed, set()).update(mine)
+        return other
 
     def observe(self, labels: list[str], earlier: dict[str, RunObservation] | None = None) -> dict[str, RunObservation]:
         """The observation runs named in ``labels``.
@@ -252,7 +270,9 @@ class Collector:
             if function in failed:
                 out[label] = {**failed[function], "call": describe_call(function, kwargs), "kwargs": kwargs}
                 continue
-            out[label] = self.run(function, kwargs, wall_seconds=OBSERVE.wall_seconds)
+            # The repeat runs in a new interpreter, not a fork of the session's: whatever a fork shares
+            # with its zygote (str hash seed, memory layout) must not make an unseeded loop look seeded.
+            out[label] = self.run(function, kwargs, wall_seconds=OBSERVE.wall_seconds, fresh=label == "serial_repeat")
             if out[label]["problem"]:
                 failed[function] = out[label]
         return out

@@ -108,6 +108,8 @@ class SpeedupSettings:
     """Below this the reference itself barely sped up (a busy machine): the category is inconclusive."""
     min_cpu_ratio: float = 1.25
     """CPU seconds per wall second the parallel run must reach to count as really parallel."""
+    max_speedup_per_worker: float = 1.15
+    """Speedup per worker above which a timed run cannot have played its episodes (2 workers: 2.3x)."""
     max_cpu_slack: float = 0.25
     """CPU seconds per wall second above the cores given that still count as measurement noise."""
     wall_seconds: float = 60.0

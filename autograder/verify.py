@@ -64,6 +64,8 @@ class Verdict:
     worker_pids: int = 0
     """Distinct processes other than the caller that played episodes."""
     replayed: int = 0
+    first_generation: list[bytes] = field(default_factory=list)
+    """Generation 0's candidates, as bytes: the same candidate under two seeds was not drawn from rng."""
 
     def first_problem(self, rules: tuple[str, ...] = RULES) -> str | None:
         return next((self.rules[r] for r in rules if self.rules.get(r)), None)
@@ -328,6 +330,7 @@ def verify(
         verdict.rules = dict.fromkeys(RULES, problem)
         return verdict
     verdict.rules["played"] = None
+    verdict.first_generation = [vector(e.params).tobytes() for e in gens[0]]
     verdict.rules["seeds"] = check_seeds(gens, call)
     last = gens[-1]
     sample = [last[i] for i in _winners(last)][:1]

@@ -183,6 +183,8 @@ def run_call(
                 env=_run_env(),
                 stdin=json.dumps(job).encode(),
             )
+        if outcome.verdict.startswith("did not start"):  # the sandbox failed before any student code ran
+            raise SandboxError(f"the sandbox could not start a run ({outcome.verdict})")
         result = RunResult(outcome=outcome)
         result.import_info = _read_result(workdir / "out" / "import.json", result)
         if function:

@@ -23,8 +23,20 @@ def _cpu_problem(student: dict, rules: dict, cores: int) -> str | None:
     return None
 
 
-def _inconclusive(timing: dict, credit) -> bool:
-    """The machine could not show a speedup: award the points only to correct runs played by worker processes."""
+def _superlinear(student: dict, rules: dict) -> None:
+    """Fail a speedup no correct run can reach: more than the workers given (plus noise)."""
+    mine = student.get("speedup")
+    if isinstance(mine, (int, float)) and mine > rules["processes"] * rules["max_speedup_per_worker"]:
+        fail(
+            f"the timed evolve_parallel run was {mine:.2f}x faster than the serial loop with {rules['processes']} "
+            "workers, which no run playing its episodes through the helper can be: the timed run did not do the "
+            "work it reports"
+        )
+
+
+def _inconclusive(timing: dict, credit, *, scaled: bool) -> bool:
+    """The machine could not judge a speedup on its own: only correct runs played by worker processes earn
+    points, and (``scaled``) in proportion to the reference's speedup measured beside them."""
     if not timing.get("inconclusive"):
         return False
     student = timing.get("student") or {}
@@ -36,11 +48,17 @@ def _inconclusive(timing: dict, credit) -> bool:
             f"episodes in {min(workers) if workers else 0} worker process(es), so it cannot have been faster: "
             "test each generation with pool.map on a Pool of processes"
         )
-    mine = student.get("speedup")
-    measured = f"your measured speedup was {mine:.2f}x; " if isinstance(mine, (int, float)) else ""
-    credit.note(
-        f"not judged on speed: {timing['inconclusive']}; {measured}the points are awarded because the "
-        "timed runs were correct and used worker processes"
+    mine, ref = student.get("speedup"), (timing.get("reference") or {}).get("speedup")
+    if not scaled or not isinstance(mine, (int, float)) or not isinstance(ref, (int, float)) or ref <= 0:
+        credit.note(
+            f"not judged on speed: {timing['inconclusive']}; the timed runs were correct and used worker processes"
+        )
+        return True
+    full_at = SpeedupSettings().full_fraction * ref
+    credit.partial(
+        mine / full_at,
+        f"not judged on speed: {timing['inconclusive']}; your speedup {mine:.2f}x is compared with the "
+        f"reference's {ref:.2f}x measured beside it (full marks from {full_at:.2f}x)",
     )
     return True
 
@@ -49,9 +67,11 @@ def _inconclusive(timing: dict, credit) -> bool:
 def test_speedup_near_reference(obs, credit):
     """evolve_parallel with 2 workers beats the reference's evolve_serial about as much as the reference's evolve_parallel does."""
     timing = obs.section("speedup")
-    if _inconclusive(timing, credit):
+    rules = obs.settings["speedup"]
+    _superlinear(timing.get("student") or {}, rules)
+    if _inconclusive(timing, credit, scaled=True):
         return
-    student, reference, rules = timing["student"], timing["reference"], obs.settings["speedup"]
+    student, reference = timing["student"], timing["reference"]
     _fail_on_problem(student, ", so no speedup could be measured")
     problem = _cpu_problem(student, rules, timing["cores"])
     if problem:
@@ -78,7 +98,7 @@ def test_speedup_near_reference(obs, credit):
 def test_speedup_work_runs_in_parallel(obs, credit):
     """The timed evolve_parallel runs were correct and used more than one core (CPU time above wall time)."""
     timing = obs.section("speedup")
-    if _inconclusive(timing, credit):
+    if _inconclusive(timing, credit, scaled=False):
         return
     student, rules = timing["student"], obs.settings["speedup"]
     _fail_on_problem(student)

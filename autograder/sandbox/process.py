@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -110,7 +111,8 @@ def _child_env(workdir: Path, env: Mapping[str, str] | None) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
-        "PYTHONHASHSEED": "0",
+        # Random, as in a plain interpreter: code whose result depends on str hashes must not look deterministic.
+        "PYTHONHASHSEED": str(secrets.randbelow(2**32)),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     base.update(env or {})

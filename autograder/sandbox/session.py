@@ -313,6 +313,10 @@ class Session:
             group.remove()
         stdout, cut_out = self.out.take(2.0) if self.proc else ("", False)
         stderr, cut_err = self.err.take(2.0) if self.proc else ("", False)
+        if not seen["started"] and end_line is not None and not seen["timeout"]:
+            # The trusted setup did not finish: the sandbox failed, not the submission.
+            self.close()
+            raise SandboxError(f"the sandbox could not start a run: {stderr.strip()[-300:] or 'no message'}")
         if status is None and (seen["memory"] or seen["tasks"] or seen["timeout"]):
             status = 9  # stopped by the watchdog: the wait status of a SIGKILL
         returncode = None if status is None else os.waitstatus_to_exitcode(status)
@@ -345,7 +349,15 @@ class Session:
 
     def _watch(self, host: int | None, limits: Limits, start: float, group) -> tuple:
         """Until the run is done, exits or passes a limit: (what was seen, wait status, done?, end time, cpu)."""
-        seen = {"timeout": False, "memory": False, "tasks": False, "inner": set(), "peak": 0, "methods": set()}
+        seen = {
+            "timeout": False,
+            "memory": False,
+            "tasks": False,
+            "inner": set(),
+            "peak": 0,
+            "methods": set(),
+            "started": False,
+        }
         tracker = reaper.Tracker()
         status, said_done, ended = None, False, None
         while True:
@@ -354,7 +366,9 @@ class Session:
             except EOFError:
                 return seen, status, said_done, ended or time.perf_counter(), 0.0
             for line in lines:
-                if line[:1] == ["done"]:
+                if line[:1] == ["started"]:
+                    seen["started"] = True
+                elif line[:1] == ["done"]:
                     said_done, ended = True, ended or time.perf_counter()
                 elif line[:1] == ["exited"]:
                     status, ended = int(line[1]), ended or time.perf_counter()

@@ -14,6 +14,7 @@ Settings: ``cmd_fd`` (commands from the grader), ``status_fd`` (reports to the g
 * ``{"op": "kill"}``: kill every process of the run, reap them, report ``ended``.
 
 Reports, one line each: ``ready PRIVATE`` (1 if runs can get their own namespaces), ``forked PID``,
+``started`` (the child's trusted setup is done: from here on, what happens is the run's doing),
 ``done`` (the run wrote ``done`` on its done pipe: its results are on disk), ``exited STATUS``,
 ``ended CPU_US`` (CPU time of everything reaped for the run), ``failed TEXT``. After ``ended`` a
 marker line goes to stdout and stderr so the grader can cut the session's output into runs.
@@ -77,7 +78,7 @@ def _new_session_keyring():
         _libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None, 0, 0, 0)
 
 
-def _child(run, go_r, done_w, job_r, keep_path):
+def _child(run, go_r, done_w, job_r, started_w, keep_path):
     """The run: wait for go, build its world, drop privileges, run the harness. Never returns.
 
     Under bubblewrap the run also gets a PID namespace of its own: the process running the harness
@@ -114,10 +115,16 @@ def _child(run, go_r, done_w, job_r, keep_path):
         os.environ["HOME"] = run["dir"]
         os.environ["NEUROEVO_DONE_FD"] = str(done_w)
         os.set_inheritable(done_w, True)
-        os.closerange(3, done_w)
-        os.closerange(done_w + 1, 65536)
+        for fd in range(3, 1024):
+            if fd not in (done_w, started_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         _fresh_randomness()
+        os.write(started_w, b"s")  # the trusted setup is done: whatever fails from here on is the run's own
+        os.close(started_w)
         sys.path[:] = [run["dir"]] + keep_path
         sys.argv = ["harness"]
         del run, keep_path
@@ -198,6 +205,20 @@ def _kill_run():
             return
 
 
+def _note_started(current, report):
+    """Report ``started`` once the child said so (non-blocking: nothing said yet leaves it for later)."""
+    fd = current["started_r"]
+    if fd is None:
+        return
+    ready, _, _ = select.select([fd], [], [], 0)
+    if not ready:
+        return
+    if os.read(fd, 8):
+        report("started")
+    os.close(fd)
+    current["started_r"] = None
+
+
 def main():
     settings = json.loads(sys.argv[1])
     cmd_fd, status_fd = settings["cmd_fd"], settings["status_fd"]
@@ -229,8 +250,10 @@ def main():
     buffer, current = b"", None  # current: {"pid", "done_r", "go_w"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     while True:
-        watch = [cmd_fd] + ([current["done_r"]] if current and current["done_r"] is not None else [])
+        watch = [cmd_fd] + [current[k] for k in ("done_r", "started_r") if current and current[k] is not None]
         ready, _, _ = select.select(watch, [], [], 0.005)
+        if current and current["started_r"] is not None and (current["started_r"] in ready or current["pid"]):
+            _note_started(current, report)
         while current is not None and current["pid"] is not None:  # reap: note the run's own exit
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -239,6 +262,7 @@ def main():
             if pid == 0:
                 break
             if pid == current["pid"]:
+                _note_started(current, report)  # before the exit, whatever order the pipes were read in
                 report(f"exited {status}")
                 current["pid"] = None
         if current and current["done_r"] in ready:
@@ -263,17 +287,18 @@ def main():
                 go_r, go_w = os.pipe()
                 done_r, done_w = os.pipe()
                 job_r, job_w = os.pipe()
+                started_r, started_w = os.pipe()
                 pid = os.fork()
                 if pid == 0:
-                    for fd in (go_w, done_r, job_w, cmd_fd, status_fd):
+                    for fd in (go_w, done_r, job_w, started_r, cmd_fd, status_fd):
                         os.close(fd)
-                    _child(command, go_r, done_w, job_r, keep_path)
+                    _child(command, go_r, done_w, job_r, started_w, keep_path)
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)  # after the fork: the child never sees it
-                for fd in (go_r, done_w, job_r):
+                for fd in (go_r, done_w, job_r, started_w):
                     os.close(fd)
                 os.write(job_w, command["stdin"].encode())
                 os.close(job_w)
-                current = {"pid": pid, "done_r": done_r, "go_w": go_w}
+                current = {"pid": pid, "done_r": done_r, "go_w": go_w, "started_r": started_r}
                 report(f"forked {pid}")
             elif op == "go" and current:
                 os.write(current["go_w"], b"g")
@@ -283,7 +308,7 @@ def main():
                 _kill_run()
                 if current["pid"] is not None:
                     report("exited 9")  # the wait status of a SIGKILL
-                for fd in (current["done_r"], current.get("go_w")):
+                for fd in (current["done_r"], current.get("go_w"), current.get("started_r")):
                     if fd is not None:
                         os.close(fd)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
