@@ -52,6 +52,11 @@ REQUIRED = {
     "folder_in_records",
     "shared_memory_hog",
     "keyring_channel",
+    # found by trying to break the grader as a student would
+    "planted_first_generation",
+    "hash_seeded",
+    "slow_pool",
+    "many_children",
 }
 
 
