@@ -319,6 +319,8 @@ class Session:
             raise SandboxError(f"the sandbox could not start a run: {stderr.strip()[-300:] or 'no message'}")
         if status is None and (seen["memory"] or seen["tasks"] or seen["timeout"]):
             status = 9  # stopped by the watchdog: the wait status of a SIGKILL
+        elif status is None and said_done:
+            status = 0  # its result was complete; the processes it left were ended by the sandbox
         returncode = None if status is None else os.waitstatus_to_exitcode(status)
         memory_hit = seen["memory"] or bool(kernel and kernel.oom_killed)
         process_hit = not memory_hit and (seen["tasks"] or bool(kernel and kernel.pids_refused))
