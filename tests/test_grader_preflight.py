@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 import support
+
 from autograder import cli, demo, paths
 
 CATEGORIES = "serial"
