@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for scaling.png and overhead.png (default: docs/, none with --quick)",
     )
     parser.add_argument(
+        "--before",
+        default=None,
+        metavar="REV",
+        help="grading benchmark only: also time the grader of this git revision, in alternation with this one",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=OUT_DIR,
@@ -70,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_one(name: str, quick: bool, repeats: int) -> list[Report]:
+def run_one(name: str, quick: bool, repeats: int, before: str | None = None) -> list[Report]:
     """Run benchmark ``name`` with the quick or the full settings."""
     if name == "scaling":
         from benchmarks import scaling
@@ -91,7 +97,9 @@ def run_one(name: str, quick: bool, repeats: int) -> list[Report]:
         )
     from benchmarks import grading
 
-    return grading.run(grading.GradingSettings.quick() if quick else grading.GradingSettings())
+    settings = grading.GradingSettings.quick() if quick else grading.GradingSettings(rounds=repeats)
+    settings.before = before
+    return grading.run(settings)
 
 
 def draw_plots(reports: dict[str, Report], folder: Path) -> list[Path]:
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         for name in args.only:
-            for report in run_one(name, args.quick, repeats):
+            for report in run_one(name, args.quick, repeats, args.before):
                 print(report.table() + "\n", flush=True)
                 report.write_json(args.out)
                 reports[report.name] = report

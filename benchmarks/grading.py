@@ -1,14 +1,20 @@
 """Grading throughput: seconds the autograder spends per submission, per category.
 
 Copies the demo submissions to a temporary folder, runs the grader's command line on them
-once (``python -m autograder grade --submitted DIR --output DIR``), and reads the
-``results.json`` it writes per student: the whole run's wall time per submission, and the
-seconds the grader recorded per category (``extra_data.category_seconds``).
+(``python -m autograder grade --submitted DIR --output DIR``), and reads the ``results.json``
+it writes per student: the whole run's wall time per submission, and the seconds the grader
+recorded per category (``extra_data.category_seconds``). With ``--before REV`` the grader of
+that git revision (checked out in a temporary worktree) grades the same submissions in
+alternation with this one, round after round, so both are measured under the same load; the
+spread of the speedup credit across rounds is reported for each. A projection for a class
+(200 and 1,000 students on 2, 16 and 64 cores, and on Gradescope, one container per
+submission) follows from the measured seconds per submission.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,6 +41,10 @@ class GradingSettings:
     """Grade only this many students (the first, sorted); None: all of them."""
     timeout_seconds: float = 1800.0
     """Give up on the grader after this long."""
+    before: str | None = None
+    """A git revision whose grader is measured beside this one (None: this one only)."""
+    rounds: int = 1
+    """Gradings of the submissions per grader (alternating when ``before`` is set)."""
 
     @classmethod
     def quick(cls) -> GradingSettings:
@@ -67,66 +77,115 @@ def category_seconds(results: dict) -> dict[str, float]:
     }
 
 
+def _grade_once(command: list[str], cwd: Path, ids: list[str], source: Path, timeout: float) -> dict:
+    """Grade copies of ``ids`` once with the grader in ``cwd``: wall time, results per student, exit status."""
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+        submitted, output = Path(tmp) / "submitted", Path(tmp) / "grades"
+        for student in ids:
+            shutil.copytree(source / student, submitted / student)
+        start = time.perf_counter()
+        done = subprocess.run(
+            [*command, "grade", "--submitted", str(submitted), "--output", str(output), "--force"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+            env={**os.environ, "PYTHONPATH": str(cwd)},
+        )
+        wall = time.perf_counter() - start
+        results = {}
+        for student in ids:
+            path = output / student / "results.json"
+            results[student] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return {"wall": wall, "results": results, "returncode": done.returncode, "stderr": done.stderr[-500:]}
+
+
+def speedup_credit(results: dict) -> float:
+    return sum(t["score"] for t in results.get("tests", []) if t.get("tags") == ["speedup"])
+
+
+def projection(seconds_per_submission: float, timed_share: float) -> list[list[object]]:
+    """Hours for 200 and 1,000 students: on C cores ``--jobs C // 2`` (a timed phase holds 2 cores), and on Gradescope."""
+    rows = []
+    for cores in (2, 16, 64):
+        jobs = max(1, cores // 2)
+        rows.append([f"{cores} cores, --jobs {jobs}"] + [n * seconds_per_submission / jobs / 3600 for n in (200, 1000)])
+    rows.append(["Gradescope, 1 container each"] + [seconds_per_submission / 3600 for _ in (200, 1000)])
+    return rows
+
+
 def run(settings: GradingSettings) -> list[Report]:
-    """Grade a copy of the demo submissions once and report the time per submission; one report."""
+    """Grade copies of the demo submissions (beside an earlier grader with ``before``) and report per phase."""
     s = settings
     report = Report(
         name="grading",
-        title="Grading throughput: seconds per submission",
-        columns=["category", "median s/submission", "max s", "submissions"],
+        title="Grading throughput: seconds per submission (median over submissions and rounds)",
+        columns=["grader", "category", "median s/submission", "max s", "submissions"],
     )
     ids = students(s.submitted)[: s.max_students]
     why = grader_available(s.command) if ids else f"no submissions under {s.submitted}"
     if why:
-        report.rows.append(["grading", SKIPPED, "-", 0])
+        report.rows.append(["this", "grading", SKIPPED, "-", 0])
         report.notes.append(f"{SKIPPED} ({why})")
         report.data = {"skipped": why}
         return [report]
 
-    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
-        submitted, output = Path(tmp) / "submitted", Path(tmp) / "grades"
-        for student in ids:
-            shutil.copytree(s.submitted / student, submitted / student)
-        start = time.perf_counter()
-        try:
-            done = subprocess.run(
-                [*s.command, "grade", "--submitted", str(submitted), "--output", str(output)],
-                capture_output=True,
-                text=True,
-                timeout=s.timeout_seconds,
-                cwd=ROOT,
+    trees = {"this": ROOT}
+    with tempfile.TemporaryDirectory(prefix="bench-before-") as before_dir:
+        if s.before:
+            added = subprocess.run(
+                ["git", "worktree", "add", "--detach", before_dir, s.before], cwd=ROOT, capture_output=True, text=True
             )
+            if added.returncode != 0:
+                report.notes.append(f"--before {s.before}: {added.stderr.strip()[-200:]}; measuring this grader only")
+            else:
+                trees = {"before": Path(before_dir), "this": ROOT}
+        runs: dict[str, list[dict]] = {name: [] for name in trees}
+        try:
+            for _ in range(s.rounds):
+                for name, tree in trees.items():
+                    runs[name].append(_grade_once(s.command, tree, ids, s.submitted, s.timeout_seconds))
         except subprocess.TimeoutExpired:
-            report.rows.append(["grading", f"skipped: grader took over {s.timeout_seconds:g} s", "-", len(ids)])
-            report.notes.append(f"the grader did not finish {len(ids)} submission(s) in {s.timeout_seconds:g} s")
+            report.rows.append(["-", "grading", f"skipped: grader took over {s.timeout_seconds:g} s", "-", len(ids)])
             report.data = {"skipped": "timeout"}
             return [report]
-        wall = time.perf_counter() - start
-        per_student = {}
-        for student in ids:
-            path = output / student / "results.json"
-            per_student[student] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        finally:
+            if "before" in trees:
+                subprocess.run(["git", "worktree", "remove", "--force", before_dir], cwd=ROOT, capture_output=True)
 
-    graded = {k: v for k, v in per_student.items() if v is not None}
-    by_category: dict[str, list[float]] = {}
-    for results in graded.values():
-        for category, seconds in category_seconds(results).items():
-            by_category.setdefault(category, []).append(seconds)
-    for category, values in by_category.items():
-        report.rows.append([category, median(values), max(values), len(values)])
-    report.rows.append(["whole run / submission", wall / len(ids), float("nan"), len(ids)])
-    if not by_category:
-        report.notes.append("the results carry no extra_data.category_seconds: only the whole run is timed")
-    if done.returncode != 0 or len(graded) < len(ids):
+    data: dict = {"students": ids, "rounds": s.rounds, "before": s.before, "graders": {}}
+    for name, gradings in runs.items():
+        by_category: dict[str, list[float]] = {}
+        totals, credits = [], {}
+        for grading in gradings:
+            for student, results in grading["results"].items():
+                if results is None:
+                    continue
+                seconds = category_seconds(results)
+                for category, value in seconds.items():
+                    by_category.setdefault(category, []).append(value)
+                totals.append(sum(seconds.values()))
+                credits.setdefault(student, []).append(speedup_credit(results))
+        for category, values in by_category.items():
+            report.rows.append([name, category, median(values), max(values), len(values)])
+        walls = [g["wall"] / len(ids) for g in gradings]
+        report.rows.append([name, "whole run / submission", median(walls), max(walls), len(ids)])
+        spread = {k: (min(v), max(v)) for k, v in credits.items()}
         report.notes.append(
-            f"grader exit status {done.returncode}, results for {len(graded)} of {len(ids)} "
-            f"students; its last words: {(done.stderr.strip().splitlines() or [''])[-1]}"
+            f"{name}: speedup credit per student over {len(gradings)} round(s), min-max: "
+            + ", ".join(f"{k} {a:g}-{b:g}" for k, (a, b) in spread.items())
         )
-    report.data = {
-        "wall_seconds": wall,
-        "students": ids,
-        "returncode": done.returncode,
-        "category_seconds": {k: category_seconds(v) for k, v in graded.items()},
-        "scores": {k: v.get("score") for k, v in graded.items()},
-    }
+        data["graders"][name] = {
+            "category_seconds": by_category,
+            "wall_per_submission": walls,
+            "speedup_credit": credits,
+            "returncodes": [g["returncode"] for g in gradings],
+        }
+        if name == "this" and totals:
+            per = median(walls)
+            timed = median(by_category.get("speedup", [0.0])) / per if per else 0.0
+            for row in projection(per, timed):
+                report.notes.append(f"projection, {row[0]}: 200 students {row[1]:.2f} h, 1,000 students {row[2]:.2f} h")
+            data["projection_hours"] = projection(per, timed)
+    report.data = data
     return [report]
