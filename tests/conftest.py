@@ -8,7 +8,6 @@ one for the speedup category, both with test-only budgets (``support.TEST_SETTIN
 from __future__ import annotations
 
 import os
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,9 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-import support  # noqa: E402
+import support
 
 from autograder import demo, paths  # noqa: E402
 from autograder.sandbox import isolation_mode  # noqa: E402

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import csv
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-import support  # noqa: E402
+import support
 
 from autograder import demo  # noqa: E402
 from autograder.config import CATEGORIES, POINTS  # noqa: E402

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-KEYS = ("w1", "b1", "w2", "b2")
+from autograder.validate import PARAM_SHAPES
+
+KEYS = tuple(PARAM_SHAPES)
 
 
 def fail(message: str):
