@@ -55,11 +55,13 @@ def fake_grader(monkeypatch, interrupt_at: str | None = None, zero: tuple[str, .
         return Graded(student, doc["score"], doc["extra_data"]["category_scores"], {"serial": 0.1})
 
     monkeypatch.setattr(batch, "grade_student", grade_student)
-    monkeypatch.setattr(
-        batch,
-        "preflight",
-        lambda workdir, categories: SimpleNamespace(warning="", reference=SimpleNamespace(measured=[])),
-    )
+
+    def fake_batch(*_):
+        return SimpleNamespace(
+            warning="", reference=SimpleNamespace(measured=[]), close=lambda: None, for_job=fake_batch
+        )
+
+    monkeypatch.setattr(batch, "preflight", lambda workdir, categories: fake_batch())
     monkeypatch.setattr(batch, "grading_key", lambda notebook, categories: "never-the-same")
     monkeypatch.setattr(batch.gradebook, "rebuild", lambda path, rows: path.write_text(str(len(rows))))
     return graded
