@@ -28,6 +28,8 @@ class AgentBudget:
     """Spread passed to the student's loop for these runs (0.35 and 0.7 solved less often)."""
     attempts: int = 8
     """Most training runs, each with its own grader seed; stop at the first solved one, else the best counts."""
+    min_attempts: int = 2
+    """Fewest training runs: a network planted in generation 0 shows as the same candidate under two seeds."""
     heldout_episodes: int = 20
     """Held-out start states the trained parameters are scored on."""
     solved_return: float = 90.0

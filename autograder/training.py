@@ -57,6 +57,7 @@ def train(collector: collect.Collector, parallel_problem: str | None, cores: int
         if attempt["heldout_mean"] is not None and (best is None or _rank(attempt) > _rank(best)):
             best = attempt
         # A failed run would fail again (and a hang would hang again): do not spend the budget on it.
-        if attempt["problem"] or (best and best["heldout_mean"] >= AGENT.solved_return):
+        solved = best and best["heldout_mean"] >= AGENT.solved_return
+        if attempt["problem"] or (solved and len(attempts) >= min(AGENT.min_attempts, AGENT.attempts)):
             break
     return {"attempts": attempts, "best": best, "budget": asdict(AGENT), "heldout": len(collector.plan.heldout_seeds)}

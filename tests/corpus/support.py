@@ -27,7 +27,7 @@ TEST_SETTINGS = {
     # Small workloads and budgets so that a batch of fifty students takes minutes, and a hang seconds.
     "observe": {"wall_seconds": 20},
     "speedup": {"candidates_per_worker": 12, "repeats": 1, "max_repeats": 2, "wall_seconds": 20},
-    "agent": {"attempts": 1, "generations": 4, "pop_size": 16, "wall_seconds": 30, "solved_return": -1000.0},
+    "agent": {"attempts": 2, "generations": 4, "pop_size": 16, "wall_seconds": 30, "solved_return": -1000.0},
 }
 """Test-only grader settings (``$NEUROEVO_GRADER_SETTINGS``): the agent threshold is out of reach of no
 verified run, so a correct loop always earns the agent points and a refused one never does."""
