@@ -159,7 +159,7 @@ def test_hostile_speedup_batch_verdicts(speedup_batch):
     wrong = [
         p
         for name, entry in speedup_batch.entries.items()
-        if (p := support.verdict_problem(entry, speedup_batch.result(name), {"speedup"}))
+        if (p := support.verdict_problem(entry, speedup_batch.result(name), {"speedup"}, check_message=False))
     ]
     assert not wrong, "\n\n".join(wrong)
 
