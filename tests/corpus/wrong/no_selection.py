@@ -1,6 +1,6 @@
 """No selection: every new generation is sampled around the first candidate, whatever its return."""
 
-LOSES = ("serial", "parallel", "speedup", "agent")
+LOSES = ("serial", "parallel", "agent")
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):
