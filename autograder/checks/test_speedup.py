@@ -50,8 +50,10 @@ def _inconclusive(timing: dict, credit, *, scaled: bool) -> bool:
         )
     mine, ref = student.get("speedup"), (timing.get("reference") or {}).get("speedup")
     if not scaled or not isinstance(mine, (int, float)) or not isinstance(ref, (int, float)) or ref <= 0:
+        measured = f"your measured speedup was {mine:.2f}x; " if isinstance(mine, (int, float)) else ""
         credit.note(
-            f"not judged on speed: {timing['inconclusive']}; the timed runs were correct and used worker processes"
+            f"not judged on speed: {timing['inconclusive']}; {measured}the timed runs were correct and used "
+            "worker processes"
         )
         return True
     full_at = SpeedupSettings().full_fraction * ref
