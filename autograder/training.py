@@ -60,4 +60,6 @@ def train(collector: collect.Collector, parallel_problem: str | None, cores: int
         solved = best and best["heldout_mean"] >= AGENT.solved_return
         if attempt["problem"] or (solved and len(attempts) >= min(AGENT.min_attempts, AGENT.attempts)):
             break
+    if any(a["problem"] for a in attempts):
+        best = None  # every training run must keep the loop's rules: one that did not discredits the others
     return {"attempts": attempts, "best": best, "budget": asdict(AGENT), "heldout": len(collector.plan.heldout_seeds)}
