@@ -47,6 +47,7 @@ def train(collector: collect.Collector, parallel_problem: str | None, cores: int
                 if parallel_problem
                 else None
             ),
+            "broke_rule": not obs["problem"] and any(obs["rules"].get(r) for r in verify.LOOP_RULES),
         }
         if not attempt["problem"]:
             arrays = {key: np.array(value) for key, value in obs["best"].items()}
@@ -60,6 +61,6 @@ def train(collector: collect.Collector, parallel_problem: str | None, cores: int
         solved = best and best["heldout_mean"] >= AGENT.solved_return
         if attempt["problem"] or (solved and len(attempts) >= min(AGENT.min_attempts, AGENT.attempts)):
             break
-    if any(a["problem"] for a in attempts):
+    if any(a["broke_rule"] for a in attempts):
         best = None  # every training run must keep the loop's rules: one that did not discredits the others
     return {"attempts": attempts, "best": best, "budget": asdict(AGENT), "heldout": len(collector.plan.heldout_seeds)}
