@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from autograder import hints
 from autograder.validate import PARAM_SHAPES
 
 RULES = ("played", "seeds", "returns", "history", "selection", "sampling", "processes")
@@ -83,10 +84,7 @@ def _generations(episodes: list[Played], g: int, p: int, call: str) -> tuple[lis
             "helper's episode function (imported in the setup cell)"
         )
     if len(episodes) != g * p:
-        return [], (
-            f"{call} played {len(episodes)} episodes, expected {g} x {p} = {g * p}: "
-            "one episode per candidate per generation, no more and no fewer"
-        )
+        return [], hints.wrong_episode_count(call, len(episodes), g, p)
     return [episodes[i * p : (i + 1) * p] for i in range(g)], None
 
 
@@ -100,17 +98,9 @@ def check_seeds(gens: list[list[Played]], call: str) -> str | None:
     for g, generation in enumerate(gens):
         seeds = {e.seed for e in generation}
         if None in seeds:
-            return (
-                f"in {call}, generation {g} was played without an episode seed (episode(params) with "
-                "seed=None gives each candidate a random start state): draw one seed per generation from rng "
-                "and pass it as episode(params, seed=...)"
-            )
+            return hints.no_episode_seed(call, g)
         if len(seeds) > 1:
-            return (
-                f"in {call}, the {len(generation)} candidates of generation {g} were played from "
-                f"{len(seeds)} different start states: draw the episode seed once per generation, before "
-                "testing, so every candidate is compared on the same start state"
-            )
+            return hints.several_episode_seeds(call, g, len(seeds))
         seeds_per_generation.append(seeds.pop())
     if len(gens) >= 2 and len(set(seeds_per_generation)) <= len(gens) // 2:
         return (
@@ -139,21 +129,15 @@ def check_history(gens: list[list[Played]], history: list[list[float]], *, order
     for g, row in enumerate(history):
         if ordered and row != played[g]:
             hint = (
-                " (they are sorted: keep population order)"
+                " (here they are sorted)"
                 if sorted(played[g]) == row
-                else " (they are the returns of another generation)"
+                else " (here they are the returns of another generation)"
                 if row in played
                 else ""
             )
-            return (
-                f"history[{g}] of {call} is not the list of returns generation {g} got{hint}: "
-                "append the returns of each generation, in the order of its candidates"
-            )
+            return hints.history_not_returns(call, g) + hint
         if not ordered and sorted(row) != sorted(played[g]):
-            return (
-                f"history[{g}] of {call} does not hold the returns generation {g} got: append the list "
-                "pool.map returned for each generation"
-            )
+            return hints.history_not_returns(call, g)
     return None
 
 
@@ -165,20 +149,10 @@ def check_selection(last: list[Played], best: dict, call: str) -> str | None:
     others = [i for i, e in enumerate(last) if np.array_equal(chosen, vector(e.params))]
     lowest = min(e.ret for e in last)
     if others and last[others[0]].ret == lowest:
-        return (
-            f"{call} returned the candidate with the LOWEST return of the last generation: "
-            "select with argmax (returns are rewards, higher is better)"
-        )
+        return hints.selected_lowest(call)
     if others:
-        return (
-            f"{call} returned candidate {others[0]} of the last generation, but candidate {winners[0]} "
-            "had the highest return: return the candidate selected in the last generation"
-        )
-    return (
-        f"{call} returned parameters that were not played in its last generation: return the best "
-        "candidate of the last generation (not of an earlier one, not a new sample, not parameters of "
-        "your own)"
-    )
+        return hints.selected_other_candidate(call, others[0], winners[0])
+    return hints.selected_outside_last_generation(call)
 
 
 def _normal_cdf(x: np.ndarray) -> np.ndarray:
@@ -231,10 +205,8 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
                 )
             if nearest not in winners and ratio > 2 and NORM_RANGE[0] <= distances[nearest] <= NORM_RANGE[1]:
                 worst = nearest == int(np.argmin([x.ret for x in gens[g - 1]]))
-                return (
-                    f"in {call}, generation {g} is not sampled around the best candidate of generation "
-                    f"{g - 1} but around {'the worst one' if worst else f'candidate {nearest}'}: pass the "
-                    "candidate with the highest return to sample_params"
+                return hints.not_sampled_around_best(call, g) + (
+                    " (here it is sampled around the worst one)" if worst else f" (here around candidate {nearest})"
                 )
             if not NORM_RANGE[0] <= ratio <= NORM_RANGE[1]:
                 return (

@@ -125,7 +125,7 @@ def test_verify_returned_parameters_must_be_played():
     episodes, best, history = record()
     nudged = {key: value + 1e-12 for key, value in best.items()}
     rules = check(episodes, nudged, history)
-    assert failing(rules) == {"selection"} and "not played" in rules["selection"]
+    assert failing(rules) == {"selection"} and "not tested in its last generation" in rules["selection"]
 
 
 def test_verify_history_must_be_the_recorded_returns():
@@ -160,7 +160,7 @@ def test_verify_wrong_episode_count_fails_every_rule():
     """Missing episodes make the recording unusable: every rule says how many were played."""
     episodes, best, history = record()
     rules = check(episodes[:-1], best, history)
-    assert failing(rules) == set(verify.RULES) and "expected 3 x 12" in rules["played"]
+    assert failing(rules) == set(verify.RULES) and "for 3 generations of 12" in rules["played"]
 
 
 def test_verify_records_of_processes_that_never_ran_are_refused():

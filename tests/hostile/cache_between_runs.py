@@ -4,7 +4,7 @@ with the same seed agree. Only a grader that starts every run clean sees the mis
 
 LOSES = ("determinism",)
 MAY_LOSE = ("speedup",)  # timing noise on a busy machine
-MESSAGE = "different results"
+MESSAGE = "gave different returns"
 NEEDS_ISOLATION = True
 
 import pickle

@@ -2,7 +2,7 @@
 selected candidate: action = sign(velocity), which solves the task from most start states."""
 
 LOSES = ("agent",)
-MESSAGE = "not played in its last generation"
+MESSAGE = "not tested in its last generation"
 
 def _handmade():
     # Push in the direction of the velocity: w1 copies the velocity into every hidden unit, w2 sums them.

@@ -3,7 +3,7 @@
 seed alone does not fix the result."""
 
 LOSES = ("determinism",)
-MESSAGE = "different results"
+MESSAGE = "gave different returns"
 
 
 def _rng(seed):

@@ -4,7 +4,7 @@ run (or a cleared keyring) show the missing seeding."""
 
 LOSES = ("determinism",)
 MAY_LOSE = ("speedup",)  # timing noise on a busy machine
-MESSAGE = "different results"
+MESSAGE = "gave different returns"
 NEEDS_ISOLATION = True
 
 import ctypes
