@@ -257,6 +257,7 @@ class Session:
                 "uid": uid,
                 "gid": gid,
                 "private_tmp": self.mode == BUBBLEWRAP,
+                "keep": _under_fresh_folders(),
                 "limits": settings,
                 "env": dict(env or {}),
                 "stdin": stdin.decode(),
@@ -392,6 +393,11 @@ class Session:
             seen["methods"] = tracker.start_methods
             if seen["memory"] or seen["tasks"] or seen["timeout"]:
                 return seen, status, said_done, time.perf_counter(), 0.0
+
+
+def _under_fresh_folders() -> list[str]:
+    """The Python environment's folders that lie under /tmp or /dev/shm, which each run gets anew."""
+    return [str(p) for p in bwrap.python_roots() if p.parts[1:2] == ("tmp",) or p.parts[1:3] == ("dev", "shm")]
 
 
 def _new_group(limits: Limits):

@@ -40,7 +40,7 @@ import sys
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_NOEXEC = 8
-MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 KEYCTL_JOIN_SESSION_KEYRING = 1
 _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "armv7l": 311, "i686": 288, "ppc64le": 311, "s390x": 280}
 MARKER = "\x00neuroevo-run-end\x00\n"
@@ -59,16 +59,33 @@ def _cap(kind, value):
     resource.setrlimit(kind, (value, value))
 
 
-def _own_world(tmpfs_bytes, pid_namespace=False):
-    """A private /tmp, /dev/shm and IPC namespace (and a PID namespace) for this run, where the kernel lets us."""
+def _own_world(tmpfs_bytes, pid_namespace=False, keep=()):
+    """A private /tmp, /dev/shm and IPC namespace (and a PID namespace) for this run, where the kernel lets us.
+
+    ``keep``: folders the run needs that lie under /tmp or /dev/shm (a Python environment installed
+    there): they are bound again, read-only, into the new empty ones.
+    """
     flags = CLONE_NEWNS | CLONE_NEWIPC | (CLONE_NEWPID if pid_namespace else 0)
     if _libc is None or _libc.unshare(flags) != 0:
         return False
     _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
+    held = {}
+    for path in keep:
+        try:
+            held[path] = os.open(path, os.O_PATH | os.O_DIRECTORY)
+        except OSError:
+            continue
     options = f"size={tmpfs_bytes},mode=1777".encode()
     for target in (b"/tmp", b"/dev/shm"):
         if os.path.isdir(target) and _libc.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
             return False
+    for path, fd in held.items():
+        os.makedirs(path, exist_ok=True)
+        source = f"/proc/self/fd/{fd}".encode()
+        if _libc.mount(source, path.encode(), None, MS_BIND | MS_REC, None) != 0:
+            return False
+        _libc.mount(None, path.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, None)
+        os.close(fd)
     return True
 
 
@@ -92,7 +109,7 @@ def _child(run, go_r, done_w, job_r, started_w, keep_path):
         limits = run["limits"]
         private = run.get("private_tmp")
         # Under bubblewrap only: in a plain process the run's folder may itself lie under /tmp.
-        if private and not _own_world(limits["tmpfs_bytes"], pid_namespace=True):
+        if private and not _own_world(limits["tmpfs_bytes"], pid_namespace=True, keep=run.get("keep", ())):
             raise RuntimeError("no private /tmp, /dev/shm and process ids could be made for the run")
         if private:
             pid = os.fork()
