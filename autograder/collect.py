@@ -13,7 +13,6 @@ import importlib.util
 import multiprocessing
 import random
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -390,8 +389,3 @@ class Reference:
                 )
                 self.problem = run_problem(obs)
         return self.problem
-
-
-def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory:
-    """A temporary folder for one submission's runs (removed with ``workspace.remove_tree``)."""
-    return tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True)

@@ -14,6 +14,7 @@ from autograder.cores import Cores
 from autograder.observations import Observations, SpeedupObservation
 from autograder.sandbox import SandboxError, isolation_mode, isolation_warning
 from autograder.sandbox.cgroups import controller
+from autograder.workspace import remove_tree
 
 
 class GraderFault(RuntimeError):
@@ -217,8 +218,6 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
     try:
         obs = collect_observations(student, notebook, scratch, categories, batch)
     finally:
-        from autograder.workspace import remove_tree
-
         remove_tree(scratch)
     obs_path = out_dir / "observations.json"
     results.write_atomic(obs_path, json.dumps(obs))

@@ -298,14 +298,18 @@ def _watch(
     return seen
 
 
-def _new_group(limits: Limits) -> cgroups.Group | None:
-    """A control group for one run, or None where the machine has none to give (the watchdog alone then)."""
+def _new_group(limits: Limits, spare: int = 2) -> cgroups.Group | None:
+    """A control group for one run, or None where the machine has none to give (the watchdog alone then).
+
+    ``spare``: tasks of the sandbox's own beside the run's (here bubblewrap's init and the launcher).
+    """
     control = cgroups.controller()
     if not control.available:
         return None
     try:
-        # Room for bubblewrap's init and the launcher beside the run's own tasks.
-        return control.create(memory_bytes=limits.memory_bytes, max_tasks=limits.max_processes + 2, cpus=limits.cpus)
+        return control.create(
+            memory_bytes=limits.memory_bytes, max_tasks=limits.max_processes + spare, cpus=limits.cpus
+        )
     except OSError:
         return None
 

@@ -26,9 +26,19 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import bwrap, cgroups, reaper
+from . import bwrap, reaper
 from .limits import Limits, Outcome, describe, looks_out_of_memory
-from .process import BUBBLEWRAP, POLL_SECONDS, SandboxError, _child_env, isolation_mode
+from .process import (
+    BUBBLEWRAP,
+    LAUNCHER,
+    LAUNCHER_IN_SANDBOX,
+    POLL_SECONDS,
+    SandboxError,
+    _child_env,
+    _chown_tree,
+    _new_group,
+    isolation_mode,
+)
 
 ZYGOTE = Path(__file__).resolve().with_name("zygote.py")
 ZYGOTE_IN_SANDBOX = "/run/sandbox/zygote.py"
@@ -105,7 +115,6 @@ class Session:
         self.tmpfs_bytes, self.output_bytes = tmpfs_bytes, output_bytes
         self.mode = isolation_mode(isolation)
         self.proc: subprocess.Popen | None = None
-        self.count = 0
         self.private_tmp = False
         self.failed = False
         """The session could not start here: the caller runs each call as a process of its own instead."""
@@ -129,7 +138,7 @@ class Session:
                 [sys.executable, ZYGOTE_IN_SANDBOX, json.dumps(settings)],
                 workdir=self.runs,
                 workdir_inside=RUNS_IN_SANDBOX,
-                files={ZYGOTE: ZYGOTE_IN_SANDBOX, self.template: TEMPLATE_IN_SANDBOX},
+                files={ZYGOTE: ZYGOTE_IN_SANDBOX, LAUNCHER: LAUNCHER_IN_SANDBOX, self.template: TEMPLATE_IN_SANDBOX},
                 tmpfs_bytes=self.tmpfs_bytes,
                 session=True,
             )
@@ -231,14 +240,11 @@ class Session:
         if self.proc is None or self.proc.poll() is not None:
             self.close()
             self._start()
-        self.count += 1
         uid = gid = None
         if bwrap.privileged() and self.mode == BUBBLEWRAP:
             uid, gid = bwrap.next_sandbox_ids()
-            for folder, dirs, files in os.walk(run_dir):
-                for name in [".", *dirs, *files]:
-                    os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
-        group = _new_group(limits)
+            _chown_tree(run_dir, uid, gid)
+        group = _new_group(limits, spare=1)  # the zygote's child that waits for the run's pid 1
         settings = {
             "memory_bytes": limits.memory_bytes,
             "file_bytes": limits.file_bytes,
@@ -398,13 +404,3 @@ class Session:
 def _under_fresh_folders() -> list[str]:
     """The Python environment's folders that lie under /tmp or /dev/shm, which each run gets anew."""
     return [str(p) for p in bwrap.python_roots() if p.parts[1:2] == ("tmp",) or p.parts[1:3] == ("dev", "shm")]
-
-
-def _new_group(limits: Limits):
-    control = cgroups.controller()
-    if not control.available:
-        return None
-    try:
-        return control.create(memory_bytes=limits.memory_bytes, max_tasks=limits.max_processes + 1, cpus=limits.cpus)
-    except OSError:
-        return None

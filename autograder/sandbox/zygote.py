@@ -37,26 +37,14 @@ import select
 import signal
 import sys
 
-PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+# The launcher's helpers (limits, prctl, the session keyring): it is bound beside this file.
+from launcher import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, _cap, _new_session_keyring, _prctl
+
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_NOEXEC = 8
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-KEYCTL_JOIN_SESSION_KEYRING = 1
-_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "armv7l": 311, "i686": 288, "ppc64le": 311, "s390x": 280}
 MARKER = "\x00neuroevo-run-end\x00\n"
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def _prctl(option, value):
-    if _libc is not None:
-        _libc.prctl(option, value, 0, 0, 0)
-
-
-def _cap(kind, value):
-    soft, hard = resource.getrlimit(kind)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(kind, (value, value))
 
 
 def _own_world(tmpfs_bytes, pid_namespace=False, keep=()):
@@ -87,12 +75,6 @@ def _own_world(tmpfs_bytes, pid_namespace=False, keep=()):
         _libc.mount(None, path.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, None)
         os.close(fd)
     return True
-
-
-def _new_session_keyring():
-    number = _SYS_KEYCTL.get(os.uname().machine)
-    if _libc is not None and number is not None:
-        _libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None, 0, 0, 0)
 
 
 def _child(run, go_r, done_w, job_r, started_w, keep_path):
