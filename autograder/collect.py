@@ -13,12 +13,14 @@ import importlib.util
 import multiprocessing
 import random
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from autograder import cores, extract, messages, paths, validate, verify, workspace
+from autograder import cores, extract, hints, messages, paths, validate, verify, workspace
 from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
 from autograder.cores import Cores
 from autograder.observations import RunObservation
@@ -75,7 +77,7 @@ class Plan:
         return cls(
             observe,
             other,
-            seeds(SPEEDUP.max_repeats),
+            [observe, *seeds(SPEEDUP.max_repeats - 1)],  # the observed runs are the first timed round
             seeds(AGENT.attempts),
             seeds(AGENT.heldout_episodes),
             rng.randrange(2**63),
@@ -126,6 +128,8 @@ class Collector:
         self.session: workspace.Session | None = None
         self.start_methods: set[str] = set()
         """How this submission's evolve_parallel started its workers, when not by fork (seen from outside)."""
+        self.lock = threading.Lock()
+        """Runs made side by side share the generation-0 register below."""
         self.first_generations: dict[int, set[bytes]] = {}
         """Generation 0's candidates of every verified run, by seed."""
 
@@ -239,13 +243,40 @@ class Collector:
             refused_records=[n for n in result.garbled if not n.startswith(("import.json", "result.json"))],
         )
         obs["rules"], obs["worker_pids"] = verdict.rules, verdict.worker_pids
-        repeated = self._first_generation_seen(kwargs.get("seed"), verdict.first_generation)
+        with self.lock:
+            repeated = self._first_generation_seen(kwargs.get("seed"), verdict.first_generation)
         if repeated and not obs["rules"]["sampling"]:
-            obs["rules"]["sampling"] = (
-                f"in {obs['call']}, a candidate of generation 0 is the very one a run with seed {repeated} started "
-                "from: generation 0 must be drawn from rng = np.random.default_rng(seed), so it changes with the seed"
-            )
+            obs["rules"]["sampling"] = hints.first_generation_repeated(obs["call"], repeated)
         return obs
+
+    def first_generation_problem(self, function: str, kwargs: dict, *, wall_seconds: float) -> str | None:
+        """Start ``function(**kwargs)`` and end it once generation 0 is played: the sampling rule's message
+        if one of its candidates is one a run with another seed started from, else None.
+
+        The run is made like every other (nothing tells it apart until it is ended), so a loop that plants
+        a chosen network in generation 0 of runs of this shape shows it here at a fraction of a full run.
+        A run that fails before playing generation 0 tells nothing: None.
+        """
+        pop_size = kwargs["pop_size"]
+        result = workspace.run_call(
+            self.template,
+            function,
+            kwargs,
+            wall_seconds=wall_seconds,
+            start_method=start_method(),
+            expected_episodes=kwargs["generations"] * pop_size,
+            session=self.session,
+            cpus=self.cores.free() if self.cores is not None else None,
+            stop_after_episodes=pop_size,
+        )
+        if result.garbled or len(result.episodes) < pop_size:
+            return None
+        first = [verify.vector(e.params).tobytes() for e in result.episodes[:pop_size]]
+        with self.lock:
+            repeated = self._first_generation_seen(kwargs.get("seed"), first)
+        if repeated is None:
+            return None
+        return hints.first_generation_repeated(describe_call(function, kwargs), repeated)
 
     def _first_generation_seen(self, seed: int | None, candidates: list[bytes]) -> int | None:
         """Another seed whose run had one of these generation-0 candidates (remembering these), or None."""
@@ -255,26 +286,45 @@ class Collector:
             self.first_generations.setdefault(seed, set()).update(mine)
         return other
 
-    def observe(self, labels: list[str], earlier: dict[str, RunObservation] | None = None) -> dict[str, RunObservation]:
-        """The observation runs named in ``labels``.
+    def observe(
+        self,
+        labels: list[str],
+        earlier: dict[str, RunObservation] | None = None,
+        *,
+        cpus: tuple[int, ...] | None = None,
+    ) -> dict[str, RunObservation]:
+        """The observation runs named in ``labels`` (``cpus``: a timed phase's cores, for runs it times).
 
         A function that failed (raised, crashed, hung) in an ``earlier`` run or one of these is not
         run again: it would fail again, and a hang would cost its whole time limit each time.
         """
         calls = observe_calls(self.plan)
         failed = {run["function"]: run for run in (earlier or {}).values() if run["problem"]}
-        out = {}
-        for label in labels:
-            function, kwargs = calls[label]
-            if function in failed:
-                out[label] = {**failed[function], "call": describe_call(function, kwargs), "kwargs": kwargs}
-                continue
+        out: dict[str, RunObservation] = {}
+        beside = None
+        if "serial_repeat" in labels and "evolve_serial" not in failed:
             # The repeat runs in a new interpreter, not a fork of the session's: whatever a fork shares
             # with its zygote (str hash seed, memory layout) must not make an unseeded loop look seeded.
-            out[label] = self.run(function, kwargs, wall_seconds=OBSERVE.wall_seconds, fresh=label == "serial_repeat")
-            if out[label]["problem"]:
-                failed[function] = out[label]
-        return out
+            # Needing no session, it runs beside the session's runs (none of them is timed).
+            function, kwargs = calls["serial_repeat"]
+            beside = ThreadPoolExecutor(1, thread_name_prefix="fresh-run")
+            fresh = beside.submit(self.run, function, kwargs, wall_seconds=OBSERVE.wall_seconds, fresh=True)
+        try:
+            for label in labels:
+                function, kwargs = calls[label]
+                if label == "serial_repeat" and beside is not None:
+                    continue
+                if function in failed:
+                    out[label] = {**failed[function], "call": describe_call(function, kwargs), "kwargs": kwargs}
+                    continue
+                out[label] = self.run(function, kwargs, wall_seconds=OBSERVE.wall_seconds, cpus=cpus)
+                if out[label]["problem"]:
+                    failed[function] = out[label]
+        finally:
+            if beside is not None:
+                out["serial_repeat"] = fresh.result()
+                beside.shutdown()
+        return {label: out[label] for label in labels}
 
     def replay(self, params: dict, seed: int) -> float:
         """The trusted return of ``params`` from start state ``seed``."""

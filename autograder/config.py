@@ -29,7 +29,8 @@ class AgentBudget:
     attempts: int = 8
     """Most training runs, each with its own grader seed; stop at the first solved one, else the best counts."""
     min_attempts: int = 2
-    """Fewest training runs: a network planted in generation 0 shows as the same candidate under two seeds."""
+    """Fewest training runs started: a network planted in generation 0 shows as the same candidate under two seeds
+    (runs owed after one has solved are ended once their generation 0 is played)."""
     heldout_episodes: int = 20
     """Held-out start states the trained parameters are scored on."""
     solved_return: float = 90.0
@@ -99,9 +100,12 @@ class SpeedupSettings:
     candidates_per_worker: int = 24
     """Candidates per worker per generation: enough to even out episode lengths and hide pool start-up."""
     repeats: int = 3
-    """Timed rounds (each kind, submission and reference side by side); the median counts."""
+    """Timed rounds (each kind, submission and reference side by side) after which the medians' verdict stands."""
+    clear_margin: float = 1.1
+    """Before ``repeats`` rounds, a verdict stands only when this much clearer (10 % past full marks, or below 90 %
+    of the no-credit line): a correct submission is timed once, a borderline one gets the median of more rounds."""
     max_repeats: int = 5
-    """Rounds in all when the submission falls short of full marks after ``repeats``: noise gets more chances."""
+    """Rounds in all when the verdict is not settled after ``repeats``: noise gets more chances."""
     full_fraction: float = 0.8
     """Share of the reference's speedup that earns full marks."""
     zero_speedup: float = 1.1

@@ -11,7 +11,7 @@ from pathlib import Path
 from autograder import collect, feedback, paths, results, runchecks, timing, training
 from autograder.config import AGENT, OBSERVE, POINTS, SANDBOX, SPEEDUP
 from autograder.cores import Cores
-from autograder.observations import Observations, SpeedupObservation
+from autograder.observations import Observations, RunObservation, SpeedupObservation
 from autograder.sandbox import SandboxError, isolation_mode, isolation_warning
 from autograder.sandbox.cgroups import controller
 from autograder.workspace import remove_tree
@@ -154,28 +154,45 @@ def _observe(
     if obs["load_problem"]:
         return obs
     wanted = set(categories)
-    labels = {
-        "serial": ["serial_main"],
-        "parallel": ["parallel_2"],
-        "determinism": ["serial_main", "serial_repeat", "serial_other"]
-        + [f"parallel_{n}" for n in OBSERVE.parallel_processes],
-    }
-    for category in ("serial", "parallel", "determinism"):
-        todo = [label for label in labels[category] if label not in obs["runs"]] if category in wanted else []
-        start = time.perf_counter()
-        obs["runs"].update(collector.observe(todo, obs["runs"]))
-        obs["seconds"][category] = time.perf_counter() - start
-    parallel_problem = _problem_of(obs["runs"].get("parallel_2"))
-    serial_problem = _problem_of(obs["runs"].get("serial_main"))
-    if "speedup" in wanted:
-        start = time.perf_counter()
-        obs["speedup"] = speedup_observation(collector, batch.reference, serial_problem, parallel_problem, cores)
-        obs["seconds"]["speedup"] = time.perf_counter() - start
+    if "speedup" in wanted and cores >= 2:
+        # The observed serial and parallel runs are the first timed round: they run on the cores the
+        # speedup phase reserves, and the reference is timed beside them right after.
+        with batch.cores.reserve(SPEEDUP.processes) as reserved:
+            _observe_runs(collector, obs, {"serial", "parallel"}, reserved)
+            start = time.perf_counter()
+            obs["speedup"] = speedup_observation(collector, batch.reference, obs["runs"], reserved)
+            obs["seconds"]["speedup"] = time.perf_counter() - start
+    elif "speedup" in wanted:
+        obs["speedup"] = timing.empty_observation(cores)
+        obs["speedup"]["inconclusive"] = f"fewer than 2 cores ({cores}) available to the grader"
+    _observe_runs(collector, obs, wanted, None)
     if "agent" in wanted:
         start = time.perf_counter()
-        obs["agent"] = training.train(collector, parallel_problem, cores)
+        obs["agent"] = training.train(collector, _problem_of(obs["runs"].get(OBSERVED["parallel"][0])), cores)
         obs["seconds"]["agent"] = time.perf_counter() - start
     return obs
+
+
+OBSERVED = {
+    "serial": ["serial_main"],
+    "parallel": [f"parallel_{OBSERVE.parallel_processes[0]}"],
+    "determinism": ["serial_main", "serial_repeat", "serial_other"]
+    + [f"parallel_{n}" for n in OBSERVE.parallel_processes],
+}
+"""The observation runs each untimed category reads."""
+
+
+def _observe_runs(
+    collector: collect.Collector, obs: Observations, wanted: set[str], cpus: tuple[int, ...] | None
+) -> None:
+    """Make the observation runs of the ``wanted`` categories not made yet, timing each category's share."""
+    for category in ("serial", "parallel", "determinism"):
+        todo = [label for label in OBSERVED[category] if label not in obs["runs"]] if category in wanted else []
+        if not todo:
+            continue
+        start = time.perf_counter()
+        obs["runs"].update(collector.observe(todo, obs["runs"], cpus=cpus))
+        obs["seconds"][category] = time.perf_counter() - start
 
 
 def _problem_of(run: dict | None) -> str | None:
@@ -185,24 +202,21 @@ def _problem_of(run: dict | None) -> str | None:
 def speedup_observation(
     collector: collect.Collector,
     reference: collect.Reference,
-    serial_problem: str | None,
-    parallel_problem: str | None,
-    cores: int,
+    runs: dict[str, RunObservation],
+    cpus: tuple[int, ...],
 ) -> SpeedupObservation:
-    """Timed runs of the submission next to the reference's, or why there are none."""
-    for function, problem in (("evolve_serial", serial_problem), ("evolve_parallel", parallel_problem)):
-        if problem:
-            return {
-                "cores": cores,
-                "inconclusive": None,
-                "rounds": 0,
-                "reference": {},
-                "student": {"problems": {function: f"{function} failed in the observed run: {problem}"}},
-            }
+    """Timed runs of the submission next to the reference's on the reserved ``cpus``, or why there are none."""
+    observed = {"serial": runs[OBSERVED["serial"][0]], "parallel": runs[OBSERVED["parallel"][0]]}
+    for kind, run in observed.items():
+        if run["problem"]:
+            function = timing.FUNCTIONS[kind]
+            out = timing.empty_observation(len(cpus))
+            out["student"] = {"problems": {function: f"{function} failed in the observed run: {run['problem']}"}}
+            return out
     problem = reference.ready()
     if problem:  # the grader's own solution failed: no grade can be trusted
         raise GraderFault(f"the reference solution could not be loaded: {problem}")
-    out = timing.measure(collector, reference.collector, cores)
+    out = timing.measure(collector, reference.collector, cpus, observed)
     if out["reference"]["problems"]:
         raise GraderFault(f"the reference solution could not be timed: {out['reference']['problems']}")
     reference.measured.append(

@@ -81,6 +81,10 @@ class Attempt(TypedDict):
     history: list[list[float]] | None
     params: Params | None
     note: str | None
+    broke_rule: bool
+    """The run broke a loop rule (not merely failed): it discredits every other training run."""
+    first_generation_only: bool
+    """Ended once generation 0 was played (a run owed after another had solved): checked for a planted network."""
 
 
 class AgentObservation(TypedDict):

@@ -3,8 +3,11 @@
 A round runs, back to back: the submission's ``evolve_serial``, the reference's, the
 submission's ``evolve_parallel``, the reference's, and the reference's import alone (the
 start-up cost every run pays), in alternating order from round to round so a burst of other
-work hits both sides. Every timed run of the submission is verified like any other run: one
-that returns a wrong answer or plays the wrong episodes earns nothing.
+work hits both sides. The first round's submission runs are the observed ones of the serial
+and parallel categories (same workload, made on the same reserved cores just before), so no
+run is made twice and no run can tell a timed call from an observed one. Every timed run of
+the submission is verified like any other run: one that returns a wrong answer or plays the
+wrong episodes earns nothing.
 
 The submission's speedup is the serial time of the *reference* (the student's own serial time
 may only lower it: a slowed-down ``evolve_serial`` gains nothing) over the submission's
@@ -18,8 +21,7 @@ from statistics import median
 
 from autograder import collect, verify
 from autograder.config import SPEEDUP
-from autograder.cores import Cores
-from autograder.observations import SpeedupObservation
+from autograder.observations import RunObservation, SpeedupObservation
 
 KINDS = ("serial", "parallel", "noop")
 FUNCTIONS = {"serial": "evolve_serial", "parallel": "evolve_parallel", "noop": None}
@@ -36,8 +38,9 @@ def _round(
     round_: int,
     out: dict,
     cpus: tuple[int, ...] | None,
+    given: dict[str, RunObservation] | None = None,
 ) -> None:
-    """One round of runs, appended to ``out``'s series."""
+    """One round of runs, appended to ``out``'s series (``given``: the submission's runs already made, by kind)."""
     order = [
         ("student", "serial"),
         ("reference", "serial"),
@@ -53,14 +56,16 @@ def _round(
         # A submission whose workers start by spawn or forkserver pays their start-up in every timed run;
         # the reference is then timed starting its workers the same way, so it pays the same.
         method = sorted(student.start_methods)[0] if side == "reference" and student.start_methods else None
-        obs = collector.run(
-            FUNCTIONS[kind],
-            kwargs,
-            wall_seconds=SPEEDUP.wall_seconds,
-            check=side == "student",
-            cpus=cpus,
-            method=method,
-        )
+        obs = (given or {}).get(kind) if side == "student" else None
+        if obs is None or obs["kwargs"] != kwargs:
+            obs = collector.run(
+                FUNCTIONS[kind],
+                kwargs,
+                wall_seconds=SPEEDUP.wall_seconds,
+                check=side == "student",
+                cpus=cpus,
+                method=method,
+            )
         out["start_method"] = method or out.get("start_method")
         out["cpus"] = sorted(set(out["cpus"]) | set(obs.get("cpus") or []))
         problem = (
@@ -104,19 +109,21 @@ def summarise(student: dict, reference: dict) -> dict:
     }
 
 
-def settled(summary: dict) -> bool:
+def settled(summary: dict, rounds: int) -> bool:
     """More rounds cannot change the verdict, either way: beside a reference that sped up, the student
     already has full marks, or is so far below any credit (under 90 % of the no-credit speedup) that
-    noise cannot lift it."""
+    noise cannot lift it. Before ``SPEEDUP.repeats`` rounds only a verdict clear by
+    ``SPEEDUP.clear_margin`` counts as settled."""
     mine, ref = summary["student"]["speedup"], summary["reference"]["speedup"]
     if ref is None or ref < SPEEDUP.min_reference_speedup or mine is None:
         return False
-    return mine >= SPEEDUP.full_marks_at(ref) or mine < 0.9 * SPEEDUP.zero_speedup
+    margin = 1.0 if rounds >= SPEEDUP.repeats else SPEEDUP.clear_margin
+    return mine >= margin * SPEEDUP.full_marks_at(ref) or mine * margin < 0.9 * SPEEDUP.zero_speedup
 
 
-def measure(student: collect.Collector, reference: collect.Collector, cores: int) -> SpeedupObservation:
-    """The speedup observation: rounds until settled (at least ``repeats``, at most ``max_repeats``)."""
-    out = {
+def empty_observation(cores: int) -> SpeedupObservation:
+    """A speedup observation before any round."""
+    return {
         "cores": cores,
         "inconclusive": None,
         "student": _empty(),
@@ -125,24 +132,30 @@ def measure(student: collect.Collector, reference: collect.Collector, cores: int
         "cpus": [],
         "reserved": [],
     }
-    if cores < 2:
-        out["inconclusive"] = f"fewer than 2 cores ({cores}) available to the grader"
-        return out
-    broker = student.cores or Cores()
-    with broker.reserve(SPEEDUP.processes) as reserved:
-        out["reserved"] = list(reserved)
-        return _measure(student, reference, out, reserved)
 
 
-def _measure(student: collect.Collector, reference: collect.Collector, out: dict, cpus: tuple[int, ...]) -> dict:
+def measure(
+    student: collect.Collector,
+    reference: collect.Collector,
+    cpus: tuple[int, ...],
+    observed: dict[str, RunObservation],
+) -> SpeedupObservation:
+    """The speedup observation on the reserved ``cpus``: rounds until settled (at most ``max_repeats``).
+
+    ``observed``: the submission's observed ``serial`` and ``parallel`` runs, made on ``cpus`` with the
+    first timed seed: they are the first round's submission side.
+    """
+    out = empty_observation(len(cpus))
+    out["reserved"] = list(cpus)
     summary = None
     for round_ in range(SPEEDUP.max_repeats):
-        _round(student, reference, student.plan.timed_seeds[round_], round_, out, cpus)
+        seed = student.plan.timed_seeds[round_]
+        _round(student, reference, seed, round_, out, cpus, observed if round_ == 0 else None)
         if out["student"]["problems"] or out["reference"]["problems"]:
             break
         out["rounds"] = round_ + 1
         summary = summarise(out["student"], out["reference"])
-        if out["rounds"] >= SPEEDUP.repeats and settled(summary):
+        if settled(summary, out["rounds"]):
             break
     if out["reference"]["problems"] or not summary:
         return out

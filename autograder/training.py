@@ -27,40 +27,57 @@ def _rank(attempt: Attempt) -> float:
     return attempt["heldout_mean"]
 
 
+def _solved(best: Attempt | None) -> bool:
+    return best is not None and best["heldout_mean"] >= AGENT.solved_return
+
+
 def train(collector: collect.Collector, parallel_problem: str | None, cores: int) -> AgentObservation:
-    """Up to ``AGENT.attempts`` runs, stopping at the first solved one or the first that fails."""
+    """Up to ``AGENT.attempts`` runs, stopping at the first solved one or the first that fails.
+
+    At least ``AGENT.min_attempts`` runs start, each with its own seed: a network planted in generation 0
+    is the same candidate under every seed. Once a run has solved the task, the runs still owed are
+    ended as soon as their generation 0 is played (they are made like the others up to then).
+    """
     helper = collect.trusted_helper()
     function = "evolve_serial" if parallel_problem else "evolve_parallel"
-    attempts, best = [], None
+    note = (
+        "evolve_parallel failed in the observed runs, so evolve_serial trained the agent" if parallel_problem else None
+    )
+    needed = min(AGENT.min_attempts, AGENT.attempts)
+    attempts: list[Attempt] = []
+    best = None
     for seed in collector.plan.training_seeds:
+        if _solved(best) and len(attempts) >= needed:
+            break
         kwargs = _kwargs(seed, None if parallel_problem else max(2, cores))
-        obs = collector.run(function, kwargs, wall_seconds=AGENT.wall_seconds)
         attempt: Attempt = {
             "seed": seed,
             "function": function,
-            "problem": collect.run_problem(obs, verify.LOOP_RULES),
+            "problem": None,
             "heldout_mean": None,
-            "history": obs["history"],
+            "history": None,
             "params": None,
-            "note": (
-                "evolve_parallel failed in the observed runs, so evolve_serial trained the agent"
-                if parallel_problem
-                else None
-            ),
-            "broke_rule": not obs["problem"] and any(obs["rules"].get(r) for r in verify.LOOP_RULES),
+            "note": note,
+            "broke_rule": False,
+            "first_generation_only": _solved(best),
         }
-        if not attempt["problem"]:
-            arrays = {key: np.array(value) for key, value in obs["best"].items()}
-            returns = [float(helper.episode(arrays, s)) for s in collector.plan.heldout_seeds]
-            attempt["heldout_mean"] = float(np.mean(returns))
-            attempt["params"] = obs["best"]
         attempts.append(attempt)
-        if attempt["heldout_mean"] is not None and (best is None or _rank(attempt) > _rank(best)):
-            best = attempt
-        # A failed run would fail again (and a hang would hang again): do not spend the budget on it.
-        solved = best and best["heldout_mean"] >= AGENT.solved_return
-        if attempt["problem"] or (solved and len(attempts) >= min(AGENT.min_attempts, AGENT.attempts)):
+        if attempt["first_generation_only"]:
+            attempt["problem"] = collector.first_generation_problem(function, kwargs, wall_seconds=AGENT.wall_seconds)
+            attempt["broke_rule"] = attempt["problem"] is not None
+            continue
+        obs = collector.run(function, kwargs, wall_seconds=AGENT.wall_seconds)
+        attempt["problem"] = collect.run_problem(obs, verify.LOOP_RULES)
+        attempt["history"] = obs["history"]
+        attempt["broke_rule"] = not obs["problem"] and any(obs["rules"].get(r) for r in verify.LOOP_RULES)
+        if attempt["problem"]:  # it would fail again (and a hang would hang again): do not spend the budget on it
             break
+        arrays = {key: np.array(value) for key, value in obs["best"].items()}
+        returns = [float(helper.episode(arrays, s)) for s in collector.plan.heldout_seeds]
+        attempt["heldout_mean"] = float(np.mean(returns))
+        attempt["params"] = obs["best"]
+        if best is None or _rank(attempt) > _rank(best):
+            best = attempt
     if any(a["broke_rule"] for a in attempts):
         best = None  # every training run must keep the loop's rules: one that did not discredits the others
     return {"attempts": attempts, "best": best, "budget": asdict(AGENT), "heldout": len(collector.plan.heldout_seeds)}

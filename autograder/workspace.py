@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,12 +146,15 @@ def run_call(
     expected_episodes: int = 0,
     session: Session | None = None,
     cpus: tuple[int, ...] | None = None,
+    stop_after_episodes: int | None = None,
 ) -> RunResult:
     """One fresh run of ``function(**kwargs)`` from ``template``, read back and cleaned up.
 
     ``function`` None runs nothing but the import (the start-up cost). ``expected_episodes``
     bounds how many record lines are read (a few more are allowed, to report the excess).
     With a ``session`` the run is a clean child of its zygote, else a sandboxed process of its own.
+    ``stop_after_episodes``: end the run (in a session) once that many episodes are recorded; nothing in
+    the run tells it apart from a run left to finish until it is ended.
     """
     parent = session.runs if session else template.parent
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
@@ -172,7 +176,8 @@ def run_call(
         )
         if session is not None and not session.failed:
             try:
-                outcome = session.run(workdir, stdin=json.dumps(job).encode(), limits=limits)
+                stop = _EpisodeCount(workdir / "record", stop_after_episodes) if stop_after_episodes else None
+                outcome = session.run(workdir, stdin=json.dumps(job).encode(), limits=limits, stop=stop)
             except SandboxError:  # no session here (no private /tmp per run): a sandboxed process per run
                 session.failed = True
         if session is None or session.failed:
@@ -196,6 +201,33 @@ def run_call(
         if session is not None:  # whatever else the run left in the runs folder goes too
             for entry in os.listdir(session.runs):
                 remove_tree(session.runs / entry)
+
+
+class _EpisodeCount:
+    """True once the record folder holds ``wanted`` lines: read-only, links and odd files skipped,
+    looked at every ``EVERY`` seconds at most."""
+
+    EVERY = 0.02
+
+    def __init__(self, folder: Path, wanted: int):
+        self.folder, self.wanted, self.last = folder, wanted, 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.EVERY:
+            return False
+        self.last, lines = now, 0
+        try:
+            entries = sorted(os.scandir(self.folder), key=lambda e: e.name)[:RECORD_FILES]
+        except OSError:
+            return False
+        for entry in entries:
+            try:
+                data = _open_regular(Path(entry.path), self.wanted * RECORD_LINE_BYTES)
+            except validate.Invalid:
+                continue
+            lines += data.count(b"\n") if data else 0
+        return lines >= self.wanted
 
 
 def _open_regular(path: Path, max_bytes: int) -> bytes | None:

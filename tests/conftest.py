@@ -84,6 +84,8 @@ def _no_notebook(submitted: Path, student: str) -> None:
 
 
 ALL = ("serial", "parallel", "determinism", "speedup", "agent")
+OBSERVED_RUN_FAILS = ("returns_wrong_types", "segfault_in_parallel")
+"""Speedup-batch entries whose observed runs fail (the one evolve_serial, the other evolve_parallel)."""
 NOTEBOOK_FAULTS = {
     "notebook_not_json": support.Entry(
         "notebook_not_json", None, ALL, message="not a valid notebook", build=_raw_file(b'{"cells": [ oops')
@@ -166,7 +168,15 @@ class Graded:
         return support.results(self.output, student)
 
 
-def _grade(root: Path, entries: dict[str, support.Entry], categories: str, *, odd_folders: bool) -> Graded:
+def _grade(
+    root: Path,
+    entries: dict[str, support.Entry],
+    categories: str,
+    *,
+    odd_folders: bool,
+    jobs: int = 1,
+    settings: dict = support.TEST_SETTINGS,
+) -> Graded:
     submitted, output, scratch = root / "submitted", root / "grades", root / "scratch"
     scratch.mkdir(parents=True)
     for name, entry in entries.items():
@@ -186,7 +196,9 @@ def _grade(root: Path, entries: dict[str, support.Entry], categories: str, *, od
         output,
         "--categories",
         categories,
-        settings=support.TEST_SETTINGS,
+        "--jobs",
+        str(jobs),
+        settings=settings,
         env={"TMPDIR": str(scratch), "GRADING_BATCH": token},
     )
     seconds = time.perf_counter() - start
@@ -205,18 +217,34 @@ def _grade(root: Path, entries: dict[str, support.Entry], categories: str, *, od
 
 @pytest.fixture(scope="session")
 def class_batch(tmp_path_factory) -> Graded:
-    """Every corpus entry, the correct student and the ungradable folders, graded in every untimed category."""
+    """Every corpus entry, the correct student and the ungradable folders, graded in every untimed category.
+
+    Two students at a time: nothing here is timed, and much of a hostile entry's grading is waiting
+    (sleeps, hangs to the time limit), which the other job fills."""
     return _grade(
-        tmp_path_factory.mktemp("class"), all_entries(), "serial,parallel,determinism,agent", odd_folders=True
+        tmp_path_factory.mktemp("class"),
+        all_entries(),
+        "serial,parallel,determinism,agent",
+        odd_folders=True,
+        jobs=2,
+        settings=support.UNTIMED_SETTINGS,
     )
 
 
 @pytest.fixture(scope="session")
 def speedup_batch(tmp_path_factory) -> Graded:
-    """The entries a timing can tell apart, and the correct ones, graded in the speedup category only."""
+    """The entries a timing can tell apart, and the correct ones, graded in the speedup category only.
+
+    An entry whose observed serial or parallel run already fails loses the speedup points before anything
+    is timed (``grade.speedup_observation``): two cheap ones stand for them all."""
     entries = {
         name: e
         for name, e in all_entries().items()
-        if e.source is not None and ("speedup" in e.loses or name in support.corpus("correct"))
+        if e.source is not None
+        and (
+            name in support.corpus("correct")
+            or name in OBSERVED_RUN_FAILS
+            or ("speedup" in e.loses and not {"serial", "parallel"} & set(e.loses))
+        )
     }
     return _grade(tmp_path_factory.mktemp("speedup"), entries, "speedup", odd_folders=False)

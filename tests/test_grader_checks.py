@@ -211,8 +211,12 @@ class FakeCollector:
     def run(self, function, kwargs, *, wall_seconds, check=True, cpus=None, method=None):
         kind = {"evolve_serial": "serial", "evolve_parallel": "parallel", None: "noop"}[function]
         self.order.append((self.name, kind))
-        wall = self.walls[kind]
+        return self.made(kind, kwargs, self.walls[kind])
+
+    @staticmethod
+    def made(kind: str, kwargs: dict, wall: float) -> dict:
         return {
+            "kwargs": kwargs,
             "problem": None,
             "best_problem": None,
             "history_problem": None,
@@ -222,20 +226,53 @@ class FakeCollector:
             "worker_pids": 2,
         }
 
+    def observed(self) -> dict:
+        """The observed serial and parallel runs, made before timing with the first timed seed."""
+        seed = self.plan.timed_seeds[0]
+        return {
+            "serial": self.made("serial", self.plan.workload(seed), self.walls["serial"]),
+            "parallel": self.made("parallel", self.plan.workload(seed, SPEEDUP.processes), self.walls["parallel"]),
+        }
+
+
+def _measure(student: FakeCollector, reference: FakeCollector) -> dict:
+    return timing.measure(student, reference, (0, 1), student.observed())
+
 
 @pytest.mark.parametrize(
-    "student_parallel, rounds", [(0.55, SPEEDUP.repeats), (1.0, SPEEDUP.max_repeats), (1.9, SPEEDUP.repeats)]
+    "student_parallel, rounds",
+    [(0.55, 1), (0.65, SPEEDUP.repeats), (1.0, SPEEDUP.max_repeats), (1.9, 1)],
 )
 def test_grader_checks_speedup_rounds_interleave_and_extend(student_parallel, rounds):
-    """Rounds alternate; a student near the line gets extra rounds, one settled either way (full marks, hopeless) none."""
+    """Rounds alternate; a clear verdict stands after one round, a near one after the usual rounds, one near
+    the no-credit line gets extra rounds; the first round's submission runs are the observed ones."""
     order: list = []
     student = FakeCollector("student", order, {"serial": 1.1, "parallel": student_parallel + 0.1})
     reference = FakeCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1})
-    out = timing.measure(student, reference, cores=2)
+    out = _measure(student, reference)
     assert out["rounds"] == rounds
     assert out["reference"]["speedup"] == pytest.approx(1.0 / 0.55)
-    assert order[:2] == [("student", "serial"), ("reference", "serial")]
-    assert order[5] == ("reference", "noop"), "the second round starts with the reference"
+    assert order[:3] == [("reference", "serial"), ("reference", "parallel"), ("reference", "noop")]
+    if rounds > 1:
+        assert order[3:5] == [("reference", "noop"), ("reference", "parallel")], "the second round runs backwards"
+        assert ("student", "serial") in order[3:8] and ("student", "parallel") in order[3:8]
+    assert len(out["student"]["series"]["parallel"]["wall"]) == rounds
+
+
+def test_grader_checks_speedup_observed_runs_of_another_workload_are_not_reused():
+    """An observed run whose call differs from the first round's is not taken as its timing."""
+    order: list = []
+    student = FakeCollector("student", order, {"serial": 1.1, "parallel": 0.65})
+    reference = FakeCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1})
+    observed = student.observed()
+    observed["parallel"]["kwargs"] = {**observed["parallel"]["kwargs"], "processes": 3}
+    timing.measure(student, reference, (0, 1), observed)
+    assert order[:4] == [
+        ("reference", "serial"),
+        ("student", "parallel"),
+        ("reference", "parallel"),
+        ("reference", "noop"),
+    ]
 
 
 def test_grader_checks_speedup_slowed_serial_gains_nothing():
@@ -243,5 +280,5 @@ def test_grader_checks_speedup_slowed_serial_gains_nothing():
     order: list = []
     student = FakeCollector("student", order, {"serial": 3.1, "parallel": 1.1})
     reference = FakeCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1})
-    out = timing.measure(student, reference, cores=2)
+    out = _measure(student, reference)
     assert out["student"]["speedup"] == pytest.approx(1.0)

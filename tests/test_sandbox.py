@@ -489,3 +489,29 @@ def test_session_runs_share_nothing(tmp_path):
     assert not any(v for k, v in state2.items() if k.endswith("mark")), state2
     assert state1["random"] != state2["random"], "forked runs drew the same unseeded random numbers"
     assert state1["cgroup"] != state2["cgroup"] or "run-" not in state1["cgroup"]
+
+
+def test_session_run_can_be_ended_after_generation_0(tmp_path):
+    """A run asked to stop after pop_size recorded episodes ends there: generation 0 recorded, far from the whole call."""
+    from autograder import collect, paths, workspace
+
+    collector = collect.Collector(tmp_path / "reference", collect.Plan.draw(0))
+    assert collector.load(paths.reference_notebook()) is None
+    kwargs = {"generations": 25, "pop_size": 16, "seed": 3, "sigma": 0.5, "processes": 2}
+    try:
+        result = workspace.run_call(
+            collector.template,
+            "evolve_parallel",
+            kwargs,
+            wall_seconds=30,
+            start_method=collect.start_method(),
+            expected_episodes=25 * 16,
+            session=collector.session,
+            stop_after_episodes=16,
+        )
+        assert result.outcome.stopped and "ended by the grader" in result.outcome.verdict
+        assert result.result is None, "the call was ended before it returned"
+        assert 16 <= len(result.episodes) < 25 * 16 // 2, len(result.episodes)
+        assert collector.first_generation_problem("evolve_parallel", {**kwargs, "seed": 4}, wall_seconds=30) is None
+    finally:
+        collector.close()

@@ -88,6 +88,8 @@ class Outcome:
     """The cores the run's first process was allowed, as the kernel reported them."""
     start_methods: list[str] = field(default_factory=list)
     """``spawn``/``forkserver`` if the run started processes that way (seen from outside, in their command lines)."""
+    stopped: bool = False
+    """The grader ended the run early, once it had seen all it needed (``Session.run``'s ``stop``)."""
     verdict: str = ""
     """One line saying what happened, for feedback pages and logs."""
 
@@ -128,6 +130,8 @@ def describe(outcome: Outcome, limits: Limits) -> str:
     """The one-line verdict of ``outcome``, most important cause first."""
     if outcome.returncode is None and not outcome.timed_out:
         reason = "did not start"
+    elif outcome.stopped:
+        reason = "ended by the grader once it had what it needed"
     elif outcome.timed_out:
         reason = f"time limit: still running after {limits.wall_seconds:g} s, stopped"
     elif outcome.process_limit_hit:

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from . import bwrap, reaper
@@ -235,8 +235,19 @@ class Session:
 
     # --- one run ---------------------------------------------------------------------------
 
-    def run(self, run_dir: Path, *, stdin: bytes, limits: Limits, env: Mapping[str, str] | None = None) -> Outcome:
-        """One run of the harness in ``run_dir`` (which must hold it): what happened, as ``sandbox.run`` says."""
+    def run(
+        self,
+        run_dir: Path,
+        *,
+        stdin: bytes,
+        limits: Limits,
+        env: Mapping[str, str] | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> Outcome:
+        """One run of the harness in ``run_dir`` (which must hold it): what happened, as ``sandbox.run`` says.
+
+        ``stop``: asked while the run goes on; once it says True the run is ended there (``Outcome.stopped``).
+        """
         if self.proc is None or self.proc.poll() is not None:
             self.close()
             self._start()
@@ -304,7 +315,7 @@ class Session:
                 group = None
         start = time.perf_counter()
         self._send({"op": "go"})
-        seen, status, said_done, ended, cpu = self._watch(host, limits, start, group)
+        seen, status, said_done, ended, cpu = self._watch(host, limits, start, group, stop)
         wall = (ended or time.perf_counter()) - start
         kernel = group.usage() if group is not None else None
         self._send({"op": "kill"})
@@ -324,7 +335,7 @@ class Session:
             # The trusted setup did not finish: the sandbox failed, not the submission.
             self.close()
             raise SandboxError(f"the sandbox could not start a run: {stderr.strip()[-300:] or 'no message'}")
-        if status is None and (seen["memory"] or seen["tasks"] or seen["timeout"]):
+        if status is None and (seen["memory"] or seen["tasks"] or seen["timeout"] or seen["stopped"]):
             status = 9  # stopped by the watchdog: the wait status of a SIGKILL
         elif status is None and said_done:
             status = 0  # its result was complete; the processes it left were ended by the sandbox
@@ -348,6 +359,7 @@ class Session:
             peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen["peak"],
             cpus=cpus,
             start_methods=sorted(seen["methods"]),
+            stopped=seen["stopped"],
         )
         if end_line is None:
             outcome.returncode = outcome.returncode if outcome.returncode is not None else -9
@@ -356,7 +368,7 @@ class Session:
             outcome.verdict = f"the run killed the sandbox's supervisor process ({outcome.verdict})"
         return outcome
 
-    def _watch(self, host: int | None, limits: Limits, start: float, group) -> tuple:
+    def _watch(self, host: int | None, limits: Limits, start: float, group, stop=None) -> tuple:
         """Until the run is done, exits or passes a limit: (what was seen, wait status, done?, end time, cpu)."""
         seen = {
             "timeout": False,
@@ -366,6 +378,7 @@ class Session:
             "peak": 0,
             "methods": set(),
             "started": False,
+            "stopped": False,
         }
         tracker = reaper.Tracker()
         status, said_done, ended = None, False, None
@@ -397,7 +410,8 @@ class Session:
             )
             seen["inner"] = tracker.inner if self.mode == BUBBLEWRAP else set(tracker.seen)
             seen["methods"] = tracker.start_methods
-            if seen["memory"] or seen["tasks"] or seen["timeout"]:
+            seen["stopped"] = not (seen["memory"] or seen["tasks"] or seen["timeout"]) and bool(stop and stop())
+            if seen["memory"] or seen["tasks"] or seen["timeout"] or seen["stopped"]:
                 return seen, status, said_done, time.perf_counter(), 0.0
 
 

