@@ -11,6 +11,7 @@ JOBS       ?= 1
 AGENT_ID   ?= 1
 NOTEBOOK   ?= assignment/neuroevolution/neuroevolution.ipynb
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 3
 BENCH_ARGS ?=
 FROM       ?=
 ROSTER     ?=
@@ -66,8 +67,10 @@ export: $(STAMP) ## Write OUTPUT/export.csv (a column per part), or with ROSTER=
 gradescope: $(STAMP) ## Build dist/gradescope-autograder.zip (setup.sh + run_autograder) for a Gradescope autograder
 	$(PY) -m tools.gradescope
 
-test: $(STAMP) ## Run the project's own tests (speedup checks compare with a reference timed beside them)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP) ## Run the project's own tests: TEST_WORKERS at once, then the timed ones alone on the machine
+	@# exit status 5: PYTEST_ARGS selected no test in that half
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not timed" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -m timed $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP) ## Check the code with ruff: lint rules and formatting (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .

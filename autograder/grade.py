@@ -155,6 +155,9 @@ def _observe(
         return obs
     wanted = set(categories)
     if "speedup" in wanted and cores >= 2:
+        problem = batch.reference.ready()  # before reserving: loading it runs on the free cores
+        if problem:  # the grader's own solution failed: no grade can be trusted
+            raise GraderFault(f"the reference solution could not be loaded: {problem}")
         # The observed serial and parallel runs are the first timed round: they run on the cores the
         # speedup phase reserves, and the reference is timed beside them right after.
         with batch.cores.reserve(SPEEDUP.processes) as reserved:
@@ -213,9 +216,6 @@ def speedup_observation(
             out = timing.empty_observation(len(cpus))
             out["student"] = {"problems": {function: f"{function} failed in the observed run: {run['problem']}"}}
             return out
-    problem = reference.ready()
-    if problem:  # the grader's own solution failed: no grade can be trusted
-        raise GraderFault(f"the reference solution could not be loaded: {problem}")
     out = timing.measure(collector, reference.collector, cpus, observed)
     if out["reference"]["problems"]:
         raise GraderFault(f"the reference solution could not be timed: {out['reference']['problems']}")

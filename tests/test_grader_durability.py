@@ -35,10 +35,10 @@ def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
         **os.environ,
         "PYTHONPATH": str(support.ROOT),
         "TMPDIR": str(tmp_path),
-        "NEUROEVO_GRADER_SETTINGS": json.dumps(support.TEST_SETTINGS),
+        "NEUROEVO_GRADER_SETTINGS": json.dumps(support.UNTIMED_SETTINGS),
     }
     whole = tmp_path / "whole"
-    done = support.grade(submitted, whole, "--categories", CATEGORIES, settings=support.TEST_SETTINGS)
+    done = support.grade(submitted, whole, "--categories", CATEGORIES, settings=support.UNTIMED_SETTINGS)
     assert done.returncode == 0, done.stderr[-2000:]
 
     killed = tmp_path / "killed"
@@ -71,7 +71,7 @@ def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
         proc.wait()
     assert not (killed / "grades.csv").exists() or len(list(killed.glob("*/results.json"))) < 5
 
-    again = support.grade(submitted, killed, "--categories", CATEGORIES, settings=support.TEST_SETTINGS)
+    again = support.grade(submitted, killed, "--categories", CATEGORIES, settings=support.UNTIMED_SETTINGS)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "kept" in again.stderr, "the re-run regraded students finished before the kill"
     assert (killed / "grades.csv").read_text() == (whole / "grades.csv").read_text()

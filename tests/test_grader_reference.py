@@ -10,6 +10,8 @@ import support
 from autograder import demo  # noqa: E402
 from autograder.config import CATEGORIES, POINTS  # noqa: E402
 
+pytestmark = pytest.mark.timed  # the reference is graded with the real budgets, its speedup included
+
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):

@@ -151,6 +151,7 @@ def test_hostile_batch_nothing_written_outside_the_sandbox(class_batch):
 
 
 @pytest.mark.slow
+@pytest.mark.timed
 def test_hostile_speedup_batch_verdicts(speedup_batch):
     """In the speedup category, entries without real parallel work lose the points, the correct ones keep them."""
     assert "Traceback" not in speedup_batch.stderr, speedup_batch.stderr[-3000:]
