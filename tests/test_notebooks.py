@@ -162,6 +162,7 @@ SERIAL_IN_DISGUISE = (
 
 
 @pytest.mark.slow
+@pytest.mark.timed  # skipped when the machine shows no speedup
 def test_notebooks_speedup_cell_fails_a_serial_evolve_parallel(kit, agents_dir):
     """The visible speedup cell fails an evolve_parallel that just calls evolve_serial, naming the fix."""
     notebook = fill_in(kit)

@@ -152,6 +152,7 @@ def check(python: Path, kit: Path, agents: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.timed  # the self-check judges the speedup on this machine
 def test_student_kit_selfcheck_from_the_unzipped_kit(tmp_path):
     """Unzipped, with its own requirements installed fresh: 0 on the stubs, 100 on a correct notebook."""
     assert student_kit.main(["--dist", str(tmp_path / "dist")]) == 0

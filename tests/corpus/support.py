@@ -28,6 +28,8 @@ TEST_SETTINGS = {
     "observe": {"wall_seconds": 10},
     "speedup": {"candidates_per_worker": 12, "repeats": 1, "max_repeats": 2, "wall_seconds": 10},
     "agent": {"attempts": 2, "generations": 4, "pop_size": 16, "wall_seconds": 15, "solved_return": -1000.0},
+    # A third of the memory cap: a memory hog reaches it in a third of the time, even on a busy machine.
+    "sandbox": {"memory_bytes": 2**30},
 }
 """Test-only grader settings (``$NEUROEVO_GRADER_SETTINGS``): the agent threshold is out of reach of no
 verified run, so a correct loop always earns the agent points and a refused one never does."""
