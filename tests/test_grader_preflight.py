@@ -59,7 +59,7 @@ def test_grader_preflight_no_isolation_warned_once_and_recorded(tmp_path):
         "--categories",
         CATEGORIES,
         env={"NEUROEVO_SANDBOX": "process"},
-        settings=support.TEST_SETTINGS,
+        settings=support.UNTIMED_SETTINGS,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr.count("WITHOUT isolation") == 1, done.stderr[-2000:]
