@@ -107,3 +107,10 @@ class Observations(TypedDict):
     speedup: SpeedupObservation | None
     agent: AgentObservation | None
     seconds: dict[str, float]
+
+
+def without_workers(student: TimedSide) -> bool:
+    """The submission's timed evolve_parallel runs played their episodes in fewer than 2 worker processes:
+    they cannot have been faster than a serial loop, whatever more rounds would measure."""
+    workers = student.get("worker_pids") or []
+    return bool(workers) and max(workers) < 2

@@ -21,7 +21,7 @@ from statistics import median
 
 from autograder import collect, verify
 from autograder.config import SPEEDUP
-from autograder.observations import RunObservation, SpeedupObservation
+from autograder.observations import RunObservation, SpeedupObservation, without_workers
 
 KINDS = ("serial", "parallel", "noop")
 FUNCTIONS = {"serial": "evolve_serial", "parallel": "evolve_parallel", "noop": None}
@@ -155,7 +155,7 @@ def measure(
             break
         out["rounds"] = round_ + 1
         summary = summarise(out["student"], out["reference"])
-        if settled(summary, out["rounds"]):
+        if settled(summary, out["rounds"]) or without_workers(out["student"]):
             break
     if out["reference"]["problems"] or not summary:
         return out

@@ -202,8 +202,8 @@ def test_grader_checks_speedup_wrong_timed_run_earns_nothing_even_when_not_judge
 class FakeCollector:
     """Stands in for a Collector: records the order of runs and returns set wall times."""
 
-    def __init__(self, name: str, order: list, walls: dict):
-        self.name, self.order, self.walls = name, order, walls
+    def __init__(self, name: str, order: list, walls: dict, workers: int = 2):
+        self.name, self.order, self.walls, self.workers = name, order, walls, workers
         self.plan = collect.Plan.draw(0)
         self.cores = None
         self.start_methods: set[str] = set()
@@ -213,8 +213,7 @@ class FakeCollector:
         self.order.append((self.name, kind))
         return self.made(kind, kwargs, self.walls[kind])
 
-    @staticmethod
-    def made(kind: str, kwargs: dict, wall: float) -> dict:
+    def made(self, kind: str, kwargs: dict, wall: float) -> dict:
         return {
             "kwargs": kwargs,
             "problem": None,
@@ -223,7 +222,7 @@ class FakeCollector:
             "rules": {},
             "wall": wall,
             "cpu": wall * (1.9 if kind == "parallel" else 1.0),
-            "worker_pids": 2,
+            "worker_pids": self.workers,
         }
 
     def observed(self) -> dict:
@@ -273,6 +272,23 @@ def test_grader_checks_speedup_observed_runs_of_another_workload_are_not_reused(
         ("reference", "parallel"),
         ("reference", "noop"),
     ]
+
+
+def test_grader_checks_speedup_caller_only_run_earns_nothing(tmp_path):
+    """A timed evolve_parallel that played in fewer than 2 workers gets no speedup points, whatever was measured."""
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(observations(speedup=speedup_section(1.3, ref=1.6, workers=1))), encoding="utf-8")
+    outcomes = runchecks.run_checks(path, ("speedup",))
+    main = next(o for o in outcomes if o["name"] == "test_speedup_near_reference")
+    assert not main["passed"] and main["fraction"] == 0 and "1 worker process(es)" in main["message"]
+
+
+def test_grader_checks_speedup_rounds_stop_when_no_worker_played():
+    """Rounds stop after the first when the student's timed parallel run played without worker processes."""
+    order: list = []
+    student = FakeCollector("student", order, {"serial": 1.1, "parallel": 1.1}, workers=0)
+    reference = FakeCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1})
+    assert _measure(student, reference)["rounds"] == 1
 
 
 def test_grader_checks_speedup_slowed_serial_gains_nothing():

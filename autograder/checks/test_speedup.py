@@ -4,6 +4,7 @@ import pytest
 
 from autograder.checks.analysis import fail
 from autograder.config import SpeedupSettings
+from autograder.observations import without_workers
 
 
 def _fail_on_problem(student: dict, consequence: str = "") -> None:
@@ -75,6 +76,12 @@ def test_speedup_near_reference(obs, credit):
         return
     student, reference = timing["student"], timing["reference"]
     _fail_on_problem(student, ", so no speedup could be measured")
+    if without_workers(student):
+        fail(
+            f"the timed evolve_parallel run played its episodes in {max(student['worker_pids'])} worker "
+            "process(es), so it cannot be faster than evolve_serial: test each generation with pool.map on a "
+            "Pool of processes"
+        )
     problem = _cpu_problem(student, rules, timing["cores"])
     if problem:
         fail(problem)

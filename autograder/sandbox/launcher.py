@@ -96,7 +96,9 @@ def _reap_all() -> None:
 
 
 def _kill_leftovers() -> int:
-    """Kill every remaining descendant; orphans are re-parented here, so loop until none is left."""
+    """Kill every remaining descendant; orphans are re-parented here (a subreaper), so loop until none is left.
+
+    The session's zygote ends each run with it too."""
     killed = set()
     for _ in range(10000):
         _reap_all()
@@ -107,7 +109,7 @@ def _kill_leftovers() -> int:
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed.add(pid)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 pass
         for pid in alive:  # wait for each, so its own children are re-parented to us
             try:

@@ -126,6 +126,23 @@ def signal_name(signum: int) -> str:
     return f"{sig.name} ({described.lower()})" if described else sig.name
 
 
+def limit_passed(limits: Limits, *, memory_bytes: int, tasks: int, kernel, late: bool) -> str | None:
+    """The limit a running run has passed: ``"memory"``, ``"tasks"``, ``"time"`` or None.
+
+    One cause per run, the first that applies (a fork bomb also fills memory and time). A task the
+    kernel killed for memory (``kernel``: the control group's usage, or None), or a fork it refused,
+    counts at once: a Pool whose worker was killed would otherwise wait for its lost task until the
+    time limit.
+    """
+    if kernel is not None and kernel.oom_killed:
+        return "memory"
+    if tasks > limits.max_processes or (kernel is not None and kernel.pids_refused):
+        return "tasks"
+    if memory_bytes > limits.memory_bytes:
+        return "memory"
+    return "time" if late else None
+
+
 def describe(outcome: Outcome, limits: Limits) -> str:
     """The one-line verdict of ``outcome``, most important cause first."""
     if outcome.returncode is None and not outcome.timed_out:

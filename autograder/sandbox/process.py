@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import bwrap, cgroups, reaper
-from .limits import Limits, Outcome, describe, looks_out_of_memory
+from .limits import Limits, Outcome, describe, limit_passed, looks_out_of_memory
 
 BUBBLEWRAP = "bubblewrap"
 PROCESS = "process"
@@ -282,15 +282,10 @@ def _watch(
         tasks = usage.tasks - (1 if sandboxed and tree else 0)
         seen.cpu_seconds = max(seen.cpu_seconds, usage.cpu_seconds)
         kernel = group.usage() if group is not None else None
-        # One cause per run, the first that applies: a fork bomb also fills memory and time. A task the
-        # kernel killed for memory, or a refused fork, ends the run at once (a Pool whose worker was
-        # killed would otherwise wait for its lost task until the time limit).
-        seen.memory_hit = bool(kernel and kernel.oom_killed)
-        seen.process_hit = not seen.memory_hit and (
-            tasks > limits.max_processes or bool(kernel and kernel.pids_refused)
+        hit = limit_passed(
+            limits, memory_bytes=usage.memory_bytes, tasks=tasks, kernel=kernel, late=time.perf_counter() > deadline
         )
-        seen.memory_hit = seen.memory_hit or (not seen.process_hit and usage.memory_bytes > limits.memory_bytes)
-        seen.timed_out = not (seen.process_hit or seen.memory_hit) and time.perf_counter() > deadline
+        seen.memory_hit, seen.process_hit, seen.timed_out = hit == "memory", hit == "tasks", hit == "time"
         if seen.stopped:
             _stop(pid, seen.tracker, sandboxed, group)
             finished.wait()

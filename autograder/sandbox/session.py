@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from . import bwrap, reaper
-from .limits import Limits, Outcome, describe, looks_out_of_memory
+from .limits import Limits, Outcome, describe, limit_passed, looks_out_of_memory
 from .process import (
     BUBBLEWRAP,
     LAUNCHER,
@@ -401,13 +401,14 @@ class Session:
             usage = reaper.measure(tree)
             seen["peak"] = max(seen["peak"], usage.memory_bytes)
             kernel = group.usage() if group is not None else None
-            seen["memory"] = bool(kernel and kernel.oom_killed) or usage.memory_bytes > limits.memory_bytes
-            seen["tasks"] = not seen["memory"] and (
-                usage.tasks > limits.max_processes or bool(kernel and kernel.pids_refused)
+            hit = limit_passed(
+                limits,
+                memory_bytes=usage.memory_bytes,
+                tasks=usage.tasks,
+                kernel=kernel,
+                late=time.perf_counter() - start > limits.wall_seconds,
             )
-            seen["timeout"] = (
-                not (seen["memory"] or seen["tasks"]) and time.perf_counter() - start > limits.wall_seconds
-            )
+            seen["memory"], seen["tasks"], seen["timeout"] = hit == "memory", hit == "tasks", hit == "time"
             seen["inner"] = tracker.inner if self.mode == BUBBLEWRAP else set(tracker.seen)
             seen["methods"] = tracker.start_methods
             seen["stopped"] = not (seen["memory"] or seen["tasks"] or seen["timeout"]) and bool(stop and stop())

@@ -38,7 +38,7 @@ import signal
 import sys
 
 # The launcher's helpers (limits, prctl, the session keyring): it is bound beside this file.
-from launcher import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, _cap, _new_session_keyring, _prctl
+from launcher import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, _cap, _kill_leftovers, _new_session_keyring, _prctl
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_NOEXEC = 8
@@ -164,46 +164,6 @@ def _fresh_randomness():
         numpy.random.seed()
 
 
-def _descendants():
-    me = os.getpid()
-    found, queue = [], [me]
-    while queue:
-        pid = queue.pop()
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/children") as fh:
-                    kids = [int(k) for k in fh.read().split()]
-            except OSError:
-                continue
-            found += kids
-            queue += kids
-    return found
-
-
-def _kill_run():
-    """SIGKILL every descendant and reap them all (orphans of the run are ours: we are a subreaper)."""
-    for _ in range(1000):
-        alive = _descendants()
-        for pid in alive:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG if alive else 0)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                break
-        if not alive and not _descendants():
-            return
-
-
 def _note_started(current, report):
     """Report ``started`` once the child said so (non-blocking: nothing said yet leaves it for later)."""
     fd = current["started_r"]
@@ -275,7 +235,7 @@ def main():
             continue
         chunk = os.read(cmd_fd, 1 << 16)
         if not chunk:
-            _kill_run()
+            _kill_leftovers()
             return 0
         buffer += chunk
         while b"\n" in buffer:
@@ -304,7 +264,7 @@ def main():
                 os.close(current["go_w"])
                 current["go_w"] = None
             elif op == "kill" and current:
-                _kill_run()
+                _kill_leftovers()
                 if current["pid"] is not None:
                     report("exited 9")  # the wait status of a SIGKILL
                 for fd in (current["done_r"], current.get("go_w"), current.get("started_r")):
