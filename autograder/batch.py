@@ -14,13 +14,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import gradebook, intake, paths, results
+from autograder import gradebook, intake, paths, results, workspace
 from autograder.config import POINTS
 from autograder.grade import Batch, Graded, grade_student, grading_key, preflight
 
 # What the batch writes beside the student folders of its output: a student folder with one of
 # these names would collide with it, so such a folder is reported instead of graded.
 OUTPUT_NAMES = frozenset(intake.RESERVED_IDS)
+SCRATCH_PREFIX = "neuroevo-batch-"
+"""The batch's scratch folder in the temporary folder: templates, runs and the reference's copy."""
 
 
 @dataclass
@@ -178,7 +180,9 @@ def grade_batch(
     report = Report([], len(students), categories, refused=dict(refused or {}), output=output)
     progress = Progress(len(students), sum(POINTS[c] for c in categories))
     try:
-        with tempfile.TemporaryDirectory(prefix="neuroevo-batch-", ignore_cleanup_errors=True) as scratch:
+        workspace.release_abandoned_scratch(SCRATCH_PREFIX)  # what a grader killed outright left mounted
+        with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, ignore_cleanup_errors=True) as scratch:
+            workspace.claim_scratch(Path(scratch))
             # Once, up front: isolation (warned about here and recorded in every results.json), the
             # batch's seeds, and a reference that runs; a GraderFault here stops the batch with one line.
             shared = preflight(Path(scratch), categories)

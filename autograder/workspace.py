@@ -24,7 +24,7 @@ from pathlib import Path
 
 from autograder import paths, validate
 from autograder.config import SANDBOX
-from autograder.sandbox import Limits, Outcome, SandboxError, run
+from autograder.sandbox import Limits, Outcome, SandboxError, reaper, run
 from autograder.sandbox.session import Session
 
 RECORD_LINE_BYTES = 16 * 2**10
@@ -130,6 +130,45 @@ def release_runs_folder(folder: Path) -> None:
     """Undo ``_memory_backed`` (a no-op on a plain folder)."""
     if os.path.ismount(folder):
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+OWNER_FILE = "grader.pid"
+"""In a batch's scratch folder: the process id and start time of the grader using it."""
+
+
+def claim_scratch(scratch: Path) -> None:
+    """Mark ``scratch`` as this grader's, so that a later batch can tell when it was abandoned."""
+    (Path(scratch) / OWNER_FILE).write_text(f"{os.getpid()} {reaper.start_time(os.getpid())}\n")
+
+
+def release_abandoned_scratch(prefix: str) -> list[Path]:
+    """Unmount and delete the scratch folders named ``<tmp>/<prefix>*`` whose grader is gone (killed, say, by
+    SIGKILL, which leaves its memory-backed runs folders mounted); the folders released."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            mounts = [line.split()[1].replace("\\040", " ") for line in fh]
+    except OSError:
+        return []
+    root = Path(tempfile.gettempdir()).resolve()
+    released = []
+    for scratch in sorted({Path(m).relative_to(root).parts[0] for m in mounts if Path(m).is_relative_to(root)}):
+        folder = root / scratch
+        if not scratch.startswith(prefix) or _owner_alive(folder) is not False:
+            continue
+        for mount in sorted((m for m in mounts if Path(m).is_relative_to(folder)), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
+        remove_tree(folder)
+        released.append(folder)
+    return released
+
+
+def _owner_alive(folder: Path) -> bool | None:
+    """Whether the grader that claimed ``folder`` still runs; None when no owner is recorded (left alone)."""
+    try:
+        pid, started = (folder / OWNER_FILE).read_text().split()
+        return str(reaper.start_time(int(pid))) == started
+    except (OSError, ValueError):
+        return None
 
 
 def _run_env() -> dict[str, str]:

@@ -104,13 +104,17 @@ def speedup_credit(results: dict) -> float:
     return sum(t["score"] for t in results.get("tests", []) if t.get("tags") == ["speedup"])
 
 
-def projection(seconds_per_submission: float, timed_share: float) -> list[list[object]]:
-    """Hours for 200 and 1,000 students: on C cores ``--jobs C // 2`` (a timed phase holds 2 cores), and on Gradescope."""
+def projection(seconds_per_submission: float) -> list[list[object]]:
+    """Hours for 200 and 1,000 students on C cores with ``--jobs C // 2`` (a timed phase holds 2 cores), then
+    on Gradescope, where every submission gets a container of its own: the container-hours billed."""
     rows = []
     for cores in (2, 16, 64):
         jobs = max(1, cores // 2)
         rows.append([f"{cores} cores, --jobs {jobs}"] + [n * seconds_per_submission / jobs / 3600 for n in (200, 1000)])
-    rows.append(["Gradescope, 1 container each"] + [seconds_per_submission / 3600 for _ in (200, 1000)])
+    rows.append(
+        [f"Gradescope, 1 container each ({seconds_per_submission:.0f} s per student), container-hours"]
+        + [n * seconds_per_submission / 3600 for n in (200, 1000)]
+    )
     return rows
 
 
@@ -156,7 +160,7 @@ def run(settings: GradingSettings) -> list[Report]:
     data: dict = {"students": ids, "rounds": s.rounds, "before": s.before, "graders": {}}
     for name, gradings in runs.items():
         by_category: dict[str, list[float]] = {}
-        totals, credits = [], {}
+        totals, credits, per_student = [], {}, {}
         for grading in gradings:
             for student, results in grading["results"].items():
                 if results is None:
@@ -165,9 +169,12 @@ def run(settings: GradingSettings) -> list[Report]:
                 for category, value in seconds.items():
                     by_category.setdefault(category, []).append(value)
                 totals.append(sum(seconds.values()))
+                per_student.setdefault(student, []).append(sum(seconds.values()))
                 credits.setdefault(student, []).append(speedup_credit(results))
         for category, values in by_category.items():
             report.rows.append([name, category, median(values), max(values), len(values)])
+        for student, values in per_student.items():
+            report.rows.append([name, f"all categories: {student}", median(values), max(values), len(values)])
         walls = [g["wall"] / len(ids) for g in gradings]
         report.rows.append([name, "whole run / submission", median(walls), max(walls), len(ids)])
         spread = {k: (min(v), max(v)) for k, v in credits.items()}
@@ -179,13 +186,13 @@ def run(settings: GradingSettings) -> list[Report]:
             "category_seconds": by_category,
             "wall_per_submission": walls,
             "speedup_credit": credits,
+            "seconds_per_student": per_student,
             "returncodes": [g["returncode"] for g in gradings],
         }
         if name == "this" and totals:
             per = median(walls)
-            timed = median(by_category.get("speedup", [0.0])) / per if per else 0.0
-            for row in projection(per, timed):
+            for row in projection(per):
                 report.notes.append(f"projection, {row[0]}: 200 students {row[1]:.2f} h, 1,000 students {row[2]:.2f} h")
-            data["projection_hours"] = projection(per, timed)
+            data["projection_hours"] = projection(per)
     report.data = data
     return [report]

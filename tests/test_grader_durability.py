@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,3 +76,28 @@ def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "kept" in again.stderr, "the re-run regraded students finished before the kill"
     assert (killed / "grades.csv").read_text() == (whole / "grades.csv").read_text()
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and os.geteuid() == 0), reason="mounts need root on Linux")
+def test_grader_scratch_of_a_killed_grader_is_released(tmp_path, monkeypatch):
+    """A batch's scratch whose grader died (its runs folder still mounted) is unmounted and removed by the next
+    batch; a live grader's scratch, and one with no owner recorded, are left alone."""
+    from autograder import workspace
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folders = {name: tmp_path / f"neuroevo-batch-{name}" for name in ("dead", "alive", "unknown")}
+    for folder in folders.values():
+        (folder / "student" / "runs").mkdir(parents=True)
+        assert subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(folder / "student" / "runs")]).returncode == 0
+    (folders["dead"] / workspace.OWNER_FILE).write_text(f"{dead.pid} 12345\n")
+    workspace.claim_scratch(folders["alive"])
+    try:
+        assert workspace.release_abandoned_scratch("neuroevo-batch-") == [folders["dead"]]
+        assert not folders["dead"].exists()
+        assert os.path.ismount(folders["alive"] / "student" / "runs")
+        assert os.path.ismount(folders["unknown"] / "student" / "runs")
+    finally:
+        for folder in folders.values():
+            workspace.release_runs_folder(folder / "student" / "runs")
