@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder import cores, extract, hints, messages, paths, validate, verify, workspace
+from autograder import extract, hints, messages, paths, validate, verify, workspace
 from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
 from autograder.cores import Cores
 from autograder.observations import RunObservation
@@ -37,11 +37,6 @@ def trusted_helper():
         spec.loader.exec_module(module)
         _TRUSTED = module
     return _TRUSTED
-
-
-def usable_cores() -> int:
-    """How many cores this process may run on."""
-    return len(cores.usable_cores())
 
 
 def start_method() -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from autograder import collect, feedback, paths, results, runchecks, timing, training
 from autograder.config import AGENT, OBSERVE, POINTS, SANDBOX, SPEEDUP
-from autograder.cores import Cores
+from autograder.cores import Cores, usable_cores
 from autograder.observations import Observations, RunObservation, SpeedupObservation
 from autograder.sandbox import SandboxError, isolation_mode, isolation_warning
 from autograder.sandbox.cgroups import controller
@@ -140,7 +140,7 @@ def collect_observations(
 def _observe(
     student: str, notebook: Path, collector: collect.Collector, categories: tuple[str, ...], batch: Batch
 ) -> Observations:
-    cores = collect.usable_cores()
+    cores = len(usable_cores())
     obs: Observations = {
         "student": student,
         "settings": settings_snapshot(),
