@@ -125,7 +125,7 @@ class Collector:
         """How this submission's evolve_parallel started its workers, when not by fork (seen from outside)."""
         self.lock = threading.Lock()
         """Runs made side by side share the generation-0 register below."""
-        self.first_generations: dict[int, set[bytes]] = {}
+        self.first_generations: dict[int, list[np.ndarray]] = {}
         """Generation 0's candidates of every verified run, by seed."""
 
     def close(self) -> None:
@@ -266,19 +266,22 @@ class Collector:
         )
         if result.garbled or len(result.episodes) < pop_size:
             return None
-        first = [verify.vector(e.params).tobytes() for e in result.episodes[:pop_size]]
+        first = [verify.vector(e.params) for e in result.episodes[:pop_size]]
         with self.lock:
             repeated = self._first_generation_seen(kwargs.get("seed"), first)
         if repeated is None:
             return None
         return hints.first_generation_repeated(describe_call(function, kwargs), repeated)
 
-    def _first_generation_seen(self, seed: int | None, candidates: list[bytes]) -> int | None:
-        """Another seed whose run had one of these generation-0 candidates (remembering these), or None."""
-        mine = set(candidates)
-        other = next((s for s, seen in self.first_generations.items() if s != seed and seen & mine), None)
+    def _first_generation_seen(self, seed: int | None, candidates: list[np.ndarray]) -> int | None:
+        """Another seed whose run had one of these generation-0 candidates, or one within a little jitter of
+        it (remembering these), or None."""
+        other = next(
+            (s for s, seen in self.first_generations.items() if s != seed and verify.same_candidate(candidates, seen)),
+            None,
+        )
         if seed is not None:
-            self.first_generations.setdefault(seed, set()).update(mine)
+            self.first_generations.setdefault(seed, []).extend(candidates)
         return other
 
     def observe(

@@ -76,8 +76,9 @@ class ObserveSettings:
     sigma), and every run's seed is drawn per batch, so no run can tell what it is for.
     """
 
-    parallel_processes: tuple[int, ...] = (2, 1, 3)
-    """``processes`` values evolve_parallel is run with; the first one is the observed run."""
+    parallel_processes: tuple[int | None, ...] = (2, 1, 3, None)
+    """``processes`` values evolve_parallel is run with; the first one is the observed run (None: the default,
+    a worker per core, which a submission must handle like any other count)."""
     centre_tolerance: float = 0.25
     """Allowed gap between the measured spread of sample_params noise and 1 (in units of sigma)."""
     wall_seconds: float = 90.0

@@ -43,6 +43,10 @@ MAX_KS = 0.51
 """Largest Kolmogorov-Smirnov distance between a candidate's 41 standardised values and N(0, 1): honest
 draws pass with probability 1 - 10^-9; a hand-made network (repeated or zero weights) does not."""
 NORM_RANGE = (0.25, 2.5)
+SUM_OF_SQUARES_Z = 7.0
+"""How many standard deviations (of the chi-square's normal approximation) a draw's sum of squares may stray."""
+SAME_CANDIDATE_DISTANCE = 3.0
+"""Generation-0 candidates of runs with different seeds this close are the same candidate, jitter or not."""
 """Allowed distance of one new candidate from its parent, in units of sigma * sqrt(parameters):
 a fresh draw lands near 1 (a chance below 1e-8 to leave this range with 41 parameters)."""
 
@@ -65,7 +69,7 @@ class Verdict:
     worker_pids: int = 0
     """Distinct processes other than the caller that played episodes."""
     replayed: int = 0
-    first_generation: list[bytes] = field(default_factory=list)
+    first_generation: list[np.ndarray] = field(default_factory=list)
     """Generation 0's candidates, as bytes: the same candidate under two seeds was not drawn from rng."""
 
     def first_problem(self, rules: tuple[str, ...] = RULES) -> str | None:
@@ -155,13 +159,36 @@ def check_selection(last: list[Played], best: dict, call: str) -> str | None:
     return hints.selected_outside_last_generation(call)
 
 
+def chi_square_range(n: int, z: float = SUM_OF_SQUARES_Z) -> tuple[float, float]:
+    """Where the sum of squares of ``n`` standard normal draws lies but with a chance of about 1e-12 (the
+    Wilson-Hilferty normal approximation of the chi-square, ``z`` standard deviations either side)."""
+    spread = math.sqrt(2.0 / (9.0 * n))
+    centre = 1.0 - 2.0 / (9.0 * n)
+    return n * max(centre - z * spread, 0.0) ** 3, n * (centre + z * spread) ** 3
+
+
+def same_candidate(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    """Some candidate of ``a`` lies within ``SAME_CANDIDATE_DISTANCE`` of one of ``b``: independent draws of 41
+    standard normals lie about 9 apart, and closer than 3 with a chance below 1e-12 a pair."""
+    if not a or not b:
+        return False
+    x, y = np.asarray(a), np.asarray(b)
+    squared = np.sum(x * x, axis=1)[:, None] + np.sum(y * y, axis=1)[None, :] - 2.0 * x @ y.T
+    return bool(np.min(squared) < SAME_CANDIDATE_DISTANCE**2)
+
+
 def _normal_cdf(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
 
 
 def looks_standard_normal(values: np.ndarray) -> bool:
-    """``values`` could be independent N(0, 1) draws (bounded values, Kolmogorov-Smirnov distance)."""
+    """``values`` could be independent N(0, 1) draws: bounded values, a sum of squares a chi-square with
+    ``values.size`` degrees of freedom reaches (a trained network is far larger than a draw), and the
+    Kolmogorov-Smirnov distance."""
     if not np.all(np.abs(values) <= MAX_DRAW):
+        return False
+    low, high = chi_square_range(values.size)
+    if not low <= float(np.sum(np.square(values))) <= high:
         return False
     x = np.sort(values)
     n = x.size
@@ -302,7 +329,7 @@ def verify(
         verdict.rules = dict.fromkeys(RULES, problem)
         return verdict
     verdict.rules["played"] = None
-    verdict.first_generation = [vector(e.params).tobytes() for e in gens[0]]
+    verdict.first_generation = [vector(e.params) for e in gens[0]]
     verdict.rules["seeds"] = check_seeds(gens, call)
     last = gens[-1]
     sample = [last[i] for i in _winners(last)][:1]

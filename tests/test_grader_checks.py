@@ -10,7 +10,7 @@ import pytest
 from autograder import collect, grade, runchecks, timing, verify
 from autograder.config import CATEGORIES, POINTS, SPEEDUP
 
-LABELS = ("serial_main", "serial_repeat", "serial_other", "parallel_2", "parallel_1", "parallel_3")
+LABELS = ("serial_main", "serial_repeat", "serial_other", "parallel_2", "parallel_1", "parallel_3", "parallel_None")
 BEST = {"w1": [[0.5] * 10] * 2, "b1": [0.0] * 10, "w2": [[1.0]] * 10, "b2": [0.0]}
 
 
@@ -298,3 +298,12 @@ def test_grader_checks_speedup_slowed_serial_gains_nothing():
     reference = FakeCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1})
     out = _measure(student, reference)
     assert out["student"]["speedup"] == pytest.approx(1.0)
+
+
+def test_grader_checks_speedup_busy_cores_without_speedup_earn_nothing(tmp_path):
+    """Processes that spin on a lock keep cores busy (CPU ratio 1.9) without a speedup: no points for using cores."""
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(observations(speedup=speedup_section(0.88, ref=1.6, cpu_ratio=1.9))), encoding="utf-8")
+    outcomes = {o["name"]: o for o in runchecks.run_checks(path, ("speedup",))}
+    cores = outcomes["test_speedup_work_runs_in_parallel"]
+    assert not cores["passed"] and "no faster than the serial loop" in cores["message"]

@@ -60,7 +60,7 @@ def test_agent_training_owed_run_after_a_solved_one_stops_at_generation_0(solved
 def test_agent_training_planted_first_generation_discredits_the_solved_run(solved_at):
     """A generation 0 repeated under another seed, seen in the short run, leaves no agent to score."""
     solved_at(-1000.0)
-    message = "a candidate of generation 0 is the very one a run with seed 7 started from"
+    message = "a candidate of generation 0 is the very one (give or take a little noise) a run with seed 7 started from"
     out = training.train(FakeCollector([None], first_generation=message), None, 2)
     assert out["best"] is None and out["attempts"][1]["problem"] == message
 

@@ -219,3 +219,23 @@ def test_verify_standard_normal_test_accepts_real_draws():
     assert all(verify.looks_standard_normal(rng.standard_normal(41)) for _ in range(5000))
     assert not verify.looks_standard_normal(np.full(41, 1.0))
     assert not verify.looks_standard_normal(np.r_[np.full(20, 3.0), rng.standard_normal(21)])
+
+
+def test_verify_trained_network_is_too_large_for_a_draw():
+    """A trained controller with a little noise (its sum of squares 5 times a draw's) is not a generation-0 draw."""
+    rng = np.random.default_rng(5)
+    trained = rng.standard_normal(41) * 2.4  # the scale of a network trained by evolution: norm about 15
+    assert not verify.looks_standard_normal(trained + 0.01 * rng.standard_normal(41))
+    low, high = verify.chi_square_range(41)
+    assert low < 41 < high and high < 150
+
+
+def test_verify_same_candidate_with_jitter_across_seeds():
+    """Generation-0 candidates equal up to small noise count as the same; independent draws never do."""
+    rng = np.random.default_rng(9)
+    planted = rng.standard_normal(41)
+    first = [rng.standard_normal(41) for _ in range(31)] + [planted + 0.01 * rng.standard_normal(41)]
+    second = [planted + 0.01 * rng.standard_normal(41)] + [rng.standard_normal(41) for _ in range(31)]
+    assert verify.same_candidate(first, second)
+    others = [rng.standard_normal(41) for _ in range(500)]
+    assert not verify.same_candidate(first, others) and not verify.same_candidate(others[:250], others[250:])

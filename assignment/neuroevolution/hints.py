@@ -128,8 +128,9 @@ def not_sampled_around_best(function: str, generation: int) -> str:
 
 def first_generation_repeated(function: str, other_seed: int) -> str:
     """Generation 0 holds a candidate that a run with another seed also started from."""
-    return (f"in {function}, a candidate of generation 0 is the very one a run with seed {other_seed} started "
-            "from: generation 0 must be drawn from rng = np.random.default_rng(seed), so it changes with the seed")
+    return (f"in {function}, a candidate of generation 0 is the very one (give or take a little noise) a run "
+            f"with seed {other_seed} started from: generation 0 must be drawn from rng = np.random.default_rng(seed), "
+            "so it changes with the seed")
 
 
 # --- determinism -------------------------------------------------------------------------------

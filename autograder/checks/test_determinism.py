@@ -33,7 +33,7 @@ def test_determinism_serial_matches_parallel(obs):
 
 @pytest.mark.weight(5)
 def test_determinism_any_number_of_processes(obs):
-    """evolve_parallel returns identical results with processes=1, 2 and 3."""
+    """evolve_parallel returns identical results with processes=1, 2, 3 and None (the default)."""
     labels = [f"parallel_{n}" for n in obs.settings["observe"]["parallel_processes"]]
     answers = [obs.answer(label) for label in labels]
     for other in answers[1:]:

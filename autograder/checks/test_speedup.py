@@ -105,7 +105,7 @@ def test_speedup_near_reference(obs, credit):
 
 @pytest.mark.weight(3)
 def test_speedup_work_runs_in_parallel(obs, credit):
-    """The timed evolve_parallel runs were correct and used more than one core (CPU time above wall time)."""
+    """The timed evolve_parallel runs were correct and used more than one core to go faster (CPU time above wall time)."""
     timing = obs.section("speedup")
     if _inconclusive(timing, credit, scaled=False):
         return
@@ -119,5 +119,12 @@ def test_speedup_work_runs_in_parallel(obs, credit):
         fail(
             f"the timed evolve_parallel run used {0 if ratio is None else ratio:.2f} CPU seconds per second, "
             f"expected at least {rules['min_cpu_ratio']}: the episodes did not run on several cores at once"
+        )
+    mine = student.get("speedup")
+    if isinstance(mine, (int, float)) and mine <= rules["zero_speedup"]:
+        fail(
+            f"the timed evolve_parallel run kept {ratio:.2f} cores busy but was no faster than the serial loop "
+            f"(speedup {mine:.2f}x): its processes burned CPU without sharing the work (waiting by spinning, "
+            "or taking turns on a lock); let pool.map hand each worker its share of the generation"
         )
     credit.note(f"{ratio:.2f} CPU seconds per wall second")
