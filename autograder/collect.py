@@ -96,8 +96,8 @@ def observe_calls(plan: Plan) -> dict[str, tuple[str, dict]]:
         "serial_repeat": ("evolve_serial", plan.workload(plan.observe_seed)),
         "serial_other": ("evolve_serial", plan.workload(plan.other_seed)),
     }
-    for n in OBSERVE.parallel_processes:
-        calls[f"parallel_{n}"] = ("evolve_parallel", plan.workload(plan.observe_seed, n))
+    for n in OBSERVE.parallel_processes:  # None is passed as such: the call the message shows is the one made
+        calls[f"parallel_{n}"] = ("evolve_parallel", {**plan.workload(plan.observe_seed), "processes": n})
     return calls
 
 

@@ -57,6 +57,12 @@ REQUIRED = {
     "hash_seeded",
     "slow_pool",
     "many_children",
+    "planted_first_generation_jittered",
+    "order_depends_on_default_processes",
+    "spinlock_busy_workers",
+    "planted_last_generation",
+    "private_episode_copy",
+    "slows_the_reference",
 }
 
 
