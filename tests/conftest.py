@@ -219,14 +219,14 @@ def _grade(
 def class_batch(tmp_path_factory) -> Graded:
     """Every corpus entry, the correct student and the ungradable folders, graded in every untimed category.
 
-    Three students at a time: nothing here is timed, and much of a hostile entry's grading is waiting
+    Two students at a time: nothing here is timed, and much of a hostile entry's grading is waiting
     (sleeps, hangs to the time limit), which the other job fills."""
     return _grade(
         tmp_path_factory.mktemp("class"),
         all_entries(),
         "serial,parallel,determinism,agent",
         odd_folders=True,
-        jobs=3,
+        jobs=2,
         settings=support.UNTIMED_SETTINGS,
     )
 
