@@ -27,9 +27,10 @@ export UV_PYTHON_DOWNLOADS ?= never
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# Bytecode is compiled once here: sandboxed runs see the environment read-only and could not cache it.
 $(STAMP): pyproject.toml uv.lock requirements.lock
 	@if command -v uv >/dev/null 2>&1; then \
-		uv sync --frozen --python $(PYTHON); \
+		uv sync --frozen --compile-bytecode --python $(PYTHON); \
 	else \
 		echo "uv not found: installing the locked requirements with pip"; \
 		$(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q -r requirements.lock; \
