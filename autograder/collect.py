@@ -170,19 +170,7 @@ class Collector:
         ``fresh``: in a new interpreter rather than a fork of the session's zygote.
         ``cpus``: the cores of a timed phase; other runs take the cores no timed phase holds.
         """
-        expected = kwargs.get("generations", 0) * kwargs.get("pop_size", 0)
-        if cpus is None and self.cores is not None:
-            cpus = self.cores.free()
-        result = workspace.run_call(
-            self.template,
-            function,
-            kwargs,
-            wall_seconds=wall_seconds,
-            start_method=method or start_method(),
-            expected_episodes=expected,
-            session=None if fresh else self.session,
-            cpus=cpus,
-        )
+        result = self._call(function, kwargs, wall_seconds=wall_seconds, cpus=cpus, method=method, fresh=fresh)
         if function == "evolve_parallel":
             self.start_methods.update(result.outcome.start_methods)
         outcome = result.outcome
@@ -244,6 +232,32 @@ class Collector:
             obs["rules"]["sampling"] = hints.first_generation_repeated(obs["call"], repeated)
         return obs
 
+    def _call(
+        self,
+        function: str | None,
+        kwargs: dict,
+        *,
+        wall_seconds: float,
+        cpus: tuple[int, ...] | None = None,
+        method: str | None = None,
+        fresh: bool = False,
+        stop_after_episodes: int | None = None,
+    ) -> workspace.RunResult:
+        """The sandboxed run itself, read back (``Collector.run`` and ``first_generation_problem`` check it)."""
+        if cpus is None and self.cores is not None:
+            cpus = self.cores.free()
+        return workspace.run_call(
+            self.template,
+            function,
+            kwargs,
+            wall_seconds=wall_seconds,
+            start_method=method or start_method(),
+            expected_episodes=kwargs.get("generations", 0) * kwargs.get("pop_size", 0),
+            session=None if fresh else self.session,
+            cpus=cpus,
+            stop_after_episodes=stop_after_episodes,
+        )
+
     def first_generation_problem(self, function: str, kwargs: dict, *, wall_seconds: float) -> str | None:
         """Start ``function(**kwargs)`` and end it once generation 0 is played: the sampling rule's message
         if one of its candidates is one a run with another seed started from, else None.
@@ -253,17 +267,7 @@ class Collector:
         A run that fails before playing generation 0 tells nothing: None.
         """
         pop_size = kwargs["pop_size"]
-        result = workspace.run_call(
-            self.template,
-            function,
-            kwargs,
-            wall_seconds=wall_seconds,
-            start_method=start_method(),
-            expected_episodes=kwargs["generations"] * pop_size,
-            session=self.session,
-            cpus=self.cores.free() if self.cores is not None else None,
-            stop_after_episodes=pop_size,
-        )
+        result = self._call(function, kwargs, wall_seconds=wall_seconds, stop_after_episodes=pop_size)
         if result.garbled or len(result.episodes) < pop_size:
             return None
         first = [verify.vector(e.params) for e in result.episodes[:pop_size]]

@@ -43,12 +43,12 @@ MAX_KS = 0.51
 """Largest Kolmogorov-Smirnov distance between a candidate's 41 standardised values and N(0, 1): honest
 draws pass with probability 1 - 10^-9; a hand-made network (repeated or zero weights) does not."""
 NORM_RANGE = (0.25, 2.5)
+"""Allowed distance of one new candidate from its parent, in units of sigma * sqrt(parameters):
+a fresh draw lands near 1 (a chance below 1e-8 to leave this range with 41 parameters)."""
 SUM_OF_SQUARES_Z = 7.0
 """How many standard deviations (of the chi-square's normal approximation) a draw's sum of squares may stray."""
 SAME_CANDIDATE_DISTANCE = 3.0
 """Generation-0 candidates of runs with different seeds this close are the same candidate, jitter or not."""
-"""Allowed distance of one new candidate from its parent, in units of sigma * sqrt(parameters):
-a fresh draw lands near 1 (a chance below 1e-8 to leave this range with 41 parameters)."""
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Verdict:
     """Distinct processes other than the caller that played episodes."""
     replayed: int = 0
     first_generation: list[np.ndarray] = field(default_factory=list)
-    """Generation 0's candidates, as bytes: the same candidate under two seeds was not drawn from rng."""
+    """Generation 0's candidates, as flat vectors: the same candidate under two seeds was not drawn from rng."""
 
     def first_problem(self, rules: tuple[str, ...] = RULES) -> str | None:
         return next((self.rules[r] for r in rules if self.rules.get(r)), None)

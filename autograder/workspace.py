@@ -256,11 +256,7 @@ class _EpisodeCount:
         if now - self.last < self.EVERY:
             return False
         self.last, lines = now, 0
-        try:
-            entries = sorted(os.scandir(self.folder), key=lambda e: e.name)[:RECORD_FILES]
-        except OSError:
-            return False
-        for entry in entries:
+        for entry in _record_files(self.folder):
             try:
                 data = _open_regular(Path(entry.path), self.wanted * RECORD_LINE_BYTES)
             except validate.Invalid:
@@ -302,14 +298,18 @@ def _read_result(path: Path, result: RunResult) -> dict | None:
     return parsed
 
 
+def _record_files(folder: Path) -> list[os.DirEntry]:
+    """The entries of a run's record folder, by name, at most ``RECORD_FILES`` (none if it cannot be listed)."""
+    try:
+        return sorted(os.scandir(folder), key=lambda e: e.name)[:RECORD_FILES]
+    except OSError:
+        return []
+
+
 def _read_records(folder: Path, result: RunResult, *, max_lines: int) -> None:
     """Episode records: one ``<pid>.jsonl`` per process, read line by line within fixed budgets."""
     budget, lines = max_lines * RECORD_LINE_BYTES, 0
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)[:RECORD_FILES]
-    except OSError:
-        return
-    for entry in entries:
+    for entry in _record_files(folder):
         if not (entry.name.endswith(".jsonl") and entry.name[:-6].isdigit()):
             result.garbled.append(f"unexpected file in the episode records: {entry.name[:60]}")
             continue
