@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import sys
@@ -168,6 +169,7 @@ def grade_batch(
     refused: dict[str, str] | None = None,
     exports: bool = True,
     jobs: int = 1,
+    protected: tuple[Path, ...] = (),
 ) -> Report:
     """Grade ``students``, skipping those already graded with the same key, then rebuild the outputs.
 
@@ -175,6 +177,7 @@ def grade_batch(
     their own cores (``cores.py``), so the grades do not depend on ``jobs``. Ctrl-C
     (KeyboardInterrupt) stops after the students being graded, whose work is dropped; the
     exports are still rebuilt for everyone graded so far and the report says it was interrupted.
+    No run may read ``submitted`` or ``output``, nor change ``protected`` (``sandbox/guard.py``).
     """
     output.mkdir(parents=True, exist_ok=True)
     report = Report([], len(students), categories, refused=dict(refused or {}), output=output)
@@ -182,10 +185,11 @@ def grade_batch(
     try:
         workspace.release_abandoned_scratch(SCRATCH_PREFIX)  # what a grader killed outright left mounted
         with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, ignore_cleanup_errors=True) as scratch:
+            os.chmod(scratch, workspace.PASSAGE)  # runs' accounts pass through to their own folders
             workspace.claim_scratch(Path(scratch))
             # Once, up front: isolation (warned about here and recorded in every results.json), the
             # batch's seeds, and a reference that runs; a GraderFault here stops the batch with one line.
-            shared = preflight(Path(scratch), categories)
+            shared = preflight(Path(scratch), categories, private=(submitted, output), protected=protected)
             if shared.warning:
                 print(shared.warning, file=sys.stderr, flush=True)
             batches = [shared] + [shared.for_job(Path(scratch) / f"reference-{k}") for k in range(1, jobs)]

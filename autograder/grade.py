@@ -12,7 +12,8 @@ from autograder import collect, feedback, paths, results, runchecks, timing, tra
 from autograder.config import AGENT, OBSERVE, POINTS, SANDBOX, SPEEDUP
 from autograder.cores import Cores, usable_cores
 from autograder.observations import Observations, RunObservation, SpeedupObservation
-from autograder.sandbox import SandboxError, isolation_mode, isolation_warning
+from autograder.sandbox import SandboxError, guard, isolation_mode, isolation_warning
+from autograder.sandbox import accounts
 from autograder.sandbox.cgroups import controller
 from autograder.workspace import remove_tree
 
@@ -100,13 +101,29 @@ class Batch:
         self.reference.collector.close()
 
 
-def preflight(workdir: Path, categories: tuple[str, ...], seed: int | None = None) -> Batch:
-    """Check once, before any student, that the grader can grade; raise GraderFault with what to do if not."""
+def preflight(
+    workdir: Path,
+    categories: tuple[str, ...],
+    seed: int | None = None,
+    *,
+    private: tuple[Path, ...] = (),
+    protected: tuple[Path, ...] = (),
+) -> Batch:
+    """Check once, before any student, that the grader can grade; raise GraderFault with what to do if not.
+
+    ``private``: folders of this batch no run may read (submissions, results) besides the grader's own
+    secrets; ``protected``: folders no run may change besides the grader's code and environment.
+    """
     try:
         mode = isolation_mode()
         warning = isolation_warning()
-    except SandboxError as exc:
+        secured = guard.secure(
+            [*paths.private_folders(), *private], [*paths.protected_folders(), *protected], workdir
+        )
+    except (SandboxError, guard.Exposed) as exc:
         raise GraderFault(str(exc)) from None
+    if secured.describe():
+        warning = f"{warning}\n{secured.describe()}" if warning else secured.describe()
     caps = controller()
     if not caps.available:
         note = (
@@ -122,7 +139,12 @@ def preflight(workdir: Path, categories: tuple[str, ...], seed: int | None = Non
         problem = reference.ready()
         if problem:
             raise GraderFault(f"the reference solution in {paths.reference_notebook()} does not run: {problem}")
-    isolation = {"mode": mode, "kernel_caps": caps.available, "warning": warning}
+    isolation = {
+        "mode": mode,
+        "account_per_run": accounts.is_root(),
+        "kernel_caps": caps.available,
+        "warning": warning,
+    }
     return Batch(plan, reference, isolation, cores)
 
 

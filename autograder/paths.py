@@ -17,6 +17,17 @@ HARNESS_DIR = Path(__file__).resolve().parent / "harness"
 CHECKS_DIR = Path(__file__).resolve().parent / "checks"
 
 
+def private_folders() -> list[Path]:
+    """What no run may read: the reference solution and instructor notebook, the hidden test corpora."""
+    return [ROOT / "solutions", ROOT / "tests"]
+
+
+def protected_folders() -> list[Path]:
+    """What no run may change: the grader's code and the release it trusts (its environment is added by the
+    sandbox)."""
+    return [ROOT / "autograder", ROOT / "assignment", ROOT / "tools"]
+
+
 def _release_or_source(name: str) -> Path:
     # The release copy is what students got; before `make assignment` has produced it, the
     # source copy holds the same locked setup cell and the same helper module.

@@ -66,9 +66,19 @@ def recording_helper_source() -> str:
     return helper.rstrip("\n") + "\n\n\n" + shim
 
 
+PASSAGE = 0o711
+"""Mode of the folders on the way to a run's folder: a run's account may pass through, never list or read."""
+
+
 def prepare(template: Path, module_source: str) -> None:
-    """Fill the ``template`` folder with the submission module, the recording helper and the harness."""
+    """Fill the ``template`` folder with the submission module, the recording helper and the harness.
+
+    The template is the grader's alone (for the reference, it holds the reference solution): runs
+    get copies in folders of their own, and may only pass through the folder above it.
+    """
     (template / "harness").mkdir(parents=True, exist_ok=True)
+    os.chmod(template, 0o700)
+    os.chmod(template.parent, PASSAGE)
     (template / "submission.py").write_text(module_source, encoding="utf-8")
     (template / "evolution.py").write_text(recording_helper_source(), encoding="utf-8")
     for name in ("__init__.py", "__main__.py"):
@@ -99,7 +109,7 @@ def session(template: Path) -> Session:
     """The sandbox session serving the runs made from ``template`` (runs write only in ``runs/`` beside it)."""
     runs = template.parent / "runs"
     runs.mkdir(exist_ok=True)
-    os.chmod(runs, 0o755)
+    os.chmod(runs, PASSAGE)
     _memory_backed(runs)
     return Session(
         template,
@@ -120,7 +130,7 @@ def _memory_backed(folder: Path) -> bool:
     if not (sys.platform.startswith("linux") and os.geteuid() == 0 and shutil.which("mount")):
         return False
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SANDBOX.memory_bytes},mode=0755", "tmpfs", str(folder)],
+        ["mount", "-t", "tmpfs", "-o", f"size={SANDBOX.memory_bytes},mode={PASSAGE:o}", "tmpfs", str(folder)],
         capture_output=True,
     )
     return done.returncode == 0
@@ -197,8 +207,8 @@ def run_call(
     """
     parent = session.runs if session else template.parent
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
-    try:
-        os.chmod(workdir, 0o755)
+    try:  # the run's own: as root, its account owns it (sandbox.run and Session.run give it over)
+        os.chmod(workdir, 0o700)
         for name in TEMPLATE_FILES:
             (workdir / name).parent.mkdir(exist_ok=True)
             shutil.copyfile(template / name, workdir / name)

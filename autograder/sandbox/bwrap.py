@@ -12,11 +12,12 @@ namespace and the launcher's RLIMIT_NPROC counts only the sandbox's own processe
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from . import accounts
 
 ENV_MODE = "NEUROEVO_SANDBOX"
 """Environment variable choosing the isolation: "auto" (default), "bubblewrap" or "process"."""
@@ -29,30 +30,9 @@ ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime")
 # Mount points bubblewrap creates itself (with their own modes).
 FRESH_DIRS = (Path("/"), Path("/tmp"), Path("/dev"), Path("/proc"))
 
-# uids handed to root-mode runs: far above any real account, and never the same twice, so
-# nothing tied to a uid (its process count, its kernel keyring) carries from one run to another.
-_UID_BASE = 100_000_000
-_UID_SPAN = 2**30
-_used_uids: set[int] = set()
-
-
 def executable() -> str | None:
     """Path of the ``bwrap`` program, or None if it is not installed."""
     return shutil.which("bwrap")
-
-
-def privileged() -> bool:
-    """The grader runs as root: bubblewrap runs without a user namespace and drops to a spare uid."""
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def next_sandbox_ids() -> tuple[int, int]:
-    """A fresh unprivileged (uid, gid) for one root-mode run, drawn at random from a large range."""
-    while True:
-        n = _UID_BASE + secrets.randbelow(_UID_SPAN)
-        if n not in _used_uids:
-            _used_uids.add(n)
-            return n, n
 
 
 def python_roots() -> list[Path]:
@@ -113,7 +93,7 @@ def command(
         "--new-session",
     ]
     caps = SESSION_CAPS if session else ("CAP_SETUID", "CAP_SETGID")
-    if privileged():
+    if accounts.is_root():
         args += ["--cap-drop", "ALL"] + [arg for cap in caps for arg in ("--cap-add", cap)]
     else:
         args += ["--unshare-user"] + ([arg for cap in caps for arg in ("--cap-add", cap)] if session else [])

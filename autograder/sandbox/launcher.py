@@ -7,7 +7,7 @@ It runs before any untrusted code, with the standard library only, as:
 (bubblewrap shows this one file to the run read-only, not the package it lives in).
 
 Settings: ``status_fd`` (write end of a pipe to the grader), ``cwd``, ``memory_bytes``, ``file_bytes``, ``nproc``
-(RLIMIT_NPROC, or null), ``uid``/``gid`` (drop to these ids first, or null). It writes two
+(RLIMIT_NPROC, or null), ``uid``/``gid`` (switch to this account first, for good, or null). It writes two
 lines on ``status_fd``: ``started PID`` when the command is forked and ``exited STATUS KILLED
 CPU_US`` when it has ended (raw wait status, leftover processes it killed, CPU microseconds
 of everything it waited for: bubblewrap exits without waiting for its init, so the grader's
@@ -30,6 +30,7 @@ import sys
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
 
 
 def _prctl(option: int, value: int) -> None:
@@ -57,6 +58,26 @@ def _new_session_keyring() -> None:
     import ctypes
 
     ctypes.CDLL(None, use_errno=True).syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None, 0, 0, 0)
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    """Become ``uid``/``gid`` for good: no supplementary groups, no capabilities, no way back up.
+
+    Switching every id away from root clears all capabilities; no_new_privs keeps setuid programs
+    and file capabilities from granting any again. Checked, not assumed: a switch that did not
+    take raises, and the run never starts.
+    """
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid) or os.getgroups():
+        raise PermissionError(f"could not switch to uid {uid} and gid {gid}")
+    if sys.platform.startswith("linux"):
+        with open("/proc/self/status") as fh:
+            fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        if int(fields.get("CapEff", "0").strip(), 16) or int(fields.get("CapPrm", "0").strip(), 16):
+            raise PermissionError(f"uid {uid} kept capabilities")
 
 
 def _cap(kind: int, value: int) -> None:
@@ -157,9 +178,7 @@ def main() -> int:
     if settings.get("nproc"):
         _cap(resource.RLIMIT_NPROC, settings["nproc"])
     if settings.get("uid") is not None:
-        os.setgroups([])
-        os.setresgid(settings["gid"], settings["gid"], settings["gid"])
-        os.setresuid(settings["uid"], settings["uid"], settings["uid"])
+        drop_privileges(settings["uid"], settings["gid"])
     _new_session_keyring()
     os.chdir(settings["cwd"])
     _prctl(PR_SET_DUMPABLE, 0)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from . import bwrap, cgroups, reaper
+from . import accounts, bwrap, cgroups, reaper
 from .limits import Limits, Outcome, describe, limit_passed, looks_out_of_memory
 
 BUBBLEWRAP = "bubblewrap"
@@ -86,17 +86,33 @@ def isolation_mode(isolation: str | None = None) -> str:
     return PROCESS if problem else BUBBLEWRAP
 
 
+CONTAINER_COMMAND = (
+    'docker run --rm -v "$PWD":/course -w /course python:3.11 '
+    'sh -c "apt-get update -q && apt-get install -y -q make && make grade VENV=/opt/venv"'
+)
+"""Grading as root in a throw-away container: every run then gets an unprivileged account of its own."""
+
+
 def isolation_warning(isolation: str | None = None) -> str:
-    """A loud warning to show once per batch when runs are not isolated; "" when they are."""
+    """What to tell staff once per batch about how runs are isolated; "" under bubblewrap."""
     if isolation_mode(isolation) == BUBBLEWRAP:
         return ""
     forced = _requested_mode(isolation) == PROCESS
     why = f"{bwrap.ENV_MODE}=process was set" if forced else _bubblewrap_problem()
+    if accounts.is_root():
+        return (
+            f"NOTE: runs are not in bubblewrap namespaces ({why}). Each run is a fresh unprivileged "
+            "account instead (no capabilities, no new privileges, its own folder and TMPDIR), ended with "
+            "every process and shared file it made; the solutions, submissions and results are closed "
+            "to it by file permissions, checked by a probe run before grading. Runs can still use the "
+            "network and see the machine's processes."
+        )
     return (
         "WARNING: submissions run WITHOUT isolation (" + why + "). Student code can read and "
         "write every file this user can, including solutions/ and other students' grades, and use "
         "the network. Time, memory and process limits still apply. Grade on Linux with bubblewrap "
-        "installed (apt-get install bubblewrap), or inside a throw-away container or VM."
+        "installed (apt-get install bubblewrap), or as root in a throw-away container, where each run "
+        f"gets an account of its own: {CONTAINER_COMMAND}"
     )
 
 
@@ -158,14 +174,6 @@ class _Exit:
     ended: float = 0.0
 
 
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    """Give the sandbox's uid the working folder (never following symlinks)."""
-    os.chown(root, uid, gid, follow_symlinks=False)
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
-
-
 def _read_status(fd: int) -> dict[str, list[int]]:
     """The launcher's report lines, by first word; nothing the command wrote can reach this pipe."""
     os.set_blocking(fd, False)
@@ -212,7 +220,28 @@ def run(
     return _run(argv, workdir=workdir, limits=limits, env=env, stdin=stdin, mode=isolation_mode(isolation))
 
 
-def _command(argv: Sequence[str], workdir: Path, limits: Limits, sandboxed: bool, status_fd: int) -> list[str]:
+def own_account(workdir: Path, env: dict[str, str], sandboxed: bool) -> tuple[int, int] | None:
+    """As root: a fresh account for one run, owning its folder (and, without bubblewrap, a TMPDIR inside it)."""
+    if not accounts.is_root():
+        return None
+    uid, gid = accounts.next_ids()
+    if not sandboxed:  # the run sees the real file system: it must reach its folder, and /tmp is shared
+        accounts.open_passage([workdir, *bwrap.python_roots()])
+        tmp = workdir / "tmp"
+        tmp.mkdir(mode=0o700, exist_ok=True)
+        env["TMPDIR"] = str(tmp)
+    accounts.chown_tree(workdir, uid, gid)
+    return uid, gid
+
+
+def _command(
+    argv: Sequence[str],
+    workdir: Path,
+    limits: Limits,
+    sandboxed: bool,
+    status_fd: int,
+    account: tuple[int, int] | None,
+) -> list[str]:
     """The full command line: bubblewrap (or nothing), the launcher and its settings, then ``argv``."""
     settings = {
         "status_fd": status_fd,
@@ -220,14 +249,11 @@ def _command(argv: Sequence[str], workdir: Path, limits: Limits, sandboxed: bool
         "memory_bytes": limits.memory_bytes,
         "file_bytes": limits.file_bytes,
         "nproc": _nproc(limits, sandboxed),
-        "uid": None,
-        "gid": None,
+        "uid": account[0] if account else None,
+        "gid": account[1] if account else None,
     }
     if not sandboxed:
         return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(settings), *argv]
-    if bwrap.privileged():
-        settings["uid"], settings["gid"] = bwrap.next_sandbox_ids()
-        _chown_tree(workdir, settings["uid"], settings["gid"])
     launcher = [sys.executable, "-I", "-S", LAUNCHER_IN_SANDBOX, json.dumps(settings), *argv]
     return bwrap.command(
         launcher, workdir=workdir, files={LAUNCHER: LAUNCHER_IN_SANDBOX}, tmpfs_bytes=limits.memory_bytes
@@ -316,13 +342,15 @@ def _run(
     status_r, status_w = os.pipe()
     stdin_r, stdin_w = os.pipe()
     group = _new_group(limits)
+    child_env = _child_env(workdir, env)
+    account = own_account(workdir, child_env, sandboxed)
     try:
-        cmd = _command(argv, workdir, limits, sandboxed, status_w)
+        cmd = _command(argv, workdir, limits, sandboxed, status_w, account)
         start = time.perf_counter()
         proc = subprocess.Popen(
             cmd,
             cwd=workdir,
-            env=_child_env(workdir, env),
+            env=child_env,
             stdin=stdin_r,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -335,6 +363,8 @@ def _run(
             os.close(fd)
         if group:
             group.remove()
+        if account:
+            accounts.end(*account)
         return Outcome(
             None, False, 0.0, 0.0, "", f"sandbox: cannot start: {exc}", False, mode, verdict=f"did not start: {exc}"
         )
@@ -352,6 +382,8 @@ def _run(
         kernel = group.usage()
         group.kill_all()  # bubblewrap's own init may still be exiting: clean-up, not a leftover of the run
         group.remove()
+    # Whatever left the process tree (a daemon whose parent was killed) still has the run's uid.
+    escaped = accounts.end(*account) if account else accounts.Leftovers()
     report = _read_status(status_r)
     stdout, cut_out = out.result(timeout=5)
     stderr, cut_err = err.result(timeout=5)
@@ -386,7 +418,7 @@ def _run(
         isolation=mode,
         memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
         process_limit_hit=process_hit and not memory_hit,
-        killed_orphans=leftovers,
+        killed_orphans=leftovers + escaped.processes,
         said_done=report.get("done") == [1],
         inner_pids=sorted(seen.tracker.inner),
         kernel_caps=group is not None,
@@ -429,15 +461,17 @@ def _feed(fd: int, data: bytes) -> None:
 def _nproc(limits: Limits, sandboxed: bool) -> int | None:
     """RLIMIT_NPROC for the launcher: the kernel's own stop for fork bombs, where it counts only this run.
 
-    Under bubblewrap the count is of the run's spare uid (as root) or of its user namespace,
-    which also holds bubblewrap's init; one extra task lets the watchdog see the attempt to
-    go over. Without bubblewrap the kernel counts every task of this user (and never limits
-    root): allow what the user runs now, the run's share and a few spare tasks (this grader's
-    own threads start after the count), and rely on the watchdog alone as root.
+    As root the count is of the run's own fresh uid, which also holds the launcher; one extra
+    task lets the watchdog see the attempt to go over. Under bubblewrap without root it is of
+    the run's user namespace, which also holds bubblewrap's init. Without either the kernel
+    counts every task of this user: allow what the user runs now, the run's share and a few
+    spare tasks (this grader's own threads start after the count).
     """
+    if accounts.is_root():
+        return limits.max_processes + (1 if sandboxed else 2)
     if sandboxed:
-        return limits.max_processes + (1 if bwrap.privileged() else 2)
-    if bwrap.privileged() or not reaper.HAS_PROC:
+        return limits.max_processes + 2
+    if not reaper.HAS_PROC:
         return None
     return reaper.user_tasks(os.getuid()) + limits.max_processes + 8
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from . import bwrap, reaper
+from . import accounts, bwrap, reaper
 from .limits import Limits, Outcome, describe, limit_passed, looks_out_of_memory
 from .process import (
     BUBBLEWRAP,
@@ -35,9 +35,10 @@ from .process import (
     POLL_SECONDS,
     SandboxError,
     _child_env,
-    _chown_tree,
     _new_group,
+    _nproc,
     isolation_mode,
+    own_account,
 )
 
 ZYGOTE = Path(__file__).resolve().with_name("zygote.py")
@@ -251,16 +252,16 @@ class Session:
         if self.proc is None or self.proc.poll() is not None:
             self.close()
             self._start()
-        uid = gid = None
-        if bwrap.privileged() and self.mode == BUBBLEWRAP:
-            uid, gid = bwrap.next_sandbox_ids()
-            _chown_tree(run_dir, uid, gid)
+        run_env = dict(env or {})
+        account = own_account(Path(run_dir), run_env, self.mode == BUBBLEWRAP)
+        uid, gid = account or (None, None)
         group = _new_group(limits, spare=1)  # the zygote's child that waits for the run's pid 1
         settings = {
             "memory_bytes": limits.memory_bytes,
             "file_bytes": limits.file_bytes,
             "tmpfs_bytes": self.tmpfs_bytes,
-            "nproc": None,
+            # The run's own uid counts only its own tasks (a user namespace's count would hold the zygote's).
+            "nproc": _nproc(limits, self.mode == BUBBLEWRAP) if account else None,
         }
         inside = (
             f"{RUNS_IN_SANDBOX}/{Path(run_dir).relative_to(self.runs)}"
@@ -276,7 +277,7 @@ class Session:
                 "private_tmp": self.mode == BUBBLEWRAP,
                 "keep": _under_fresh_folders(),
                 "limits": settings,
-                "env": dict(env or {}),
+                "env": run_env,
                 "stdin": stdin.decode(),
             }
         )
@@ -285,6 +286,8 @@ class Session:
             self.close()
             if group:
                 group.remove()
+            if account:
+                accounts.end(uid, gid)
             return Outcome(
                 None,
                 False,
@@ -326,6 +329,8 @@ class Session:
             self.close()
         else:
             cpu = int(end_line[1]) / 1e6
+        # Whatever left the zygote's reach (a daemon that was never its child) still has the run's uid.
+        escaped = accounts.end(uid, gid) if account else accounts.Leftovers()
         if group is not None:
             cpu = kernel.cpu_seconds
             group.remove()
@@ -354,6 +359,7 @@ class Session:
             memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
             process_limit_hit=process_hit,
             said_done=said_done,
+            killed_orphans=escaped.processes,
             inner_pids=sorted(seen["inner"]),
             kernel_caps=group is not None,
             peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen["peak"],

@@ -38,7 +38,15 @@ import signal
 import sys
 
 # The launcher's helpers (limits, prctl, the session keyring): it is bound beside this file.
-from launcher import PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, _cap, _kill_leftovers, _new_session_keyring, _prctl
+from launcher import (
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_DUMPABLE,
+    _cap,
+    _kill_leftovers,
+    _new_session_keyring,
+    _prctl,
+    drop_privileges,
+)
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_NOEXEC = 8
@@ -104,9 +112,7 @@ def _child(run, go_r, done_w, job_r, started_w, keep_path):
         if limits.get("nproc"):
             _cap(resource.RLIMIT_NPROC, limits["nproc"])
         if run.get("uid") is not None:
-            os.setgroups([])
-            os.setresgid(run["gid"], run["gid"], run["gid"])
-            os.setresuid(run["uid"], run["uid"], run["uid"])
+            drop_privileges(run["uid"], run["gid"])
         _new_session_keyring()
         os.chdir(run["dir"])
         os.dup2(job_r, 0)

@@ -1,0 +1,274 @@
+"""A fresh unprivileged account for every run of a root grader, and an end to everything it left.
+
+A grader running as root never runs student code as root, with bubblewrap or without. Each run
+gets a uid and gid of its own (:func:`next_ids`), drawn at random far above any real account and
+never handed out twice by one grader process, so nothing tied to a uid (its processes, its
+process count, its kernel keyring, files it owns) can belong to another run. The trusted
+launcher or zygote switches to it before any student code runs (``launcher.drop_privileges``):
+no supplementary groups, no capabilities, no new privileges.
+
+After the run :func:`end` makes sure nothing of the account is left, whatever the run did:
+
+* **processes**: every process of the uid is killed with one ``kill(-1, SIGKILL)`` sent *as that
+  uid* (the kernel signals every process the sender may signal, and a fork racing with it fails),
+  repeated until ``/proc`` shows none. A double-forked daemon that left the run's process tree
+  cannot hide from it, and no process of another run or of the grader can be hit;
+* **files** it owns in the folders every user may write (``/tmp``, ``/var/tmp``, ``/dev/shm``,
+  ``/dev/mqueue``, ``/run/lock`` and the world-writable folders inside them);
+* **System V IPC** objects (shared memory, semaphores, message queues) it owns.
+
+Linux only; elsewhere there is no root grader to drop from and every function does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+UID_BASE = 100_000_000
+"""Lowest uid handed to a run: far above any real account (and below the 32-bit 'nobody' range)."""
+UID_SPAN = 2**30
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock")
+"""Folders any user may create files in: what a run leaves there must go with it."""
+MAX_SCANNED = 100_000
+"""Entries looked at in the shared folders per clean-up (a run cannot make the grader walk for ever)."""
+KILL_ROUNDS = 50
+
+_handed_out: set[int] = set()
+
+
+def is_root() -> bool:
+    """The grader runs as root: every run is switched to an account of its own."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def next_ids() -> tuple[int, int]:
+    """A fresh (uid, gid) for one run, never the same twice in this grader process."""
+    while True:
+        n = UID_BASE + secrets.randbelow(UID_SPAN)
+        if n not in _handed_out:
+            _handed_out.add(n)
+            return n, n
+
+
+def handed_out() -> set[int]:
+    """Every uid this grader process gave a run so far."""
+    return set(_handed_out)
+
+
+def chown_tree(root: Path, uid: int, gid: int) -> None:
+    """Give the run's account its folder and everything in it (never following symbolic links)."""
+    os.chown(root, uid, gid, follow_symlinks=False)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+
+
+def open_passage(paths: Iterable[Path]) -> list[str]:
+    """Let every account pass through (``o+x``, never read) each folder above ``paths``; the folders changed.
+
+    A run's account must reach its own folder and the Python environment, which may lie below a
+    folder closed to other users (``/root`` holding a pyenv interpreter, a private TMPDIR).
+    """
+    changed: list[str] = []
+    for path in paths:
+        for folder in reversed(Path(path).absolute().parents):
+            try:
+                mode = folder.stat().st_mode
+            except OSError:
+                continue
+            if not mode & stat.S_IXOTH:
+                os.chmod(folder, stat.S_IMODE(mode) | stat.S_IXOTH)
+                changed.append(str(folder))
+    return changed
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _uids_of(pid: str) -> tuple[set[int], bool] | None:
+    """The real, effective, saved and file-system uids of a process, and whether it is a zombie."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            text = fh.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    uids: set[int] = set()
+    zombie = False
+    for line in text.splitlines():
+        if line.startswith("Uid:"):
+            uids = {int(v) for v in line.split()[1:]}
+        elif line.startswith("State:"):
+            zombie = line.split()[1:2] in (["Z"], ["X"])
+    return uids, zombie
+
+
+def processes_of(uid: int) -> list[int]:
+    """Live (not zombie) processes that hold ``uid`` as any of their user ids."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if entry.isdigit():
+            info = _uids_of(entry)
+            if info and uid in info[0] and not info[1]:
+                found.append(int(entry))
+    return found
+
+
+def _kill_as(uid: int, gid: int) -> None:
+    """``kill(-1, SIGKILL)`` from a process of ``uid``: every process of that uid, and nothing else."""
+    subprocess.run(
+        [sys.executable, "-I", "-S", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"],
+        user=uid,
+        group=gid,
+        extra_groups=[],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+
+
+def kill_all(uid: int, gid: int | None = None) -> int:
+    """End every process of ``uid``; how many there were at the first look."""
+    first = processes_of(uid)
+    alive = first
+    for _ in range(KILL_ROUNDS):
+        if not alive:
+            break
+        try:
+            _kill_as(uid, uid if gid is None else gid)
+        except (OSError, subprocess.SubprocessError):
+            for pid in alive:  # the killer could not start: one by one from here, round after round
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+        alive = processes_of(uid)
+    return len(first)
+
+
+# ---------------------------------------------------------------- files and IPC
+
+
+def _world_writable(mode: int) -> bool:
+    return stat.S_ISDIR(mode) and bool(mode & stat.S_IWOTH)
+
+
+def _remove(path: str, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(path, ignore_errors=True)
+        if os.path.lexists(path):  # too deep for rmtree
+            subprocess.run(["rm", "-rf", "--one-file-system", "--", path], capture_output=True, check=False)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def remove_files_of(uid: int, roots: tuple[str, ...] = SHARED_WRITABLE) -> list[str]:
+    """Delete what ``uid`` owns in the shared writable folders (and world-writable folders inside them)."""
+    removed: list[str] = []
+    todo = [r for r in roots if os.path.isdir(r) and not os.path.islink(r)]
+    scanned = 0
+    while todo and scanned < MAX_SCANNED:
+        folder = todo.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            scanned += 1
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid == uid:
+                _remove(entry.path, info.st_mode)
+                removed.append(entry.path)
+            elif _world_writable(info.st_mode):
+                todo.append(entry.path)
+    return removed
+
+
+_IPC_KINDS = {"shm": "shmctl", "msg": "msgctl", "sem": "semctl"}
+IPC_RMID = 0
+
+
+def remove_ipc_of(uid: int) -> int:
+    """Remove the System V shared memory, message queues and semaphores ``uid`` owns or created."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    removed = 0
+    for kind, call in _IPC_KINDS.items():
+        try:
+            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        except OSError:
+            continue
+        if not lines:
+            continue
+        header = lines[0].split()
+        columns = [header.index(name) for name in ("uid", "cuid") if name in header]
+        for line in lines[1:]:
+            values = line.split()
+            if any(int(values[c]) == uid for c in columns):
+                ident = int(values[1])
+                if call == "semctl":
+                    libc.semctl(ident, 0, IPC_RMID)
+                else:
+                    getattr(libc, call)(ident, IPC_RMID, None)
+                removed += 1
+    return removed
+
+
+# ---------------------------------------------------------------- the end of a run
+
+
+@dataclass
+class Leftovers:
+    """What a run's account still had after the run, all of it now gone."""
+
+    processes: int = 0
+    files: list[str] = field(default_factory=list)
+    ipc: int = 0
+
+    def describe(self) -> str:
+        parts = []
+        if self.processes:
+            parts.append(f"{self.processes} process(es) outside its process tree killed")
+        if self.files:
+            parts.append(f"{len(self.files)} file(s) it left in shared folders removed")
+        if self.ipc:
+            parts.append(f"{self.ipc} System V IPC object(s) removed")
+        return "; ".join(parts)
+
+
+def end(uid: int, gid: int | None = None) -> Leftovers:
+    """Kill every process of ``uid``, then remove its files in shared folders and its IPC objects."""
+    if not sys.platform.startswith("linux") or not is_root():
+        return Leftovers()
+    processes = kill_all(uid, gid)
+    return Leftovers(processes, remove_files_of(uid), remove_ipc_of(uid))
+
+
+def end_every_account() -> int:
+    """End whatever is left of every account this grader handed out (before its last word is written)."""
+    if not sys.platform.startswith("linux") or not is_root():
+        return 0
+    owners: set[int] = set()
+    for entry in os.listdir("/proc"):
+        info = _uids_of(entry) if entry.isdigit() else None
+        if info and not info[1]:
+            owners |= info[0] & _handed_out
+    return sum(kill_all(uid) for uid in sorted(owners))
