@@ -12,8 +12,7 @@ from autograder import collect, feedback, paths, results, runchecks, timing, tra
 from autograder.config import AGENT, OBSERVE, POINTS, SANDBOX, SPEEDUP
 from autograder.cores import Cores, usable_cores
 from autograder.observations import Observations, RunObservation, SpeedupObservation
-from autograder.sandbox import SandboxError, guard, isolation_mode, isolation_warning
-from autograder.sandbox import accounts
+from autograder.sandbox import SandboxError, accounts, guard, isolation_mode, isolation_warning
 from autograder.sandbox.cgroups import controller
 from autograder.workspace import remove_tree
 
@@ -117,9 +116,7 @@ def preflight(
     try:
         mode = isolation_mode()
         warning = isolation_warning()
-        secured = guard.secure(
-            [*paths.private_folders(), *private], [*paths.protected_folders(), *protected], workdir
-        )
+        secured = guard.secure([*paths.private_folders(), *private], [*paths.protected_folders(), *protected], workdir)
     except (SandboxError, guard.Exposed) as exc:
         raise GraderFault(str(exc)) from None
     if secured.describe():

@@ -30,6 +30,7 @@ ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime")
 # Mount points bubblewrap creates itself (with their own modes).
 FRESH_DIRS = (Path("/"), Path("/tmp"), Path("/dev"), Path("/proc"))
 
+
 def executable() -> str | None:
     """Path of the ``bwrap`` program, or None if it is not installed."""
     return shutil.which("bwrap")
