@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from autograder import paths
+from autograder import paths, quotas
 from autograder.config import CATEGORIES
 
 GRADE_STATUS = """\
@@ -250,6 +250,10 @@ def grade(args) -> int:
         refused = {}
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"{args.output} exists and is not a folder: pass another --output")
+    allowed = quotas.jobs_cap(quotas.read(), 1)
+    if args.jobs > allowed:  # more jobs than paid-for CPUs only makes every timed phase wait longer
+        print(f"note: --jobs {args.jobs} lowered to {allowed}, the CPUs this grader can use", file=sys.stderr)
+        args.jobs = allowed
     previous = signal.signal(signal.SIGTERM, _terminate)  # a scheduler's stop ends like Ctrl-C
     try:
         report = batch.grade_batch(

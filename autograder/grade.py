@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import collect, feedback, paths, results, runchecks, timing, training
+from autograder import collect, feedback, paths, quotas, results, runchecks, timing, training
 from autograder.config import AGENT, OBSERVE, POINTS, SANDBOX, SPEEDUP
 from autograder.cores import Cores, usable_cores
 from autograder.observations import Observations, RunObservation, SpeedupObservation
@@ -129,8 +130,12 @@ def preflight(
             "CPU time is the launcher's count. Grade as root on Linux for kernel-enforced caps."
         )
         warning = f"{warning}\n{note}" if warning else note
+    quota = quotas.read()
+    for problem in quotas.problems(quota, cpus_needed=SPEEDUP.processes, memory_needed=SANDBOX.memory_bytes):
+        warning = f"{warning}\nWARNING: {problem}" if warning else f"WARNING: {problem}"
     plan = collect.Plan.draw(seed)
-    cores = Cores()
+    # A CPU quota below the affinity mask (a container's share of a big host): time on as many cores as it pays for.
+    cores = Cores(usable_cores()[: max(1, math.floor(quota.effective_cpus))])
     reference = collect.Reference(workdir / "reference", plan, cores)
     if {"speedup"} & set(categories):
         problem = reference.ready()
@@ -140,6 +145,7 @@ def preflight(
         "mode": mode,
         "account_per_run": accounts.is_root(),
         "kernel_caps": caps.available,
+        "machine": quota.as_dict(),
         "warning": warning,
     }
     return Batch(plan, reference, isolation, cores)
@@ -159,7 +165,7 @@ def collect_observations(
 def _observe(
     student: str, notebook: Path, collector: collect.Collector, categories: tuple[str, ...], batch: Batch
 ) -> Observations:
-    cores = len(usable_cores())
+    cores = len(batch.cores.all)
     obs: Observations = {
         "student": student,
         "settings": settings_snapshot(),

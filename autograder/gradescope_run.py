@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from autograder import feedback, intake, paths
+from autograder import feedback, intake, paths, results
 from autograder.config import CATEGORIES
+from autograder.sandbox import accounts
 
 
 def student_id(metadata: dict) -> str:
@@ -69,6 +71,21 @@ def for_students(doc: dict, note: str | None) -> dict:
     return doc
 
 
+def prepare_results(results_dir: Path) -> None:
+    """An empty results folder only the grader can write in: no earlier or forged results.json survives.
+
+    A grader that fails from here on leaves no results.json, so Gradescope shows an autograder
+    failure the staff can rerun, never a stale score.
+    """
+    results_dir.mkdir(parents=True, exist_ok=True)
+    if accounts.is_root():
+        os.chown(results_dir, 0, 0, follow_symlinks=False)
+        os.chmod(results_dir, 0o755)
+    stale = results_dir / "results.json"
+    if stale.is_symlink() or stale.exists():
+        stale.unlink()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.gradescope_run", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -87,11 +104,28 @@ def main(argv: list[str] | None = None) -> int:
     if not categories:
         parser.error(f"no known category in {args.categories!r}; choose from {', '.join(CATEGORIES)}")
     from autograder import batch
+    from autograder.grade import GraderFault
 
+    results_dir = args.root / "results"
+    prepare_results(results_dir)
     with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
         submitted, output = Path(tmp) / "submitted", Path(tmp) / "grades"
         student, note = stage(args.root, submitted)
-        report = batch.grade_batch(submitted, output, [student], categories, force=True, exports=False)
+        try:
+            report = batch.grade_batch(
+                submitted,
+                output,
+                [student],
+                categories,
+                force=True,
+                exports=False,
+                protected=(results_dir, args.root / "submission"),
+            )
+        except GraderFault as exc:  # found before any student code ran: the staff must fix the setup
+            print(f"autograder error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            accounts.end_every_account()  # nothing of a run may outlive the grade it is given
         print(batch.summary(report))  # the staff's view of the run, in Gradescope's autograder output
         doc = (
             json.loads((output / student / "results.json").read_text())
@@ -104,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        results_dir = args.root / "results"
-        results_dir.mkdir(parents=True, exist_ok=True)
-        (results_dir / "results.json").write_text(json.dumps(for_students(doc, note), indent=1), encoding="utf-8")
+        doc = for_students(doc, note)
+        # Last, after every process of every run is gone: written whole or not at all.
+        results.write_atomic(results_dir / "results.json", json.dumps(doc, indent=1))
         shutil.rmtree(output / student, ignore_errors=True)  # observations stay inside the container's tmp
     print(f"wrote {results_dir / 'results.json'} for {student}: {doc['score']:g}")
     return 0

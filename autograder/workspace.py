@@ -11,6 +11,7 @@ unless regular and small, and the folder is deleted whatever the run left in it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import paths, validate
+from autograder import paths, quotas, validate
 from autograder.config import SANDBOX
 from autograder.sandbox import Limits, Outcome, SandboxError, reaper, run
 from autograder.sandbox.session import Session
@@ -101,6 +102,23 @@ def blas_settings() -> dict[str, str]:
     }
 
 
+GRADER_MEMORY = 2**30
+"""Memory kept for the grader itself when a container has less than a run's cap to spare."""
+
+
+@functools.cache
+def run_memory_bytes() -> int:
+    """One run's memory cap: ``SANDBOX.memory_bytes``, lowered where the container has less to give.
+
+    A run allowed more than the container holds would meet the container's own out-of-memory
+    killer, which may pick the grader instead of the run.
+    """
+    available = quotas.read().effective_memory_bytes
+    if available is None:
+        return SANDBOX.memory_bytes
+    return max(256 * 2**20, min(SANDBOX.memory_bytes, available - GRADER_MEMORY))
+
+
 PRELOAD = ("numpy", "gymnasium", "evolution")
 """What a session's zygote imports once, for every run to inherit (the trusted recording helper included)."""
 
@@ -116,7 +134,7 @@ def session(template: Path) -> Session:
         runs,
         preload=PRELOAD,
         env=_run_env(),
-        tmpfs_bytes=SANDBOX.memory_bytes,
+        tmpfs_bytes=run_memory_bytes(),
         output_bytes=SANDBOX.output_bytes,
     )
 
@@ -130,7 +148,7 @@ def _memory_backed(folder: Path) -> bool:
     if not (sys.platform.startswith("linux") and os.geteuid() == 0 and shutil.which("mount")):
         return False
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SANDBOX.memory_bytes},mode={PASSAGE:o}", "tmpfs", str(folder)],
+        ["mount", "-t", "tmpfs", "-o", f"size={run_memory_bytes()},mode={PASSAGE:o}", "tmpfs", str(folder)],
         capture_output=True,
     )
     return done.returncode == 0
@@ -217,7 +235,7 @@ def run_call(
         job = {"function": function, "kwargs": kwargs, "start_method": start_method}
         limits = Limits(
             wall_seconds=wall_seconds,
-            memory_bytes=SANDBOX.memory_bytes,
+            memory_bytes=run_memory_bytes(),
             max_processes=SANDBOX.max_processes,
             output_bytes=SANDBOX.output_bytes,
             file_bytes=SANDBOX.file_bytes,
