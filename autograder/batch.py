@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import gradebook, intake, paths, results, workspace
+from autograder import gradebook, intake, paths, results, spreadsheet, workspace
 from autograder.config import POINTS
 from autograder.grade import Batch, Graded, grade_student, grading_key, preflight
 
@@ -47,6 +47,10 @@ def survey(submitted: Path) -> Survey:
             refused[name] = "a file, not a student folder: `python -m autograder collect` unpacks downloads"
         elif name.lower() in OUTPUT_NAMES:
             refused[name] = f"named like the batch's own output {name}: rename the folder to the student's id"
+        elif spreadsheet.formula_like(name):  # no real id starts so, and it would be a formula in grades.csv
+            refused[name] = (
+                f"starts with {name[0]!r}, which a spreadsheet runs as a formula: rename the folder to the student's id"
+            )
         else:
             students.append(name)
     return Survey(students, refused)

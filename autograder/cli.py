@@ -24,8 +24,8 @@ exit status:
 COLLECT_STATUS = """\
 exit status:
   0    every file was used or is an older copy of a collected notebook
-  1    some files were refused (symbolic links, unsafe names) or matched no student, or a
-       student sent no notebook: see the table
+  1    some files were refused (symbolic links, unsafe names, zip entries over the notebook
+       size cap or damaged) or matched no student, or a student sent no notebook: see the table
   2    bad command line, or SOURCE cannot be read"""
 
 FEEDBACK_STATUS = """\

@@ -64,6 +64,10 @@ AGENT = _overridden(AgentBudget(), "agent")
 CATEGORIES = ("serial", "parallel", "determinism", "speedup", "agent")
 POINTS = {"serial": 25, "parallel": 20, "determinism": 20, "speedup": 15, "agent": 20}
 
+MAX_NOTEBOOK_BYTES = 32 * 2**20
+"""Largest notebook read (the release is about 100 KiB; outputs with images stay far below this): by the
+grader, and by ``collect`` from a download, whatever a zip's headers declare."""
+
 
 # --- settings of the grading runs (the AgentBudget values above are tuned separately) ---
 

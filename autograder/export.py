@@ -4,7 +4,8 @@
 student with a column per part. ``--roster FILE`` (a gradebook exported from Canvas, Moodle, ...)
 writes ``OUTPUT/lms-upload.csv`` instead: the roster's identifying columns, in its order, and
 this assignment's score column; roster students without a submission keep an empty score, and
-graded students missing from the roster are listed, never dropped silently.
+graded students missing from the roster are listed, never dropped silently. Every cell is
+written through ``spreadsheet.csv_text``, so no id or roster cell opens as a formula.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from autograder import paths
 from autograder.config import CATEGORIES, POINTS
 from autograder.results import read_results, write_atomic
+from autograder.spreadsheet import csv_text
 
 # Columns an LMS uses to recognise a student (Canvas, Moodle, Blackboard, Gradescope rosters).
 IDENTIFYING = {
@@ -82,13 +84,11 @@ def graded_results(output: Path) -> dict[str, dict]:
 
 def part_table(results: dict[str, dict], students: list[str]) -> str:
     """CSV text: student_id, timestamp, a column per part, score, max_score, status."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student_id", "timestamp", *CATEGORIES, "score", "max_score", "status"])
+    table = [["student_id", "timestamp", *CATEGORIES, "score", "max_score", "status"]]
     for student in sorted(set(students) | set(results)):
         doc = results.get(student)
         if doc is None:
-            writer.writerow([student, "", *[""] * len(CATEGORIES), "", sum(POINTS.values()), "not graded"])
+            table.append([student, "", *[""] * len(CATEGORIES), "", sum(POINTS.values()), "not graded"])
             continue
         extra = doc.get("extra_data") or {}
         scores = extra.get("category_scores") or {}
@@ -97,7 +97,7 @@ def part_table(results: dict[str, dict], students: list[str]) -> str:
         status = (
             "graded" if set(graded) >= set(CATEGORIES) else "graded: " + ",".join(c for c in CATEGORIES if c in graded)
         )
-        writer.writerow(
+        table.append(
             [
                 student,
                 extra.get("timestamp") or "",
@@ -107,7 +107,7 @@ def part_table(results: dict[str, dict], students: list[str]) -> str:
                 status,
             ]
         )
-    return out.getvalue()
+    return csv_text(table)
 
 
 def read_roster(path: Path) -> tuple[list[str], list[dict]]:
@@ -140,27 +140,25 @@ def lms_file(results: dict[str, dict], roster: Path, id_column: str | None, colu
     ids = choose_id_column(header, rows, set(results), id_column)
     name = column or next((h for h in header if h.strip().lower().startswith(paths.ASSIGNMENT)), paths.ASSIGNMENT)
     keep = [h for h in header if h == ids or h.strip().lower() in IDENTIFYING]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*keep, name])
+    table = [[*keep, name]]
     seen, graded, empty, students = set(), 0, 0, 0
     for row in rows:
         student = (row.get(ids) or "").strip()
         cells = [row.get(h) or "" for h in keep]
         if not student and any("points possible" in (row.get(h) or "").lower() for h in header):
-            writer.writerow([*cells, sum(POINTS.values())])  # Canvas's second header row
+            table.append([*cells, sum(POINTS.values())])  # Canvas's second header row
             continue
         students += 1
         doc = results.get(student)
         if doc is None:
             empty += 1
-            writer.writerow([*cells, ""])
+            table.append([*cells, ""])
         else:
             seen.add(student)
             graded += 1
-            writer.writerow([*cells, f"{float(doc.get('score') or 0):g}"])
+            table.append([*cells, f"{float(doc.get('score') or 0):g}"])
     written = Written(Path(), students, graded, sorted(set(results) - seen), empty, ids, name)
-    return out.getvalue(), written
+    return csv_text(table), written
 
 
 def run(

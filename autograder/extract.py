@@ -15,8 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-MAX_NOTEBOOK_BYTES = 32 * 2**20
-"""Largest notebook read (the release is about 100 KiB; outputs with images stay far below this)."""
+from autograder.config import MAX_NOTEBOOK_BYTES
 
 SETUP_ID = "practical_setup"
 STUB_IDS = ("evolve_serial", "evolve_parallel")

@@ -31,7 +31,7 @@ def student_id(metadata: dict) -> str:
     user = users[0] if isinstance(users, list) and users and isinstance(users[0], dict) else {}
     for key in ("sid", "email", "id"):
         value = str(user.get(key) or "").strip()
-        if value and intake.SAFE_ID.match(value) and value.lower() not in intake.RESERVED_IDS:
+        if value and not intake.id_problem(value):
             return value
     return "student"
 

@@ -11,25 +11,36 @@
 
 and writes ``DIR/<id>/neuroevolution/neuroevolution.ipynb`` with nbgrader's ``timestamp.txt``,
 keeping each student's latest submission. Symbolic links and unsafe names are refused; every
-file that is not used is reported, so nothing disappears without a line in the table.
+file that is not used is reported, so nothing disappears without a line in the table. A zip's
+headers are never trusted: each entry is unpacked a chunk at a time up to the notebook size cap,
+and one that is larger, damaged or unreadable is refused alone, with a row saying what to do.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from autograder.config import MAX_NOTEBOOK_BYTES
 from autograder.paths import ASSIGNMENT, NOTEBOOK
+from autograder.spreadsheet import formula_like
 
 STEM = NOTEBOOK.removesuffix(".ipynb")
-MAX_FILE_BYTES = 64 * 2**20  # a notebook with plots is a few MB; anything bigger is not one
 MAX_ARCHIVE_BYTES = 4 * 2**30  # uncompressed total read from one archive (zip bombs)
+CHUNK_BYTES = 2**16  # one step of unpacking a zip entry: all it holds beyond the size cap
+TOO_BIG = (
+    f"more than {MAX_NOTEBOOK_BYTES // 2**20} MiB, larger than any notebook the grader reads: "
+    "if it is the notebook, ask the student to clear its outputs and submit again"
+)
 NBGRADER_TIME = "%Y-%m-%d %H:%M:%S.%f %Z"
+# The characters safe in a folder name; id_problem adds what a spreadsheet would run (a leading @).
 SAFE_ID = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9._@-]{0,99}$")
 # Names the batch writes beside the student folders of its output (see batch.OUTPUT_NAMES).
 RESERVED_IDS = {"grades.csv", "gradebook.db", "reference-timing.json", "export.csv", "lms-upload.csv"}
@@ -42,6 +53,10 @@ JUNK = ("__MACOSX", ".ipynb_checkpoints", ".DS_Store", "__pycache__")
 
 class IntakeError(Exception):
     """SOURCE cannot be read at all; the message says what to do."""
+
+
+class EntryRefused(Exception):
+    """One entry of a zip cannot be used (too big, damaged, unreadable); the message says what to do."""
 
 
 @dataclass
@@ -89,6 +104,51 @@ def _unsafe(path: str) -> str | None:
     return None
 
 
+def _entry_chunks(zf: zipfile.ZipFile, info: zipfile.ZipInfo):
+    """The unpacked bytes of one entry, a chunk at a time, whatever its header declares.
+
+    Raises EntryRefused once more than MAX_NOTEBOOK_BYTES came out, or when the entry is damaged
+    (a failed CRC: the header's size was a lie, or the bytes are corrupt) or cannot be unpacked."""
+    if info.flag_bits & 0x1:
+        raise EntryRefused("encrypted: unpack the zip with its password and pass the folder instead")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # zipfile unpacks bzip2 and LZMA a whole read at a time, so their size is only known too late.
+        raise EntryRefused(
+            f"packed with zip method {info.compress_type}, not deflate: unpack the zip yourself and pass the folder"
+        )
+    size = 0
+    try:
+        with zf.open(info) as fh:
+            while chunk := fh.read(CHUNK_BYTES):
+                size += len(chunk)
+                if size > MAX_NOTEBOOK_BYTES:
+                    raise EntryRefused(TOO_BIG)
+                yield chunk
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise EntryRefused(
+            f"damaged in the zip ({exc}): download the submissions again, or ask the student to submit again"
+        ) from None
+
+
+def _entry_reader(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, size: int):
+    """File.read for one entry _zip_files found to unpack to ``size`` bytes (at most MAX_NOTEBOOK_BYTES)."""
+
+    def read() -> bytes:
+        out = io.BytesIO()
+        if size:  # one buffer of the entry's size, filled in place: never a second copy of the bytes
+            out.seek(size - 1)
+            out.write(b"\0")
+            out.seek(0)
+        try:
+            for chunk in _entry_chunks(zf, info):
+                out.write(chunk)
+        except EntryRefused as exc:  # it unpacked fine moments ago: the file changed underneath
+            raise IntakeError(f"{archive} changed while it was read ({info.filename}: {exc}): collect again") from None
+        return out.getvalue()
+
+    return read
+
+
 def _zip_files(archive: Path, rows: list[Row]) -> list[File]:
     try:
         zf = zipfile.ZipFile(archive)
@@ -99,23 +159,29 @@ def _zip_files(archive: Path, rows: list[Row]) -> list[File]:
     files, total = [], 0
     for info in zf.infolist():
         name = info.filename
-        if info.is_dir():
+        if info.is_dir() or any(part in JUNK for part in name.split("/")):
             continue
         problem = _unsafe(name)
         if stat.S_ISLNK(info.external_attr >> 16):
             problem = "symbolic link"
-        elif not problem and info.file_size > MAX_FILE_BYTES:
-            problem = f"{info.file_size / 2**20:.0f} MB, larger than any notebook"
+        size = 0
+        if not problem:
+            # Unpacked once here, through the same bounded reader as every later read, so an entry
+            # that lies about its size or fails its CRC costs a row now, not the whole collect later.
+            try:
+                size = sum(len(chunk) for chunk in _entry_chunks(zf, info))
+            except EntryRefused as exc:
+                problem = str(exc)
         if problem:
             rows.append(Row("-", "refused", name, problem))
             continue
-        total += info.file_size
+        total += size
         if total > MAX_ARCHIVE_BYTES:
             raise IntakeError(
                 f"{archive} unpacks to more than {MAX_ARCHIVE_BYTES // 2**30} GB: check it is the submissions download"
             )
         mtime = datetime(*info.date_time, tzinfo=timezone.utc)
-        files.append(File(PurePosixPath(name), mtime, info.file_size, lambda zf=zf, info=info: zf.read(info)))
+        files.append(File(PurePosixPath(name), mtime, size, _entry_reader(archive, zf, info, size)))
     return files
 
 
@@ -133,8 +199,8 @@ def _folder_files(root: Path, rows: list[Row]) -> list[File]:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
             rows.append(Row("-", "refused", relative, "not a regular file"))
-        elif info.st_size > MAX_FILE_BYTES:
-            rows.append(Row("-", "refused", relative, f"{info.st_size / 2**20:.0f} MB, larger than any notebook"))
+        elif info.st_size > MAX_NOTEBOOK_BYTES:
+            rows.append(Row("-", "refused", relative, TOO_BIG))
         else:
             mtime = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc)
             files.append(File(PurePosixPath(relative), mtime, info.st_size, path.read_bytes))
@@ -312,6 +378,15 @@ def candidates(files: list[File], rows: list[Row]) -> tuple[str, list[Candidate]
 # --- choosing and writing -----------------------------------------------------------------
 
 
+def id_problem(student: str) -> str | None:
+    """Why ``student`` cannot name a folder of submitted/ (nor a row of grades.csv), or None when it can."""
+    if formula_like(student):
+        return f"student id {student!r} starts with {student[0]!r}, which a spreadsheet runs as a formula"
+    if not SAFE_ID.match(student) or student.lower() in RESERVED_IDS:
+        return f"unsafe student id {student!r}"
+    return None
+
+
 def _is_assignment_notebook(data: bytes) -> bool:
     """True when ``data`` is a notebook holding this assignment's evolve_serial solution cell."""
     try:
@@ -360,8 +435,16 @@ def collect(source: Path, submitted: Path, *, dry_run: bool = False) -> Intake:
     layout, found = candidates(read_source(source, rows), rows)
     by_student: dict[str, list[Candidate]] = {}
     for c in found:
-        if not SAFE_ID.match(c.student) or c.student.lower() in RESERVED_IDS:
-            rows.append(Row("-", "refused", c.source, f"unsafe student id {c.student!r}"))
+        problem = id_problem(c.student)
+        if problem:
+            rows.append(
+                Row(
+                    "-",
+                    "refused",
+                    c.source,
+                    f"{problem}: copy its notebook to {submitted}/<the student's id>/{ASSIGNMENT}/ by hand",
+                )
+            )
             continue
         by_student.setdefault(c.student, []).append(c)
     written = []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import tempfile
@@ -11,6 +9,7 @@ from pathlib import Path
 
 from autograder.config import CATEGORIES, POINTS
 from autograder.paths import ASSIGNMENT
+from autograder.spreadsheet import csv_text
 
 CSV_COLUMNS = (
     "assignment",
@@ -102,13 +101,11 @@ def read_results(path: Path) -> dict | None:
 
 def grades_csv(rows: list[tuple[str, dict]]) -> str:
     """grades.csv text (nbgrader's export columns) for ``(student_id, results)`` pairs."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    table = [CSV_COLUMNS]
     for student, results in sorted(rows):
         extra = results.get("extra_data", {})
         score = round(float(results["score"]), 2)
-        writer.writerow(
+        table.append(
             [
                 ASSIGNMENT,
                 "",
@@ -123,4 +120,4 @@ def grades_csv(rows: list[tuple[str, dict]]) -> str:
                 float(sum(POINTS.values())),
             ]
         )
-    return out.getvalue()
+    return csv_text(table)

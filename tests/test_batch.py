@@ -5,13 +5,14 @@ grade_student is replaced by a stub that writes a hand-made results.json, so not
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from autograder import batch, cli, paths
+from autograder import batch, cli, paths, results
 from autograder.config import CATEGORIES, POINTS
 from autograder.grade import Graded
 
@@ -104,6 +105,40 @@ def test_batch_reports_folders_it_cannot_grade_and_grades_the_rest(tmp_path, mon
     assert "renamed     bob: renamed: graded 'neuroevolution/neuroevolution (1).ipynb'" in out, out
     assert "missing     carol: no notebook" in out and "the folder is empty" in out, out
     assert (output / "grades.csv").is_file() and not (output / "grades.csv").is_dir()
+
+
+FORMULA_NAMES = ('=HYPERLINK("evil.example","click")', "+1+1", "-2+3", "@SUM(1)", "\t=1")
+
+
+def test_batch_refuses_folders_a_spreadsheet_would_run_as_formulas(tmp_path, monkeypatch, capsys):
+    """Folders whose name starts like a formula are listed with what to do, never graded nor in grades.csv;
+    a '-' or '@' inside a name is fine."""
+    submitted, output = tmp_path / "submitted", tmp_path / "out"
+    for student in ("alice@uni.edu", "jean-luc", *FORMULA_NAMES):
+        notebook(submitted, student)
+    assert sorted(batch.survey(submitted).refused) == sorted(FORMULA_NAMES)
+    graded = fake_grader(monkeypatch)
+
+    status = cli.main(
+        ["grade", "--submitted", str(submitted), "--output", str(output), "--categories", "serial,parallel"]
+    )
+    out = capsys.readouterr().out
+    assert status == 1, "folders left ungraded must make the exit status 1"
+    assert [s for s, _ in graded] == ["alice@uni.edu", "jean-luc"]
+    for name in FORMULA_NAMES:
+        line = next((x for x in out.splitlines() if f"not graded  {name}:" in x), "")
+        assert f"starts with {name[0]!r}, which a spreadsheet runs as a formula" in line, out
+        assert "rename the folder to the student's id" in line, out
+    assert [r["student_id"] for r in csv.DictReader((output / "grades.csv").open())] == ["alice@uni.edu", "jean-luc"]
+
+
+def test_batch_grades_csv_writes_formula_cells_as_text():
+    """grades.csv puts a quote before an id or timestamp a spreadsheet would run; a negative score stays a number."""
+    doc = results_doc("x", 30)
+    odd = {**doc, "score": -3, "extra_data": {**doc["extra_data"], "timestamp": "=1+1"}}
+    rows = list(csv.DictReader(io.StringIO(results.grades_csv([(name, odd) for name in FORMULA_NAMES]))))
+    assert sorted(r["student_id"] for r in rows) == sorted("'" + name for name in FORMULA_NAMES), rows
+    assert {(r["timestamp"], r["raw_score"], r["score"]) for r in rows} == {("'=1+1", "-3.0", "-3.0")}, rows
 
 
 def test_batch_ctrl_c_prints_one_line_and_exports_everyone_graded_so_far(tmp_path, monkeypatch, capsys):

@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autograder import cli, gradebook, paths
+import pytest
+
+from autograder import cli, gradebook, paths, spreadsheet
 from autograder.config import CATEGORIES, POINTS
 
 ROOT = paths.ROOT
@@ -79,6 +81,57 @@ def test_export_fills_a_canvas_roster(tmp_path, capsys):
     assert by_id == {"": "100", "1001": "100", "1002": "0", "1003": ""}, by_id
     assert "matched on 'ID'" in out and "1 without a submission" in out
     assert "graded but not in the roster" in out and "9999" in out
+
+
+def test_export_writes_formula_cells_as_text(tmp_path):
+    """export.csv and lms-upload.csv put a quote before ids and roster cells a spreadsheet would run;
+    scores (a negative one too) stay numbers."""
+    output, submitted = tmp_path / "grades", tmp_path / "submitted"
+    evil = '=HYPERLINK("evil.example","click")'
+    graded(output, evil, {"serial": 25})
+    graded(output, "1001", {"serial": -3})
+    (submitted / "@SUM(1)").mkdir(parents=True)
+    assert cli.main(["export", "--output", str(output), "--submitted", str(submitted)]) == 0
+    table = {r["student_id"]: r for r in rows(output / "export.csv")}
+    assert sorted(table) == ["'" + evil, "'@SUM(1)", "1001"], table
+    assert table["1001"]["serial"] == "-3" and table["1001"]["score"] == "-3"
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "Student,ID,Section,Neuroevolution\n\"=cmd|' /C calc'!A0\",1001,-5,\n+44 20 7946,1002,@A1,\n",
+        encoding="utf-8",
+    )
+    assert cli.main(["export", "--output", str(output), "--roster", str(roster)]) == 1  # evil is not in the roster
+    lms = rows(output / "lms-upload.csv")
+    assert [(r["Student"], r["ID"], r["Section"], r["Neuroevolution"]) for r in lms] == [
+        ("'=cmd|' /C calc'!A0", "1001", "-5", "-3"),
+        ("'+44 20 7946", "1002", "'@A1", ""),
+    ], lms
+
+
+@pytest.mark.parametrize(
+    "value, written",
+    [
+        ("=1+1", "'=1+1"),
+        ("+1+1", "'+1+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(1)", "'@SUM(1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("-", "'-"),
+        ("-3", "-3"),
+        ("+1.5", "+1.5"),
+        ("-1e3", "-1e3"),
+        (-3, "-3"),
+        (-2.5, "-2.5"),
+        (None, ""),
+        ("alice@uni.edu", "alice@uni.edu"),
+        ("jean-luc", "jean-luc"),
+    ],
+)
+def test_export_cell_quotes_formulas_and_keeps_numbers(value, written):
+    """Only the first character makes a formula, and a signed number is a number, not a formula."""
+    assert spreadsheet.cell(value) == written
 
 
 def test_export_nbgrader_export_reads_the_graders_gradebook(tmp_path):

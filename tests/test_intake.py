@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import stat
+import struct
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from autograder import cli, intake, paths
+from autograder import cli, config, intake, paths
 
 
 def nb(tag: str) -> bytes:
@@ -205,3 +207,117 @@ def test_intake_renamed_copies_are_recognised(name):
     """Copies a browser or an LMS renamed still count as the assignment's notebook."""
     chosen, how = intake.pick_notebook([intake.File(intake.PurePosixPath(name), None, 0, lambda: b"{}")])
     assert chosen is not None and how == "renamed"
+
+
+def test_intake_ids_a_spreadsheet_would_run_are_refused(tmp_path):
+    """A student id starting with a formula character (@ too) is refused with what to do; an @ inside is fine."""
+    archive = zip_with(
+        tmp_path / "folders.zip",
+        {
+            f"@mallory/{paths.NOTEBOOK}": nb("mallory"),
+            f"-2+3/{paths.NOTEBOOK}": nb("minus"),
+            f"alice@uni.edu/{paths.NOTEBOOK}": nb("alice"),
+        },
+    )
+    done = intake.collect(archive, tmp_path / "submitted")
+    assert done.written == ["alice@uni.edu"], done.rows
+    assert sorted(p.name for p in (tmp_path / "submitted").iterdir()) == ["alice@uni.edu"]
+    for student in ("@mallory", "-2+3"):
+        (row,) = rows_by(done)[student]
+        assert row.status == "refused" and "spreadsheet runs as a formula" in row.note, row
+        assert "copy its notebook to" in row.note and "by hand" in row.note, row
+
+
+def patch_entry(archive: Path, name: str, local_offset: int, central_offset: int, value: int) -> None:
+    """Overwrite one 4-byte field of entry ``name`` in its local header and its central directory record."""
+    data = bytearray(archive.read_bytes())
+    encoded = name.encode()
+    # signature, offset of the field, offset of the entry's name (after the fixed part of the record)
+    for signature, field_at, name_at in ((b"PK\x03\x04", local_offset, 30), (b"PK\x01\x02", central_offset, 46)):
+        at = data.find(signature)
+        while at >= 0:
+            if data[at + name_at : at + name_at + len(encoded)] == encoded:
+                struct.pack_into("<I", data, at + field_at, value)
+            at = data.find(signature, at + 1)
+    archive.write_bytes(data)
+
+
+def zip_with_zeros(path: Path, honest: dict[str, bytes], name: str, size: int) -> Path:
+    """A zip of ``honest`` entries plus ``name``: ``size`` zero bytes, which deflate to about size / 1000."""
+    zip_with(path, honest)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as zf, zf.open(name, "w") as fh:
+        block = bytes(2**20)
+        for _ in range(size // len(block)):
+            fh.write(block)
+    return path
+
+
+def collect_measured(archive: Path, submitted: Path, capsys) -> tuple[int, str, int]:
+    """(exit status, printed table, peak bytes Python allocated) of `collect ARCHIVE`."""
+    tracemalloc.start()
+    try:
+        status = cli.main(["collect", str(archive), "--submitted", str(submitted)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return status, capsys.readouterr().out, peak
+
+
+def test_intake_zip_entry_lying_about_its_size_is_refused_alone(tmp_path, capsys):
+    """An entry whose headers declare 1,000 bytes but that inflates to twice the notebook cap is refused
+    as damaged, without being inflated; the honest student of the same zip is written."""
+    name = f"mallory/{paths.NOTEBOOK}"
+    archive = zip_with_zeros(
+        tmp_path / "lying.zip", {f"alice/{paths.NOTEBOOK}": nb("alice")}, name, 2 * config.MAX_NOTEBOOK_BYTES
+    )
+    patch_entry(archive, name, 22, 24, 1000)  # file_size in the local header, uncompressed size in the directory
+    assert zipfile.ZipFile(archive).getinfo(name).file_size == 1000
+    submitted = tmp_path / "submitted"
+    status, out, peak = collect_measured(archive, submitted, capsys)
+    assert status == 1, out
+    assert sorted(p.name for p in submitted.iterdir()) == ["alice"] and submitted_tag(submitted, "alice") == "alice"
+    line = next((x for x in out.splitlines() if "refused" in x and "mallory" in x), "")
+    assert "damaged in the zip" in line and "CRC" in line and "download the submissions again" in line, out
+    assert peak < 8 * 2**20, f"collect held {peak / 2**20:.0f} MiB: the entry was inflated whole"
+
+
+def test_intake_zip_entry_over_the_notebook_cap_is_refused_alone(tmp_path, capsys):
+    """An entry that truly unpacks to more than the notebook cap is refused once past the cap, a chunk at a
+    time (memory stays small); the honest student of the same zip is written."""
+    name = f"mallory/{paths.NOTEBOOK}"
+    archive = zip_with_zeros(
+        tmp_path / "big.zip", {f"alice/{paths.NOTEBOOK}": nb("alice")}, name, 2 * config.MAX_NOTEBOOK_BYTES
+    )
+    submitted = tmp_path / "submitted"
+    status, out, peak = collect_measured(archive, submitted, capsys)
+    assert status == 1, out
+    assert sorted(p.name for p in submitted.iterdir()) == ["alice"]
+    line = next((x for x in out.splitlines() if "refused" in x and "mallory" in x), "")
+    assert f"more than {config.MAX_NOTEBOOK_BYTES // 2**20} MiB" in line and "clear its outputs" in line, out
+    assert peak < 8 * 2**20, f"collect held {peak / 2**20:.0f} MiB: the entry was kept, not streamed"
+
+
+def test_intake_zip_entry_at_the_notebook_cap_is_written_holding_one_copy(tmp_path, capsys):
+    """An entry of exactly the notebook cap is collected, and reading it holds its bytes once, not twice."""
+    archive = zip_with_zeros(tmp_path / "full.zip", {}, f"alice/{paths.NOTEBOOK}", config.MAX_NOTEBOOK_BYTES)
+    submitted = tmp_path / "submitted"
+    status, out, peak = collect_measured(archive, submitted, capsys)
+    assert status == 0, out
+    written = submitted / "alice" / paths.ASSIGNMENT / paths.NOTEBOOK
+    assert written.stat().st_size == config.MAX_NOTEBOOK_BYTES, out
+    assert peak < config.MAX_NOTEBOOK_BYTES + 2**20, f"collect held {peak / 2**20:.1f} MiB for a 32 MiB entry"
+
+
+def test_intake_zip_entry_failing_its_crc_is_refused_alone(tmp_path, capsys):
+    """A notebook whose CRC does not match its bytes is refused with a row; the other student is written."""
+    archive = zip_with(
+        tmp_path / "corrupt.zip", {f"alice/{paths.NOTEBOOK}": nb("alice"), f"bob/{paths.NOTEBOOK}": nb("bob")}
+    )
+    patch_entry(archive, f"bob/{paths.NOTEBOOK}", 14, 16, 0xDEADBEEF)  # the CRC-32 field of both records
+    submitted = tmp_path / "submitted"
+    assert cli.main(["collect", str(archive), "--submitted", str(submitted)]) == 1
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in submitted.iterdir()) == ["alice"], out
+    line = next((x for x in out.splitlines() if "refused" in x and "bob/" in x), "")
+    assert "Bad CRC-32" in line and "ask the student to submit again" in line, out
+    assert "Traceback" not in out
