@@ -62,7 +62,7 @@ def fake_grader(monkeypatch, interrupt_at: str | None = None, zero: tuple[str, .
             warning="", reference=SimpleNamespace(measured=[]), close=lambda: None, for_job=fake_batch
         )
 
-    monkeypatch.setattr(batch, "preflight", lambda workdir, categories: fake_batch())
+    monkeypatch.setattr(batch, "preflight", lambda workdir, categories, **where: fake_batch())
     monkeypatch.setattr(batch, "grading_key", lambda notebook, categories: "never-the-same")
     monkeypatch.setattr(batch.gradebook, "rebuild", lambda path, rows: path.write_text(str(len(rows))))
     return graded
