@@ -188,7 +188,8 @@ def grade_batch(
     progress = Progress(len(students), sum(POINTS[c] for c in categories))
     try:
         workspace.release_abandoned_scratch(SCRATCH_PREFIX)  # what a grader killed outright left mounted
-        with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, ignore_cleanup_errors=True) as scratch:
+        scratch = tempfile.mkdtemp(prefix=SCRATCH_PREFIX)
+        try:
             os.chmod(scratch, workspace.PASSAGE)  # runs' accounts pass through to their own folders
             workspace.claim_scratch(Path(scratch))
             # Once, up front: isolation (warned about here and recorded in every results.json), the
@@ -237,6 +238,8 @@ def grade_batch(
                     measured += each.reference.measured
                 if measured:
                     results.write_atomic(output / "reference-timing.json", json.dumps(measured, indent=1))
+        finally:  # every way out (a fault found up front, Ctrl-C, SIGTERM, a bug): unmounted and gone
+            workspace.release_scratch(Path(scratch))
     except KeyboardInterrupt:
         report.interrupted = True
     if exports:  # grades.csv and gradebook.db (a one-submission run, as on Gradescope, needs neither)

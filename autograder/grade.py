@@ -140,6 +140,7 @@ def preflight(
     if {"speedup"} & set(categories):
         problem = reference.ready()
         if problem:
+            reference.collector.close()  # its sandbox session too: nothing of the batch outlives the fault
             raise GraderFault(f"the reference solution in {paths.reference_notebook()} does not run: {problem}")
     isolation = {
         "mode": mode,

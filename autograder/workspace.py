@@ -169,13 +169,34 @@ def claim_scratch(scratch: Path) -> None:
     (Path(scratch) / OWNER_FILE).write_text(f"{os.getpid()} {reaper.start_time(os.getpid())}\n")
 
 
+def _mounts() -> list[str]:
+    """Every mount point of this machine, as /proc/self/mounts lists them."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            return [line.split()[1].replace("\\040", " ") for line in fh]
+    except OSError:
+        return []
+
+
+def release_scratch(scratch: Path) -> None:
+    """Unmount everything below ``scratch``, delete it, and the owner mark last, whatever way the batch ends.
+
+    Until the mark is gone, a later batch can still tell an abandoned scratch folder (and release it).
+    """
+    scratch = Path(scratch)
+    for mount in sorted((m for m in _mounts() if Path(m).is_relative_to(scratch)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount], capture_output=True)
+    for entry in os.listdir(scratch) if scratch.is_dir() else ():
+        if entry != OWNER_FILE:
+            remove_tree(scratch / entry)
+    remove_tree(scratch)
+
+
 def release_abandoned_scratch(prefix: str) -> list[Path]:
     """Unmount and delete the scratch folders named ``<tmp>/<prefix>*`` whose grader is gone (killed, say, by
     SIGKILL, which leaves its memory-backed runs folders mounted); the folders released."""
-    try:
-        with open("/proc/self/mounts", encoding="utf-8") as fh:
-            mounts = [line.split()[1].replace("\\040", " ") for line in fh]
-    except OSError:
+    mounts = _mounts()
+    if not mounts:
         return []
     root = Path(tempfile.gettempdir()).resolve()
     released = []

@@ -41,6 +41,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+HOSTILE_TOO = ("kill_everything", "daemon_left_behind", "cache_between_runs", "keyring_channel", "fork_bomb")
+"""Hostile entries graded under bubblewrap in the class batch that also need the account per run here."""
+HOSTILE_CATEGORIES = "serial,parallel,determinism"
+
+
 def escapes() -> dict[str, str]:
     """Each escape's solution-cell source, its prelude first."""
     out = {}
@@ -48,6 +53,11 @@ def escapes() -> dict[str, str]:
         entry = support.load_entry(path)
         out[path.stem] = PRELUDE + "\n\n" + entry.source
     return out
+
+
+def hostile_too() -> dict[str, support.Entry]:
+    entries = support.corpus("hostile")
+    return {name: entries[name] for name in HOSTILE_TOO}
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -72,6 +82,19 @@ def reference_lines() -> list[str]:
             lines += [line.strip() for line in body.splitlines() if len(line.strip()) >= 25]
     assert lines, "the reference notebook has no solution lines to look for"
     return lines
+
+
+def processes_of(root: Path) -> list[int]:
+    """Processes whose environment names ``root``: the grader graded with TMPDIR inside it, and so every run."""
+    marker = str(root).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and marker in Path(f"/proc/{entry}/environ").read_bytes():
+                found.append(int(entry))
+        except OSError:
+            pass
+    return found
 
 
 def processes_named(comm: str) -> list[int]:
@@ -102,7 +125,7 @@ def escaped(bundle):
     (bin_dir / "bwrap").write_text(FAILING_BWRAP)
     (bin_dir / "bwrap").chmod(0o755)
 
-    def grade(name: str, source: str) -> dict:
+    def grade(name: str, source: str, categories: str = "serial") -> dict:
         root = base / name
         with zipfile.ZipFile(bundle) as zf:
             zf.extractall(root / "source")
@@ -117,7 +140,7 @@ def escaped(bundle):
             "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "AUTOGRADER_ROOT": str(root),
             "AUTOGRADER_PYTHON": sys.executable,
-            "NEUROEVO_CATEGORIES": "serial",
+            "NEUROEVO_CATEGORIES": categories,
             "NEUROEVO_GRADER_SETTINGS": json.dumps(support.UNTIMED_SETTINGS),
             "TMPDIR": str(root / "tmp"),
         }
@@ -131,13 +154,17 @@ def escaped(bundle):
             "run": run,
             "results": results.read_text() if results.is_file() else None,
             "source_changed": sorted(k for k, v in tree_digest(root / "source").items() if before.get(k) != v),
-            "escapees": processes_named(MARKER_COMM),
+            "escapees": processes_named(MARKER_COMM) + processes_of(root),
             "tmp_left": sorted(p.name for p in (root / "tmp").iterdir()),
         }
 
     try:
         with ThreadPoolExecutor(2) as pool:
             futures = {name: pool.submit(grade, name, source) for name, source in escapes().items()}
+            futures |= {
+                name: pool.submit(grade, name, entry.source, HOSTILE_CATEGORIES)
+                for name, entry in hostile_too().items()
+            }
             yield {name: future.result() for name, future in futures.items()}
     finally:
         for pid in processes_named(MARKER_COMM):
@@ -182,3 +209,16 @@ def test_gradescope_escape_reference_attempt_found_nothing(escaped):
     doc = json.loads(escaped["read_the_reference"]["results"])
     outputs = " ".join(t.get("output", "") for t in doc["tests"])
     assert "nothing found" in outputs, outputs[:1500]
+
+
+@pytest.mark.parametrize("name", HOSTILE_TOO)
+def test_gradescope_hostile_entry_gets_its_verdict_with_an_account_per_run(escaped, name):
+    """Hostile entries that need isolation get, in the container, the verdict they get under bubblewrap; the grader's
+    files are unchanged and nothing of theirs outlives the grade."""
+    got, entry = escaped[name], hostile_too()[name]
+    run = got["run"]
+    assert run.returncode == 0, f"{name}: run_autograder exited {run.returncode}\n{run.stderr[-1500:]}"
+    problem = support.verdict_problem(entry, json.loads(got["results"]), set(HOSTILE_CATEGORIES.split(",")))
+    assert problem is None, problem
+    assert not got["source_changed"], f"{name} changed the grader's files: {got['source_changed'][:5]}"
+    assert not got["escapees"] and not [n for n in got["tmp_left"] if not n.startswith("pytest")]
