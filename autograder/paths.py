@@ -18,8 +18,9 @@ CHECKS_DIR = Path(__file__).resolve().parent / "checks"
 
 
 def private_folders() -> list[Path]:
-    """What no run may read: the reference solution and instructor notebook, the hidden test corpora."""
-    return [ROOT / "solutions", ROOT / "tests"]
+    """What no run may read: the reference solution and instructor notebook, the hidden test corpora, the grader's
+    checks and code (runs get copies of the harness and helper they need)."""
+    return [ROOT / "solutions", ROOT / "tests", ROOT / "autograder"]
 
 
 def protected_folders() -> list[Path]:

@@ -97,6 +97,21 @@ def processes_of(root: Path) -> list[int]:
     return found
 
 
+def left_in_shared_folders() -> list[str]:
+    """What an escape left in the folders every user may write, or a POSIX message queue it made."""
+    import ctypes
+    import glob
+
+    left = [p for root in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock") for p in glob.glob(f"{root}/neuroevo-escape-*")]
+    try:
+        fd = ctypes.CDLL(None, use_errno=True).mq_open(b"/neuroevo-escape", 0)  # O_RDONLY: is it there?
+    except AttributeError:
+        fd = -1
+    if fd >= 0:
+        left.append("POSIX message queue /neuroevo-escape")
+    return left
+
+
 def processes_named(comm: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -156,6 +171,7 @@ def escaped(bundle):
             "source_changed": sorted(k for k, v in tree_digest(root / "source").items() if before.get(k) != v),
             "escapees": processes_named(MARKER_COMM) + processes_of(root),
             "tmp_left": sorted(p.name for p in (root / "tmp").iterdir()),
+            "shared_left": left_in_shared_folders(),
         }
 
     try:
@@ -179,6 +195,7 @@ def test_gradescope_escapes_cover_the_known_attacks():
         "read_the_reference",
         "forge_results_then_kill_grader",
         "escape_and_outlive",
+        "outlast_the_sweep",
     }
 
 
@@ -200,6 +217,7 @@ def test_gradescope_escape_earns_nothing_and_changes_nothing(escaped, name):
     leaked = [line for line in reference_lines() if line in got["results"]]
     assert not leaked, f"{name}: the reference reached results.json: {leaked[:3]}"
     assert not got["escapees"], f"{name}: processes {got['escapees']} outlived the grader"
+    assert not got["shared_left"], f"{name} left {got['shared_left'][:5]} for later runs"
     assert not [n for n in got["tmp_left"] if not n.startswith("pytest")], f"{name} left {got['tmp_left']} in TMPDIR"
     assert "not in bubblewrap namespaces" in run.stderr, "the grader did not fall back to one account per run"
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import stat
 import subprocess
 import sys
@@ -163,10 +162,8 @@ def _world_writable(mode: int) -> bool:
 
 
 def _remove(path: str, mode: int) -> None:
-    if stat.S_ISDIR(mode):
-        shutil.rmtree(path, ignore_errors=True)
-        if os.path.lexists(path):  # too deep for rmtree
-            subprocess.run(["rm", "-rf", "--one-file-system", "--", path], capture_output=True, check=False)
+    if stat.S_ISDIR(mode):  # rm walks any depth with constant stack; shutil.rmtree recurses and can be made to fail
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", path], capture_output=True, check=False)
     else:
         try:
             os.unlink(path)
@@ -175,27 +172,35 @@ def _remove(path: str, mode: int) -> None:
 
 
 def remove_files_of(uid: int, roots: tuple[str, ...] = SHARED_WRITABLE) -> list[str]:
-    """Delete what ``uid`` owns in the shared writable folders (and world-writable folders inside them)."""
+    """Delete what ``uid`` owns in the shared writable folders (and world-writable folders inside them).
+
+    Only other accounts' entries count against ``MAX_SCANNED``, and each root has its own budget:
+    a run that fills one folder with files of its own cannot hide others from the sweep.
+    """
     removed: list[str] = []
-    todo = [r for r in roots if os.path.isdir(r) and not os.path.islink(r)]
-    scanned = 0
-    while todo and scanned < MAX_SCANNED:
-        folder = todo.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
+    for root in roots:
+        if not os.path.isdir(root) or os.path.islink(root):
             continue
-        for entry in entries:
-            scanned += 1
+        todo, foreign = [root], 0
+        while todo and foreign < MAX_SCANNED:
+            folder = todo.pop()
             try:
-                info = entry.stat(follow_symlinks=False)
+                entries = os.scandir(folder)
             except OSError:
                 continue
-            if info.st_uid == uid:
-                _remove(entry.path, info.st_mode)
-                removed.append(entry.path)
-            elif _world_writable(info.st_mode):
-                todo.append(entry.path)
+            with entries:
+                for entry in entries:
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if info.st_uid == uid:
+                        _remove(entry.path, info.st_mode)
+                        removed.append(entry.path)
+                        continue
+                    foreign += 1
+                    if _world_writable(info.st_mode):
+                        todo.append(entry.path)
     return removed
 
 
@@ -259,7 +264,10 @@ def end(uid: int, gid: int | None = None) -> Leftovers:
     if not sys.platform.startswith("linux") or not is_root():
         return Leftovers()
     processes = kill_all(uid, gid)
-    return Leftovers(processes, remove_files_of(uid), remove_ipc_of(uid))
+    try:
+        return Leftovers(processes, remove_files_of(uid), remove_ipc_of(uid))
+    except Exception:  # whatever a run left, it must never make the grader fail (the next run has another uid)
+        return Leftovers(processes)
 
 
 def end_every_account() -> int:

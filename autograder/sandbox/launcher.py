@@ -173,6 +173,7 @@ def main() -> int:
     status_fd = settings["status_fd"]
     os.set_inheritable(status_fd, False)
     _cap(resource.RLIMIT_CORE, 0)
+    _cap(resource.RLIMIT_MSGQUEUE, 0)  # POSIX message queues outlive processes and folders: none at all
     _cap(resource.RLIMIT_AS, settings["memory_bytes"])
     _cap(resource.RLIMIT_FSIZE, settings["file_bytes"])
     if settings.get("nproc"):

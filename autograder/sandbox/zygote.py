@@ -107,6 +107,7 @@ def _child(run, go_r, done_w, job_r, started_w, keep_path):
                 _pass_on(pid)
             _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         _cap(resource.RLIMIT_CORE, 0)
+        _cap(resource.RLIMIT_MSGQUEUE, 0)  # POSIX message queues outlive processes and folders: none at all
         _cap(resource.RLIMIT_AS, limits["memory_bytes"])
         _cap(resource.RLIMIT_FSIZE, limits["file_bytes"])
         if limits.get("nproc"):
