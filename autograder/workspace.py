@@ -26,6 +26,7 @@ from pathlib import Path
 from autograder import paths, quotas, validate
 from autograder.config import SANDBOX
 from autograder.sandbox import Limits, Outcome, SandboxError, reaper, run
+from autograder.sandbox.accounts import remove_tree
 from autograder.sandbox.session import Session
 
 RECORD_LINE_BYTES = 16 * 2**10
@@ -397,22 +398,3 @@ def _episode(line) -> Episode:
         params=validate.params(line.get("params"), "recorded params"),
         ret=validate.finite(line.get("ret"), "recorded return"),
     )
-
-
-def remove_tree(path: Path) -> None:
-    """Delete ``path`` and everything below it, however deep, without following links.
-
-    ``rm -rf`` walks a tree of any depth with constant stack (Python's ``shutil.rmtree`` recurses
-    and fails on a few thousand nested folders); files a run made read-only or owned by its
-    uid are no obstacle to root, and a non-root grader first makes folders writable again.
-    """
-    if not os.path.lexists(path):
-        return
-    rm = shutil.which("rm")
-    if rm:
-        done = subprocess.run([rm, "-rf", "--one-file-system", "--", str(path)], capture_output=True)
-        if done.returncode != 0 and os.path.lexists(path):
-            subprocess.run(["chmod", "-R", "u+rwx", str(path)], capture_output=True)
-            subprocess.run([rm, "-rf", "--one-file-system", "--", str(path)], capture_output=True)
-    else:  # not POSIX
-        shutil.rmtree(path, ignore_errors=True)

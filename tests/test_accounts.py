@@ -78,6 +78,6 @@ def test_accounts_end_kills_a_daemon_that_left_the_process_tree():
         time.sleep(0.02)
     assert accounts.processes_of(uid), "the daemon did not start"
 
-    left = accounts.end(uid, gid)
+    escaped = accounts.end(uid, gid)
 
-    assert left.processes == 1 and not accounts.processes_of(uid)
+    assert escaped == 1 and not accounts.processes_of(uid)

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 UID_BASE = 100_000_000
@@ -55,11 +55,6 @@ def next_ids() -> tuple[int, int]:
         if n not in _handed_out:
             _handed_out.add(n)
             return n, n
-
-
-def handed_out() -> set[int]:
-    """Every uid this grader process gave a run so far."""
-    return set(_handed_out)
 
 
 def chown_tree(root: Path, uid: int, gid: int) -> None:
@@ -109,15 +104,17 @@ def _uids_of(pid: str) -> tuple[set[int], bool] | None:
     return uids, zombie
 
 
-def processes_of(uid: int) -> list[int]:
-    """Live (not zombie) processes that hold ``uid`` as any of their user ids."""
-    found = []
+def _live_processes() -> Iterator[tuple[int, set[int]]]:
+    """(pid, user ids) of every live (not zombie) process."""
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if entry.isdigit():
-            info = _uids_of(entry)
-            if info and uid in info[0] and not info[1]:
-                found.append(int(entry))
-    return found
+        info = _uids_of(entry) if entry.isdigit() else None
+        if info and not info[1]:
+            yield int(entry), info[0]
+
+
+def processes_of(uid: int) -> list[int]:
+    """Live processes that hold ``uid`` as any of their user ids."""
+    return [pid for pid, uids in _live_processes() if uid in uids]
 
 
 def _kill_as(uid: int, gid: int) -> None:
@@ -161,14 +158,34 @@ def _world_writable(mode: int) -> bool:
     return stat.S_ISDIR(mode) and bool(mode & stat.S_IWOTH)
 
 
+def remove_tree(path: Path) -> None:
+    """Delete ``path`` and everything below it, however deep, without following links.
+
+    ``rm -rf`` walks a tree of any depth with constant stack (Python's ``shutil.rmtree`` recurses
+    and fails on a few thousand nested folders); files a run made read-only or owned by its
+    uid are no obstacle to root, and a non-root grader first makes folders writable again.
+    """
+    if not os.path.lexists(path):
+        return
+    rm = shutil.which("rm")
+    if rm:
+        done = subprocess.run([rm, "-rf", "--one-file-system", "--", str(path)], capture_output=True)
+        if done.returncode != 0 and os.path.lexists(path):
+            subprocess.run(["chmod", "-R", "u+rwx", str(path)], capture_output=True)
+            subprocess.run([rm, "-rf", "--one-file-system", "--", str(path)], capture_output=True)
+    else:  # not POSIX
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _remove(path: str, mode: int) -> None:
-    if stat.S_ISDIR(mode):  # rm walks any depth with constant stack; shutil.rmtree recurses and can be made to fail
-        subprocess.run(["rm", "-rf", "--one-file-system", "--", path], capture_output=True, check=False)
-    else:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+    """A file at once; a folder, however deep, with ``remove_tree``."""
+    if stat.S_ISDIR(mode):
+        remove_tree(Path(path))
+        return
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def remove_files_of(uid: int, roots: tuple[str, ...] = SHARED_WRITABLE) -> list[str]:
@@ -240,43 +257,25 @@ def remove_ipc_of(uid: int) -> int:
 # ---------------------------------------------------------------- the end of a run
 
 
-@dataclass
-class Leftovers:
-    """What a run's account still had after the run, all of it now gone."""
+def end(uid: int, gid: int | None = None) -> int:
+    """Kill every process of ``uid``, then remove its files in shared folders and its IPC objects.
 
-    processes: int = 0
-    files: list[str] = field(default_factory=list)
-    ipc: int = 0
-
-    def describe(self) -> str:
-        parts = []
-        if self.processes:
-            parts.append(f"{self.processes} process(es) outside its process tree killed")
-        if self.files:
-            parts.append(f"{len(self.files)} file(s) it left in shared folders removed")
-        if self.ipc:
-            parts.append(f"{self.ipc} System V IPC object(s) removed")
-        return "; ".join(parts)
-
-
-def end(uid: int, gid: int | None = None) -> Leftovers:
-    """Kill every process of ``uid``, then remove its files in shared folders and its IPC objects."""
+    Returns how many of its processes were still alive (outside the run's process tree, if the
+    run's own clean-up came first)."""
     if not sys.platform.startswith("linux") or not is_root():
-        return Leftovers()
+        return 0
     processes = kill_all(uid, gid)
     try:
-        return Leftovers(processes, remove_files_of(uid), remove_ipc_of(uid))
+        remove_files_of(uid)
+        remove_ipc_of(uid)
     except Exception:  # whatever a run left, it must never make the grader fail (the next run has another uid)
-        return Leftovers(processes)
+        pass
+    return processes
 
 
 def end_every_account() -> int:
     """End whatever is left of every account this grader handed out (before its last word is written)."""
     if not sys.platform.startswith("linux") or not is_root():
         return 0
-    owners: set[int] = set()
-    for entry in os.listdir("/proc"):
-        info = _uids_of(entry) if entry.isdigit() else None
-        if info and not info[1]:
-            owners |= info[0] & _handed_out
+    owners = {uid for _, uids in _live_processes() for uid in uids & _handed_out}
     return sum(kill_all(uid) for uid in sorted(owners))

@@ -8,8 +8,9 @@ decide what a run can touch. Before any student is graded, :func:`secure` theref
 1. **opens a passage** to the Python environment: a folder on its way that other users cannot
    pass through (say ``/root`` holding a pyenv interpreter) gets the pass-through bit (``o+x``)
    only, never read;
-2. **closes the private folders** (the reference solution, hidden tests, submissions, results,
-   the batch's scratch): mode 0700, owner only;
+2. **closes the private folders** (the reference solution, hidden tests, the grader's code,
+   submissions, results): mode 0700, owner only (the batch's scratch is pass-through only, 0711,
+   and the templates in it 0700);
 3. **probes**: a trusted script (``reach.py``) runs exactly as student code would and reports
    its ids, capabilities and what it could read or write. Anything private it can read,
    anything protected it can change, or any privilege it kept stops the batch with one line
@@ -90,7 +91,7 @@ def probe(private: Iterable[Path], protected: Iterable[Path], scratch: Path) -> 
             stdin=json.dumps(job).encode(),
         )
     finally:
-        _remove(workdir)
+        accounts.remove_tree(workdir)
     if outcome.returncode != 0:
         detail = (outcome.stderr.strip().splitlines() or [outcome.verdict])[-1]
         raise Exposed(
@@ -102,12 +103,6 @@ def probe(private: Iterable[Path], protected: Iterable[Path], scratch: Path) -> 
         return json.loads(outcome.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise Exposed(f"the isolation probe printed no report: {outcome.stdout[-200:]!r}") from None
-
-
-def _remove(folder: Path) -> None:
-    from autograder.workspace import remove_tree  # the one tree remover (no import cycle at load time)
-
-    remove_tree(folder)
 
 
 def verdict(report: dict, *, dropped: bool) -> str | None:

@@ -383,7 +383,7 @@ def _run(
         group.kill_all()  # bubblewrap's own init may still be exiting: clean-up, not a leftover of the run
         group.remove()
     # Whatever left the process tree (a daemon whose parent was killed) still has the run's uid.
-    escaped = accounts.end(*account) if account else accounts.Leftovers()
+    escaped = accounts.end(*account) if account else 0
     report = _read_status(status_r)
     stdout, cut_out = out.result(timeout=5)
     stderr, cut_err = err.result(timeout=5)
@@ -418,7 +418,7 @@ def _run(
         isolation=mode,
         memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
         process_limit_hit=process_hit and not memory_hit,
-        killed_orphans=leftovers + escaped.processes,
+        killed_orphans=leftovers + escaped,
         said_done=report.get("done") == [1],
         inner_pids=sorted(seen.tracker.inner),
         kernel_caps=group is not None,

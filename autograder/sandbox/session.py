@@ -330,7 +330,7 @@ class Session:
         else:
             cpu = int(end_line[1]) / 1e6
         # Whatever left the zygote's reach (a daemon that was never its child) still has the run's uid.
-        escaped = accounts.end(uid, gid) if account else accounts.Leftovers()
+        escaped = accounts.end(uid, gid) if account else 0
         if group is not None:
             cpu = kernel.cpu_seconds
             group.remove()
@@ -359,7 +359,7 @@ class Session:
             memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
             process_limit_hit=process_hit,
             said_done=said_done,
-            killed_orphans=escaped.processes,
+            killed_orphans=escaped,
             inner_pids=sorted(seen["inner"]),
             kernel_caps=group is not None,
             peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen["peak"],
