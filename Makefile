@@ -35,6 +35,9 @@ $(STAMP): pyproject.toml uv.lock requirements.lock
 		echo "uv not found: installing the locked requirements with pip"; \
 		$(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q -r requirements.lock; \
 	fi
+	@# uv leaves .venv/.lock writable by everyone; runs of student code must not be able to change the
+	@# environment, and the grader refuses to start while they could.
+	@chmod -R go-w $(VENV)
 	@touch $@
 
 install: $(STAMP) ## Create .venv with the locked packages (uv if present, else pip)

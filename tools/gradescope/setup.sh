@@ -13,6 +13,8 @@ apt-get install -y -q --no-install-recommends python3 python3-venv python3-pip b
 python3 -m venv "$SOURCE/.venv"
 "$SOURCE/.venv/bin/python" -m pip install -q --upgrade pip
 "$SOURCE/.venv/bin/python" -m pip install -q -r "$SOURCE/requirements.lock"
+# Runs of student code must not be able to change the environment; the grader checks this.
+chmod -R go-w "$SOURCE/.venv"
 # Fail the image build now, not at the first submission.
 cd "$SOURCE" && .venv/bin/python -c "import autograder.batch, gymnasium, nbgrader, matplotlib" \
     && echo "neuroevolution autograder installed in $SOURCE/.venv"
