@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import gradebook, intake, paths, results, spreadsheet, workspace
-from autograder.config import POINTS
+from autograder import paths, results, spreadsheet, workspace
+from autograder.categories import POINTS
 from autograder.grade import Batch, Graded, grade_student, grading_key, preflight
+from autograder.term import feedback, gradebook, intake
 
 # What the batch writes beside the student folders of its output: a student folder with one of
 # these names would collide with it, so such a folder is reported instead of graded.
@@ -257,13 +258,25 @@ def _grade_one(
         and previous
         and previous.get("extra_data", {}).get("grading_key") == grading_key(notebook, categories)
     ):
+        write_staff_page(output / student)
         return Graded(student, previous["score"], previous["extra_data"].get("category_scores", {}), skipped=True)
     try:
-        return grade_student(student, notebook, output / student, categories, shared)
+        graded = grade_student(student, notebook, output / student, categories, shared)
+        write_staff_page(output / student)
+        return graded
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a grader fault: report it, keep grading the others
         return Graded(student, None, error=f"{type(exc).__name__}: {exc}")
+
+
+def write_staff_page(folder: Path) -> None:
+    """The course staff's page beside a student's results.json, every test shown (students' pages come from
+    `make feedback`); rewritten on a resume that finds it missing."""
+    page = folder / "feedback.html"
+    doc = results.read_results(folder / "results.json")
+    if doc and not page.exists():
+        results.write_atomic(page, feedback.page(doc, publish=True, agent=False))
 
 
 def _zero_reason(doc: dict | None) -> str | None:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from autograder import paths, quotas
-from autograder.config import CATEGORIES
+from autograder.categories import CATEGORIES
+from autograder.categories import parse as parse_categories
 
 GRADE_STATUS = """\
 exit status:
@@ -224,13 +225,10 @@ def grade(args) -> int:
     from autograder import batch
     from autograder.grade import GraderFault
 
-    categories = tuple(c.strip() for c in args.categories.split(",") if c.strip())
-    unknown = [c for c in categories if c not in CATEGORIES]
-    if unknown or not categories:
-        raise UsageError(
-            f"unknown category {', '.join(unknown) or '(none given)'}; choose from {', '.join(CATEGORIES)}"
-        )
-    categories = tuple(c for c in CATEGORIES if c in categories)
+    try:
+        categories = parse_categories(args.categories)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if not args.submitted.is_dir():
         raise UsageError(
             f"no folder {args.submitted}: pass --submitted with the folder of submissions "
@@ -279,7 +277,7 @@ def _terminate(signum, frame):
 
 
 def collect(args) -> int:
-    from autograder import intake
+    from autograder.term import intake
 
     if args.submitted.exists() and not args.submitted.is_dir():
         raise UsageError(f"{args.submitted} exists and is not a folder: pass another --submitted")
@@ -295,7 +293,7 @@ def collect(args) -> int:
 
 
 def feedback(args) -> int:
-    from autograder import feedback as pages
+    from autograder.term import feedback as pages
 
     try:
         staged = pages.stage(
@@ -314,7 +312,7 @@ def feedback(args) -> int:
 
 
 def export(args) -> int:
-    from autograder import export as exporter
+    from autograder.term import export as exporter
 
     try:
         written = exporter.run(

@@ -61,8 +61,6 @@ AGENT = _overridden(AgentBudget(), "agent")
 
 # Points per category. The notebook's five graded test cells (grade_id test_<category>)
 # carry the same points, so nbgrader's gradebook and export agree with results.json.
-CATEGORIES = ("serial", "parallel", "determinism", "speedup", "agent")
-POINTS = {"serial": 25, "parallel": 20, "determinism": 20, "speedup": 15, "agent": 20}
 
 MAX_NOTEBOOK_BYTES = 32 * 2**20
 """Largest notebook read (the release is about 100 KiB; outputs with images stay far below this): by the

@@ -9,8 +9,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import collect, feedback, paths, quotas, results, runchecks, timing, training
-from autograder.config import AGENT, OBSERVE, POINTS, SANDBOX, SPEEDUP
+from autograder import observe, paths, quotas, results, scoring, timing, training
+from autograder.categories import ALL, BY_NAME, OBSERVED_PARALLEL, POINTS
+from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
 from autograder.cores import Cores, usable_cores
 from autograder.observations import Observations, RunObservation, SpeedupObservation
 from autograder.sandbox import SandboxError, accounts, guard, isolation_mode, isolation_warning
@@ -83,14 +84,14 @@ def submission_timestamp(notebook: Path) -> str | None:
 class Batch:
     """What every submission of a batch shares: the seeds, the reference, how runs are isolated."""
 
-    plan: collect.Plan
-    reference: collect.Reference
+    plan: observe.Plan
+    reference: observe.Reference
     isolation: dict
     cores: Cores = field(default_factory=Cores)
 
     def for_job(self, workdir: Path) -> Batch:
         """The same batch for another grading job (``--jobs``): its own reference, timed on its own cores."""
-        return Batch(self.plan, collect.Reference(workdir, self.plan, self.cores), self.isolation, self.cores)
+        return Batch(self.plan, observe.Reference(workdir, self.plan, self.cores), self.isolation, self.cores)
 
     @property
     def warning(self) -> str:
@@ -133,10 +134,10 @@ def preflight(
     quota = quotas.read()
     for problem in quotas.problems(quota, cpus_needed=SPEEDUP.processes, memory_needed=SANDBOX.memory_bytes):
         warning = f"{warning}\nWARNING: {problem}" if warning else f"WARNING: {problem}"
-    plan = collect.Plan.draw(seed)
+    plan = observe.Plan.draw(seed)
     # A CPU quota below the affinity mask (a container's share of a big host): time on as many cores as it pays for.
     cores = Cores(usable_cores()[: max(1, math.floor(quota.effective_cpus))])
-    reference = collect.Reference(workdir / "reference", plan, cores)
+    reference = observe.Reference(workdir / "reference", plan, cores)
     if {"speedup"} & set(categories):
         problem = reference.ready()
         if problem:
@@ -156,7 +157,7 @@ def collect_observations(
     student: str, notebook: Path, workdir: Path, categories: tuple[str, ...], batch: Batch
 ) -> Observations:
     """Everything the grading tests read about one submission."""
-    collector = collect.Collector(workdir, batch.plan, batch.cores)
+    collector = observe.Observer(workdir, batch.plan, batch.cores)
     try:
         return _observe(student, notebook, collector, categories, batch)
     finally:
@@ -164,7 +165,7 @@ def collect_observations(
 
 
 def _observe(
-    student: str, notebook: Path, collector: collect.Collector, categories: tuple[str, ...], batch: Batch
+    student: str, notebook: Path, collector: observe.Observer, categories: tuple[str, ...], batch: Batch
 ) -> Observations:
     cores = len(batch.cores.all)
     obs: Observations = {
@@ -197,31 +198,22 @@ def _observe(
     _observe_runs(collector, obs, wanted, None)
     if "agent" in wanted:
         start = time.perf_counter()
-        obs["agent"] = training.train(collector, _problem_of(obs["runs"].get(OBSERVED["parallel"][0])), cores)
+        obs["agent"] = training.train(collector, _problem_of(obs["runs"].get(OBSERVED_PARALLEL)), cores)
         obs["seconds"]["agent"] = time.perf_counter() - start
     return obs
 
 
-OBSERVED = {
-    "serial": ["serial_main"],
-    "parallel": [f"parallel_{OBSERVE.parallel_processes[0]}"],
-    "determinism": ["serial_main", "serial_repeat", "serial_other"]
-    + [f"parallel_{n}" for n in OBSERVE.parallel_processes],
-}
-"""The observation runs each untimed category reads."""
-
-
 def _observe_runs(
-    collector: collect.Collector, obs: Observations, wanted: set[str], cpus: tuple[int, ...] | None
+    collector: observe.Observer, obs: Observations, wanted: set[str], cpus: tuple[int, ...] | None
 ) -> None:
     """Make the observation runs of the ``wanted`` categories not made yet, timing each category's share."""
-    for category in ("serial", "parallel", "determinism"):
-        todo = [label for label in OBSERVED[category] if label not in obs["runs"]] if category in wanted else []
+    for category in (c for c in ALL if c.runs and c.name in wanted):
+        todo = [label for label in category.runs if label not in obs["runs"]]
         if not todo:
             continue
         start = time.perf_counter()
         obs["runs"].update(collector.observe(todo, obs["runs"], cpus=cpus))
-        obs["seconds"][category] = time.perf_counter() - start
+        obs["seconds"][category.name] = time.perf_counter() - start
 
 
 def _problem_of(run: dict | None) -> str | None:
@@ -229,13 +221,13 @@ def _problem_of(run: dict | None) -> str | None:
 
 
 def speedup_observation(
-    collector: collect.Collector,
-    reference: collect.Reference,
+    collector: observe.Observer,
+    reference: observe.Reference,
     runs: dict[str, RunObservation],
     cpus: tuple[int, ...],
 ) -> SpeedupObservation:
     """Timed runs of the submission next to the reference's on the reserved ``cpus``, or why there are none."""
-    observed = {"serial": runs[OBSERVED["serial"][0]], "parallel": runs[OBSERVED["parallel"][0]]}
+    observed = {"serial": runs[BY_NAME["serial"].runs[0]], "parallel": runs[OBSERVED_PARALLEL]}
     for kind, run in observed.items():
         if run["problem"]:
             function = timing.FUNCTIONS[kind]
@@ -252,7 +244,7 @@ def speedup_observation(
 
 
 def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple[str, ...], batch: Batch) -> Graded:
-    """Grade one submission and write results.json, observations.json and feedback.html."""
+    """Grade one submission and write its observations.json and results.json (the batch adds the staff's page)."""
     key = grading_key(notebook, categories)
     scratch = batch.reference.collector.workdir.parent / f"student-{hashlib.sha256(student.encode()).hexdigest()[:12]}"
     try:
@@ -262,7 +254,7 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
     obs_path = out_dir / "observations.json"
     results.write_atomic(obs_path, json.dumps(obs))
     start = time.perf_counter()
-    scored = runchecks.score(runchecks.run_checks(obs_path, categories))
+    scored = scoring.score(scoring.run_checks(obs_path, categories))
     check_seconds = time.perf_counter() - start
     extra = {
         "student_id": student,
@@ -276,8 +268,6 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
         "agent_params": agent_params(obs),
     }
     doc = results.build(scored, extra, obs["seconds"])
-    # The course staff's page: every test shown; the students' pages come from `make feedback`.
-    results.write_atomic(out_dir / "feedback.html", feedback.page(doc, publish=True, agent=False))
     results.write_atomic(out_dir / "results.json", json.dumps(doc, indent=1))  # last: marks the student done
     inconclusive = bool((obs.get("speedup") or {}).get("inconclusive"))
     return Graded(

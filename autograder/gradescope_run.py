@@ -21,9 +21,11 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from autograder import feedback, intake, paths, results
-from autograder.config import CATEGORIES
+from autograder import paths, results
+from autograder.categories import CATEGORIES
+from autograder.categories import parse as parse_categories
 from autograder.sandbox import accounts
+from autograder.term import feedback, intake
 
 
 def student_id(metadata: dict) -> str:
@@ -55,7 +57,7 @@ def stage(root: Path, submitted: Path) -> tuple[str, str | None]:
     student = student_id(metadata)
     chosen, how = intake.pick_notebook(submission_files(root / "submission"))
     if chosen:
-        created = intake._parse_time(str(metadata.get("created_at") or "")) if isinstance(metadata, dict) else None
+        created = intake.parse_time(str(metadata.get("created_at") or "")) if isinstance(metadata, dict) else None
         intake.write_submission(submitted, student, chosen.read(), created or chosen.mtime, None, dry_run=False)
         return student, None if how == "matched" else f"graded {chosen.path.as_posix()!r} as {paths.NOTEBOOK}"
     (submitted / student / paths.ASSIGNMENT).mkdir(parents=True, exist_ok=True)  # graded as "no notebook"
@@ -100,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated categories to grade (default: all of {','.join(CATEGORIES)})",
     )
     args = parser.parse_args(argv)
-    categories = tuple(c for c in CATEGORIES if c in {x.strip() for x in args.categories.split(",")})
-    if not categories:
-        parser.error(f"no known category in {args.categories!r}; choose from {', '.join(CATEGORIES)}")
+    try:
+        categories = parse_categories(args.categories)
+    except ValueError as exc:
+        parser.error(str(exc))
     from autograder import batch
     from autograder.grade import GraderFault
 

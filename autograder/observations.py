@@ -1,6 +1,6 @@
 """The observations: everything the grading tests may read about one submission, as plain JSON.
 
-Collection (``collect.py``, ``timing.py``, ``training.py``) writes them; the checks
+Collection (``observe.py``, ``timing.py``, ``training.py``) writes them; the checks
 (``autograder/checks``) and the project's tests read them. They are TypedDicts so that they stay
 plain dicts on disk (``observations.json``) while every key has one documented meaning here.
 """
@@ -29,7 +29,7 @@ class RunObservation(TypedDict):
     history: list[list[float]] | None
     history_problem: str | None
     rules: dict[str, str | None]
-    """Each rule of ``verify.RULES``: None when kept, else the message for the student."""
+    """Each rule of ``rules.RULES``: None when kept, else the message for the student."""
     worker_pids: int
     """Processes other than the caller that played episodes."""
     garbled: list[str]

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from autograder.config import CATEGORIES, POINTS
+from autograder.categories import CATEGORIES, TOTAL
 from autograder.paths import ASSIGNMENT
 from autograder.spreadsheet import csv_text
 
@@ -117,7 +117,7 @@ def grades_csv(rows: list[tuple[str, dict]]) -> str:
                 score,
                 0.0,
                 score,
-                float(sum(POINTS.values())),
+                float(TOTAL),
             ]
         )
     return csv_text(table)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from statistics import median
 
-from autograder import collect, verify
+from autograder import observe, rules
 from autograder.config import SPEEDUP
 from autograder.observations import RunObservation, SpeedupObservation, without_workers
 
@@ -32,8 +32,8 @@ def _empty() -> dict:
 
 
 def _round(
-    student: collect.Collector,
-    reference: collect.Collector,
+    student: observe.Observer,
+    reference: observe.Observer,
     seed: int,
     round_: int,
     out: dict,
@@ -69,7 +69,7 @@ def _round(
         out["start_method"] = method or out.get("start_method")
         out["cpus"] = sorted(set(out["cpus"]) | set(obs.get("cpus") or []))
         problem = (
-            obs["problem"] if side == "reference" or kind == "noop" else collect.run_problem(obs, verify.RESULT_RULES)
+            obs["problem"] if side == "reference" or kind == "noop" else observe.run_problem(obs, rules.RESULT_RULES)
         )
         if problem:
             out[side]["problems"][kind] = problem
@@ -135,8 +135,8 @@ def empty_observation(cores: int) -> SpeedupObservation:
 
 
 def measure(
-    student: collect.Collector,
-    reference: collect.Collector,
+    student: observe.Observer,
+    reference: observe.Observer,
     cpus: tuple[int, ...],
     observed: dict[str, RunObservation],
 ) -> SpeedupObservation:

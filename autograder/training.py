@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from autograder import collect, verify
+from autograder import observe, rules
 from autograder.config import AGENT
 from autograder.observations import AgentObservation, Attempt
 
@@ -31,14 +31,14 @@ def _solved(best: Attempt | None) -> bool:
     return best is not None and best["heldout_mean"] >= AGENT.solved_return
 
 
-def train(collector: collect.Collector, parallel_problem: str | None, cores: int) -> AgentObservation:
+def train(collector: observe.Observer, parallel_problem: str | None, cores: int) -> AgentObservation:
     """Up to ``AGENT.attempts`` runs, stopping at the first solved one or the first that fails.
 
     At least ``AGENT.min_attempts`` runs start, each with its own seed: a network planted in generation 0
     is the same candidate under every seed. Once a run has solved the task, the runs still owed are
     ended as soon as their generation 0 is played (they are made like the others up to then).
     """
-    helper = collect.trusted_helper()
+    helper = observe.trusted_helper()
     function = "evolve_serial" if parallel_problem else "evolve_parallel"
     note = (
         "evolve_parallel failed in the observed runs, so evolve_serial trained the agent" if parallel_problem else None
@@ -67,9 +67,9 @@ def train(collector: collect.Collector, parallel_problem: str | None, cores: int
             attempt["broke_rule"] = attempt["problem"] is not None
             continue
         obs = collector.run(function, kwargs, wall_seconds=AGENT.wall_seconds)
-        attempt["problem"] = collect.run_problem(obs, verify.LOOP_RULES)
+        attempt["problem"] = observe.run_problem(obs, rules.LOOP_RULES)
         attempt["history"] = obs["history"]
-        attempt["broke_rule"] = not obs["problem"] and any(obs["rules"].get(r) for r in verify.LOOP_RULES)
+        attempt["broke_rule"] = not obs["problem"] and any(obs["rules"].get(r) for r in rules.LOOP_RULES)
         if attempt["problem"]:  # it would fail again (and a hang would hang again): do not spend the budget on it
             break
         arrays = {key: np.array(value) for key, value in obs["best"].items()}

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import paths, quotas, validate
+from autograder import paths, quotas, readback
 from autograder.config import SANDBOX
 from autograder.sandbox import Limits, Outcome, SandboxError, reaper, run
 from autograder.sandbox.accounts import remove_tree
@@ -309,7 +309,7 @@ class _EpisodeCount:
         for entry in _record_files(self.folder):
             try:
                 data = _open_regular(Path(entry.path), self.wanted * RECORD_LINE_BYTES)
-            except validate.Invalid:
+            except readback.Invalid:
                 continue
             lines += data.count(b"\n") if data else 0
         return lines >= self.wanted
@@ -324,9 +324,9 @@ def _open_regular(path: Path, max_bytes: int) -> bytes | None:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise validate.Invalid(f"{path.name} is not a regular file")
+            raise readback.Invalid(f"{path.name} is not a regular file")
         if info.st_size > max_bytes:
-            raise validate.Invalid(f"{path.name} is {info.st_size} bytes, more than the {max_bytes} allowed")
+            raise readback.Invalid(f"{path.name} is {info.st_size} bytes, more than the {max_bytes} allowed")
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read(max_bytes + 1)[:max_bytes]
     finally:
@@ -338,8 +338,8 @@ def _read_result(path: Path, result: RunResult) -> dict | None:
         data = _open_regular(path, SANDBOX.result_bytes)
         if data is None:
             return None
-        parsed = validate.parse_json(data.decode("utf-8", "replace"))
-    except validate.Invalid as exc:
+        parsed = readback.parse_json(data.decode("utf-8", "replace"))
+    except readback.Invalid as exc:
         result.garbled.append(f"{path.name}: {exc}")
         return None
     if not isinstance(parsed, dict):
@@ -365,7 +365,7 @@ def _read_records(folder: Path, result: RunResult, *, max_lines: int) -> None:
             continue
         try:
             data = _open_regular(Path(entry.path), budget)
-        except validate.Invalid as exc:
+        except readback.Invalid as exc:
             result.garbled.append(f"episode record {exc}")
             continue
         if data is None:
@@ -378,23 +378,23 @@ def _read_records(folder: Path, result: RunResult, *, max_lines: int) -> None:
                 return
             try:
                 if len(raw) > RECORD_LINE_BYTES:
-                    raise validate.Invalid(f"a line of {len(raw)} bytes")
-                result.episodes.append(_episode(validate.parse_json(raw.decode("utf-8", "replace"))))
-            except (validate.Invalid, TypeError) as exc:
+                    raise readback.Invalid(f"a line of {len(raw)} bytes")
+                result.episodes.append(_episode(readback.parse_json(raw.decode("utf-8", "replace"))))
+            except (readback.Invalid, TypeError) as exc:
                 result.garbled.append(f"episode record line refused: {exc}")
     result.episodes.sort(key=lambda e: (e.t, e.pid))
 
 
 def _episode(line) -> Episode:
     if not isinstance(line, dict):
-        raise validate.Invalid("not a JSON object")
+        raise readback.Invalid("not a JSON object")
     seed = line.get("seed")
     if seed is not None:
-        seed = validate.integer(seed, "seed")
+        seed = readback.integer(seed, "seed")
     return Episode(
-        pid=validate.integer(line.get("pid"), "pid"),
-        t=validate.integer(line.get("t"), "t"),
+        pid=readback.integer(line.get("pid"), "pid"),
+        t=readback.integer(line.get("t"), "t"),
         seed=seed,
-        params=validate.params(line.get("params"), "recorded params"),
-        ret=validate.finite(line.get("ret"), "recorded return"),
+        params=readback.params(line.get("params"), "recorded params"),
+        ret=readback.finite(line.get("ret"), "recorded return"),
     )

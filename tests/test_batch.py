@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from autograder import batch, cli, paths, results
-from autograder.config import CATEGORIES, POINTS
+from autograder.categories import CATEGORIES, POINTS
 from autograder.grade import Graded
 
 CATS = ("serial", "parallel")

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cli, gradebook, paths, spreadsheet
-from autograder.config import CATEGORIES, POINTS
+from autograder import cli, paths, spreadsheet
+from autograder.categories import CATEGORIES, POINTS
+from autograder.term import gradebook
 
 ROOT = paths.ROOT
 

@@ -10,7 +10,8 @@ import zipfile
 
 import numpy as np
 
-from autograder import cli, feedback, paths
+from autograder import cli, paths
+from autograder.term import feedback
 
 STUB = (
     "evolve_serial still raises NotImplementedError: replace the `raise NotImplementedError()` line\n"

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from autograder import collect, grade, runchecks, timing, verify
-from autograder.config import CATEGORIES, POINTS, SPEEDUP
+from autograder import grade, observe, rules, scoring, timing
+from autograder.categories import CATEGORIES, POINTS
+from autograder.config import SPEEDUP
 
 LABELS = ("serial_main", "serial_repeat", "serial_other", "parallel_2", "parallel_1", "parallel_3", "parallel_None")
 BEST = {"w1": [[0.5] * 10] * 2, "b1": [0.0] * 10, "w2": [[1.0]] * 10, "b2": [0.0]}
 
 
-def run(*, history=None, best=None, rules=None, problem=None, call="evolve_serial(...)") -> dict:
-    """One observed run that returned ``best`` and ``history`` and kept every rule but those in ``rules``."""
+def run(*, history=None, best=None, broken=None, problem=None, call="evolve_serial(...)") -> dict:
+    """One observed run that returned ``best`` and ``history`` and kept every rule but those in ``broken``."""
     return {
         "call": call,
         "function": "evolve_serial",
@@ -26,7 +27,7 @@ def run(*, history=None, best=None, rules=None, problem=None, call="evolve_seria
         "best_problem": None,
         "history": history or [[1.0, 2.0], [3.0, 4.0]],
         "history_problem": None,
-        "rules": {**dict.fromkeys(verify.RULES), **(rules or {})},
+        "rules": {**dict.fromkeys(rules.RULES), **(broken or {})},
         "worker_pids": 2,
         "garbled": [],
         "wall": 1.0,
@@ -97,7 +98,7 @@ def speedup_section(
 def scores(tmp_path: Path, obs: dict, categories=CATEGORIES) -> dict[str, float]:
     path = tmp_path / "observations.json"
     path.write_text(json.dumps(obs), encoding="utf-8")
-    scored = runchecks.score(runchecks.run_checks(path, tuple(categories)))
+    scored = scoring.score(scoring.run_checks(path, tuple(categories)))
     out: dict[str, float] = {}
     for t in scored:
         out[t["category"]] = out.get(t["category"], 0.0) + t["score"]
@@ -123,10 +124,10 @@ def test_grader_checks_correct_observations_earn_full_marks(tmp_path):
 def test_grader_checks_a_broken_rule_costs_its_own_test_only(tmp_path, rule, category, test_name):
     """One broken rule fails exactly the test for that rule, with the rule's message."""
     label = "serial_main" if category == "serial" else "parallel_2"
-    obs = observations(runs={label: run(rules={rule: f"broken {rule}"})})
+    obs = observations(runs={label: run(broken={rule: f"broken {rule}"})})
     path = tmp_path / "observations.json"
     path.write_text(json.dumps(obs), encoding="utf-8")
-    failed = [o for o in runchecks.run_checks(path, (category,)) if not o["passed"]]
+    failed = [o for o in scoring.run_checks(path, (category,)) if not o["passed"]]
     assert [o["name"] for o in failed] == [test_name]
     assert failed[0]["message"] == f"broken {rule}"
 
@@ -136,7 +137,7 @@ def test_grader_checks_determinism_names_where_results_differ(tmp_path):
     obs = observations(runs={"parallel_2": run(history=[[1.0, 2.0], [9.0, 4.0]])})
     path = tmp_path / "observations.json"
     path.write_text(json.dumps(obs), encoding="utf-8")
-    failed = [o for o in runchecks.run_checks(path, ("determinism",)) if not o["passed"]]
+    failed = [o for o in scoring.run_checks(path, ("determinism",)) if not o["passed"]]
     assert {o["name"] for o in failed} == {
         "test_determinism_serial_matches_parallel",
         "test_determinism_any_number_of_processes",
@@ -177,7 +178,7 @@ def test_grader_checks_speedup_impossible_cpu_ratio_fails(tmp_path):
     obs = observations(speedup=speedup_section(1.8, ref=1.8, cpu_ratio=5.1))
     path = tmp_path / "observations.json"
     path.write_text(json.dumps(obs), encoding="utf-8")
-    outcomes = runchecks.run_checks(path, ("speedup",))
+    outcomes = scoring.run_checks(path, ("speedup",))
     assert all(not o["passed"] and "cannot be trusted" in o["message"] for o in outcomes)
 
 
@@ -187,7 +188,7 @@ def test_grader_checks_speedup_not_judged_still_needs_worker_processes(tmp_path,
     section = speedup_section(0.83, ref=1.0, workers=workers, inconclusive="the reference reached only 1.00x")
     path = tmp_path / "observations.json"
     path.write_text(json.dumps(observations(speedup=section)), encoding="utf-8")
-    outcomes = runchecks.run_checks(path, ("speedup",))
+    outcomes = scoring.run_checks(path, ("speedup",))
     assert all(o["passed"] == awarded for o in outcomes)
     if awarded:
         assert all("not judged" in o["message"] and "0.83x" in o["message"] for o in outcomes)
@@ -200,11 +201,11 @@ def test_grader_checks_speedup_wrong_timed_run_earns_nothing_even_when_not_judge
 
 
 class FakeCollector:
-    """Stands in for a Collector: records the order of runs and returns set wall times."""
+    """Stands in for a Observer: records the order of runs and returns set wall times."""
 
     def __init__(self, name: str, order: list, walls: dict, workers: int = 2):
         self.name, self.order, self.walls, self.workers = name, order, walls, workers
-        self.plan = collect.Plan.draw(0)
+        self.plan = observe.Plan.draw(0)
         self.cores = None
         self.start_methods: set[str] = set()
 
@@ -278,7 +279,7 @@ def test_grader_checks_speedup_caller_only_run_earns_nothing(tmp_path):
     """A timed evolve_parallel that played in fewer than 2 workers gets no speedup points, whatever was measured."""
     path = tmp_path / "observations.json"
     path.write_text(json.dumps(observations(speedup=speedup_section(1.3, ref=1.6, workers=1))), encoding="utf-8")
-    outcomes = runchecks.run_checks(path, ("speedup",))
+    outcomes = scoring.run_checks(path, ("speedup",))
     main = next(o for o in outcomes if o["name"] == "test_speedup_near_reference")
     assert not main["passed"] and main["fraction"] == 0 and "1 worker process(es)" in main["message"]
 
@@ -304,6 +305,6 @@ def test_grader_checks_speedup_busy_cores_without_speedup_earn_nothing(tmp_path)
     """Processes that spin on a lock keep cores busy (CPU ratio 1.9) without a speedup: no points for using cores."""
     path = tmp_path / "observations.json"
     path.write_text(json.dumps(observations(speedup=speedup_section(0.88, ref=1.6, cpu_ratio=1.9))), encoding="utf-8")
-    outcomes = {o["name"]: o for o in runchecks.run_checks(path, ("speedup",))}
+    outcomes = {o["name"]: o for o in scoring.run_checks(path, ("speedup",))}
     cores = outcomes["test_speedup_work_runs_in_parallel"]
     assert not cores["passed"] and "no faster than the serial loop" in cores["message"]

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from autograder import cli, results, validate
-from autograder.config import CATEGORIES, POINTS
+from autograder import cli, readback, results
+from autograder.categories import CATEGORIES, POINTS
 
 
 def test_grader_cli_help_documents_every_flag(capsys):
@@ -46,7 +46,7 @@ def test_grader_cli_bad_input_is_one_clear_line(tmp_path, capsys, args, expected
 def test_grader_validate_refuses_non_finite_and_misshapen_params():
     """Parameters from the sandbox need exactly w1, b1, w2, b2 with the network's shapes and finite numbers."""
     good = {"w1": np.zeros((2, 10)).tolist(), "b1": [0.0] * 10, "w2": np.zeros((10, 1)).tolist(), "b2": [0.0]}
-    assert validate.params(good)["w1"].shape == (2, 10)
+    assert readback.params(good)["w1"].shape == (2, 10)
     for bad in (
         {**good, "b2": [math.inf]},
         {**good, "b1": [0.0] * 9},
@@ -55,16 +55,16 @@ def test_grader_validate_refuses_non_finite_and_misshapen_params():
         {**good, "b2": [True]},
         {**good, "b2": "0"},
     ):
-        with pytest.raises(validate.Invalid):
-            validate.params(bad)
+        with pytest.raises(readback.Invalid):
+            readback.params(bad)
 
 
 def test_grader_validate_refuses_nan_in_json():
     """JSON's non-standard NaN/Infinity constants and absurd nesting are refused when reading sandbox output."""
-    assert validate.parse_json('{"ret": 1.5}') == {"ret": 1.5}
+    assert readback.parse_json('{"ret": 1.5}') == {"ret": 1.5}
     for text in ('{"ret": NaN}', '{"ret": -Infinity}', "[" * 100_000 + "]" * 100_000, '{"ret": '):
-        with pytest.raises(validate.Invalid):
-            validate.parse_json(text)
+        with pytest.raises(readback.Invalid):
+            readback.parse_json(text)
 
 
 def test_grader_grades_csv_has_nbgrader_export_columns():

@@ -8,7 +8,7 @@ import pytest
 import support
 
 from autograder import demo  # noqa: E402
-from autograder.config import CATEGORIES, POINTS  # noqa: E402
+from autograder.categories import CATEGORIES, POINTS  # noqa: E402
 
 pytestmark = pytest.mark.timed  # the reference is graded with the real budgets, its speedup included
 
@@ -78,7 +78,7 @@ def test_grader_gradebook_agrees_with_grades_csv(graded):
     """nbgrader's gradebook holds the same total per student as grades.csv."""
     from nbgrader.api import Gradebook
 
-    from autograder.gradebook import _alembic_on_path
+    from autograder.term.gradebook import _alembic_on_path
 
     output, _ = graded
     rows = {r["student_id"]: float(r["score"]) for r in csv.DictReader((output / "grades.csv").open())}

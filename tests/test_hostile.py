@@ -15,7 +15,7 @@ import support
 from conftest import CORRECT_STUDENT, NOTEBOOK_FAULTS, UNGRADABLE, all_entries
 
 from autograder import demo
-from autograder.config import CATEGORIES
+from autograder.categories import CATEGORIES
 
 MARKER = "HOSTILE_WAS_HERE"
 REQUIRED = {

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cli, config, intake, paths
+from autograder import cli, config, paths
+from autograder.term import intake
 
 
 def nb(tag: str) -> bytes:

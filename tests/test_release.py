@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.config import CATEGORIES, POINTS
+from autograder.categories import CATEGORIES, POINTS
 from autograder.paths import HELPER, LESSON_MODULES, ROOT
 from tools import release
 

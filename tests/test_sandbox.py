@@ -494,9 +494,9 @@ def test_session_runs_share_nothing(tmp_path):
 
 def test_session_run_can_be_ended_after_generation_0(tmp_path):
     """A run asked to stop after pop_size recorded episodes ends there: generation 0 recorded, far from the whole call."""
-    from autograder import collect, paths, workspace
+    from autograder import observe, paths, workspace
 
-    collector = collect.Collector(tmp_path / "reference", collect.Plan.draw(0))
+    collector = observe.Observer(tmp_path / "reference", observe.Plan.draw(0))
     assert collector.load(paths.reference_notebook()) is None
     kwargs = {"generations": 25, "pop_size": 16, "seed": 3, "sigma": 0.5, "processes": 2}
     try:
@@ -505,7 +505,7 @@ def test_session_run_can_be_ended_after_generation_0(tmp_path):
             "evolve_parallel",
             kwargs,
             wall_seconds=30,
-            start_method=collect.start_method(),
+            start_method=observe.start_method(),
             expected_episodes=25 * 16,
             session=collector.session,
             stop_after_episodes=16,

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from autograder import collect, training
+from autograder import observe, training
 
 PARAMS = {
     key: np.zeros(shape).tolist() for key, shape in {"w1": (2, 10), "b1": (10,), "w2": (10, 1), "b2": (1,)}.items()
@@ -18,7 +18,7 @@ class FakeCollector:
     """Answers training runs with a set problem per run (None: a correct run) and logs what was asked."""
 
     def __init__(self, problems: list, first_generation: str | None = None, broke: bool = False):
-        self.plan = collect.Plan.draw(0)
+        self.plan = observe.Plan.draw(0)
         self.problems, self.first_generation, self.broke = list(problems), first_generation, broke
         self.log: list[str] = []
 

@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from autograder.categories import ALL as CATEGORIES
 from autograder.paths import ASSIGNMENT as ASSIGNMENT_ID
 from autograder.paths import LESSON_MODULES, NOTEBOOK, RELEASE_DIR, ROOT, SOURCE_DIR
 
@@ -82,7 +83,7 @@ def generate(scratch: Path, *, use_gradebook: bool = False) -> Path:
     converter.force = True
     converter.create_assignment = use_gradebook
     if use_gradebook:
-        from autograder.gradebook import _alembic_on_path
+        from autograder.term.gradebook import _alembic_on_path
 
         Path(config.CourseDirectory.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         with _alembic_on_path():  # nbgrader runs `alembic` from PATH to stamp a new database
@@ -105,6 +106,34 @@ def generate(scratch: Path, *, use_gradebook: bool = False) -> Path:
             f"run `nbgrader generate_assignment {ASSIGNMENT_ID} --force` for the full log"
         )
     return scratch / ASSIGNMENT_ID
+
+
+def stamp_points(notebook: Path, *, write: bool = True) -> list[str]:
+    """Give each graded test cell of the instructor notebook its category's points from
+    ``autograder/categories.py``, the one place they are set; returns what changed (written only if ``write``)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    cells = {
+        cell.metadata["nbgrader"].get("grade_id"): cell
+        for cell in nb.cells
+        if cell.metadata.get("nbgrader", {}).get("grade")
+    }
+    missing = [c.cell_id for c in CATEGORIES if c.cell_id not in cells]
+    if missing:
+        raise ReleaseError(
+            f"{shown(notebook)} has no graded cell {', '.join(missing)}: every category in "
+            "autograder/categories.py needs its test cell (nbgrader metadata grade_id test_<category>)"
+        )
+    changed = []
+    for category in CATEGORIES:
+        meta = cells[category.cell_id].metadata["nbgrader"]
+        if meta.get("points") != category.points:
+            changed.append(f"{category.cell_id} {meta.get('points')} -> {category.points} points")
+            meta["points"] = category.points
+    if changed and write:
+        nbformat.write(nb, notebook)
+    return changed
 
 
 def release_files(folder: Path, patterns: list[str]) -> dict[str, bytes]:
@@ -200,6 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     where = shown(RELEASE_DIR)
     try:
+        stamped = stamp_points(SOURCE_DIR / NOTEBOOK, write=not args.check)
+        if stamped and args.check:
+            print(
+                f"{shown(SOURCE_DIR / NOTEBOOK)} disagrees with autograder/categories.py ({'; '.join(stamped)}): "
+                "run `make assignment` and commit the result",
+                file=sys.stderr,
+            )
+            return 1
+        if stamped:
+            print(f"{shown(SOURCE_DIR / NOTEBOOK)}: points from autograder/categories.py ({'; '.join(stamped)})")
         expected = build()
     except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)

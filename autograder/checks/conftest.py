@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.checks.analysis import Observed
+from autograder.checks.observed import Observed
 
 
 def pytest_addoption(parser):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from autograder.checks.analysis import fail
+from autograder.checks.observed import fail
 
 
 def _best(agent: dict, what: str) -> dict:

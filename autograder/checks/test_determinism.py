@@ -3,7 +3,7 @@
 import pytest
 
 from autograder import hints
-from autograder.checks.analysis import fail, same_answer
+from autograder.checks.observed import fail, same_answer
 
 
 def where_they_differ(a: dict, b: dict) -> str:

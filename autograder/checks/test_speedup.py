@@ -2,7 +2,7 @@
 
 import pytest
 
-from autograder.checks.analysis import fail
+from autograder.checks.observed import fail
 from autograder.config import SpeedupSettings
 from autograder.observations import without_workers
 

@@ -23,16 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import paths
-from autograder.config import CATEGORIES, POINTS
+from autograder.categories import CATEGORIES, TOTAL
+from autograder.categories import title as title_of
+from autograder.config import AGENT
 from autograder.results import read_results, write_atomic
 
-PART_TITLES = {
-    "serial": "Serial loop",
-    "parallel": "Parallel loop",
-    "determinism": "Same results everywhere",
-    "speedup": "Speedup",
-    "agent": "Trained agent",
-}
 AGENT_SEED = 900_001  # a held-out start state of the grader's (never one the loop trained on)
 HIDDEN = ("hidden",)  # Gradescope visibility never shown to students
 UNPUBLISHED = ("after_published",)
@@ -149,7 +144,7 @@ def fitness_png(history: list[list[float]]) -> str | None:
     fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
     ax.plot(gens, [max(row) for row in rows], marker="o", ms=3, label="best")
     ax.plot(gens, [sum(row) / len(row) for row in rows], marker="o", ms=3, label="mean")
-    ax.axhline(90, color="grey", ls=":", lw=1, label="solved (90)")
+    ax.axhline(AGENT.solved_return, color="grey", ls=":", lw=1, label=f"solved ({AGENT.solved_return:g})")
     ax.set_xlabel("generation")
     ax.set_ylabel("return")
     ax.legend(loc="lower right", fontsize=8)
@@ -207,10 +202,10 @@ def _trusted_helper():
 
 def agent_frames(agent_params: dict, frames: int = 6, seed: int = AGENT_SEED) -> tuple[str, str, float] | None:
     """(strip PNG, GIF, return) of one episode of the trained agent, base64; None if it cannot be drawn."""
-    from autograder import validate
+    from autograder import readback
 
     try:
-        params = validate.params(agent_params)
+        params = readback.params(agent_params)
     except Exception:  # noqa: BLE001 -- whatever is wrong with them, there is nothing to draw
         return None
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -337,7 +332,7 @@ def _parts_table(doc: dict, tests: list[dict], held: int, publish: bool) -> str:
         maximum = sum(float(t.get("max_score") or 0) for t in mine)
         width = 8 * score / maximum if maximum else 0
         rows.append(
-            f"<tr><td>{html.escape(PART_TITLES.get(category, category))}</td>"
+            f"<tr><td>{html.escape(title_of(category))}</td>"
             f"<td><span class=barbg><span class=bar style='width:{width:.2f}em'></span></span></td>"
             f"<td>{score:g}/{maximum:g}</td></tr>"
         )
@@ -347,7 +342,7 @@ def _parts_table(doc: dict, tests: list[dict], held: int, publish: bool) -> str:
         total = f"{score:g}/{maximum:g} (so far)"
     else:
         score = float(doc.get("score") or 0)
-        maximum = sum(float(t.get("max_score") or 0) for t in doc.get("tests") or []) or sum(POINTS.values())
+        maximum = sum(float(t.get("max_score") or 0) for t in doc.get("tests") or []) or TOTAL
         total = f"{score:g}/{maximum:g}"
     rows.append(f"<tr class=total><td>Total</td><td></td><td>{total}</td></tr>")
     return f"<table class=parts>{''.join(rows)}</table>"
@@ -357,7 +352,7 @@ def _group_html(group: Group) -> str:
     esc = html.escape
     score = sum(float(t.get("score") or 0) for t in group.tests)
     maximum = sum(float(t.get("max_score") or 0) for t in group.tests)
-    parts = ", ".join(PART_TITLES.get(c, c) for c in group.categories)
+    parts = ", ".join(title_of(c) for c in group.categories)
     if len(group.tests) == 1:
         head, listing = f"{esc(parts)}: {esc(title(group.tests[0]))}", ""
     else:
@@ -418,7 +413,7 @@ def _agent_section(agent_params) -> list[str]:
     return [
         "<h2>Your trained agent</h2>",
         f"<p class=note>One episode from a start state it never trained on (return {total:.1f}; "
-        "90 or more counts as solved).</p>",
+        f"{AGENT.solved_return:g} or more counts as solved).</p>",
         f"<img alt='the car, six moments of one episode' src='data:image/png;base64,{strip}'>",
         f"<details><summary>Animation</summary><img alt='the episode, animated' "
         f"src='data:image/gif;base64,{gif}'></details>",

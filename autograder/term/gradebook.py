@@ -11,7 +11,7 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 
-from autograder.config import CATEGORIES, POINTS
+from autograder.categories import CATEGORIES, POINTS
 from autograder.paths import ASSIGNMENT, NOTEBOOK
 
 NOTEBOOK_NAME = NOTEBOOK.removesuffix(".ipynb")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autograder import hints
-from autograder.validate import PARAM_SHAPES
+from autograder.readback import PARAM_SHAPES
 
 RULES = ("played", "seeds", "returns", "history", "selection", "sampling", "processes")
 RESULT_RULES = ("played", "returns", "history", "selection")
@@ -286,7 +286,7 @@ def check_processes(
     return None
 
 
-def verify(
+def check_run(
     *,
     call: str,
     function: str,

@@ -236,7 +236,7 @@ def read_source(source: Path, rows: list[Row]) -> list[File]:
 # --- recognising the layout ---------------------------------------------------------------
 
 
-def _parse_time(text: str) -> datetime | None:
+def parse_time(text: str) -> datetime | None:
     text = text.strip()
     for parse in (
         lambda t: datetime.strptime(t, NBGRADER_TIME),
@@ -255,7 +255,7 @@ def _parse_time(text: str) -> datetime | None:
 def _stamp_in(files: list[File]) -> datetime | None:
     for f in files:
         if f.path.name == "timestamp.txt":
-            return _parse_time(f.read().decode("utf-8", "replace")[:64])
+            return parse_time(f.read().decode("utf-8", "replace")[:64])
     return None
 
 
@@ -280,7 +280,7 @@ def _gradescope(files: list[File], rows: list[Row]) -> list[Candidate]:
             continue
         created = info.get(":created_at") or info.get("created_at")
         stamp = (
-            created if isinstance(created, datetime) else _parse_time(str(created or "")) or max(f.mtime for f in mine)
+            created if isinstance(created, datetime) else parse_time(str(created or "")) or max(f.mtime for f in mine)
         )
         stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
         inner = [File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read) for f in mine]
@@ -311,7 +311,7 @@ def _exchange(files: list[File], rows: list[Row]) -> list[Candidate]:
     out = []
     for parts, mine in sorted(groups.items()):
         m = EXCHANGE.match(parts[-1])
-        stamp = _stamp_in(mine) or _parse_time(m["stamp"]) or max(f.mtime for f in mine)
+        stamp = _stamp_in(mine) or parse_time(m["stamp"]) or max(f.mtime for f in mine)
         secret = next((f.read() for f in mine if f.path.as_posix() == "submission_secret.txt"), None)
         out.append(Candidate(m["id"], "/".join(parts), mine, stamp, secret=secret))
     return out

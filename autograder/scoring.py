@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from autograder import paths
-from autograder.config import CATEGORIES, POINTS
+from autograder.categories import BY_NAME, CATEGORIES, POINTS
 
 
 class CheckError(RuntimeError):
@@ -21,7 +21,7 @@ def run_checks(observations: Path, categories: tuple[str, ...] = CATEGORIES) -> 
     """Per-test outcomes (see ``checks/conftest.py``) of the categories asked for."""
     with tempfile.TemporaryDirectory(prefix="neuroevo-checks-") as tmp:
         report = Path(tmp) / "report.json"
-        files = [str(paths.CHECKS_DIR / f"test_{c}.py") for c in categories]
+        files = [str(paths.CHECKS_DIR / BY_NAME[c].checks_file) for c in categories]
         argv = [
             sys.executable,
             "-m",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autograder.validate import PARAM_SHAPES
+from autograder.readback import PARAM_SHAPES
 
 KEYS = tuple(PARAM_SHAPES)
 
@@ -42,7 +42,7 @@ class Observed:
         return run
 
     def rule(self, label: str, rule: str) -> dict:
-        """A run that kept ``rule`` (see ``autograder/verify.py``); fails with the rule's message otherwise."""
+        """A run that kept ``rule`` (see ``autograder/rules.py``); fails with the rule's message otherwise."""
         run = self.run(label)
         if rule in ("history", "selection"):
             self.answer(label)

@@ -2,7 +2,7 @@
 
 Every run is one call of the student's ``evolve_serial`` or ``evolve_parallel`` in a new
 folder, with a workload and a seed from the batch's :class:`Plan`, checked against the rules of
-``verify.py``. The serial, parallel and determinism categories read the observation runs;
+``rules.py``. The serial, parallel and determinism categories read the observation runs;
 ``timing.py`` and ``training.py`` make the speedup and agent runs the same way. The result is
 plain JSON-able data; every problem becomes a message in it, nothing a submission does raises here.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder import extract, hints, messages, paths, validate, verify, workspace
+from autograder import extract, hints, messages, paths, readback, rules, workspace
 from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
 from autograder.cores import Cores
 from autograder.observations import RunObservation
@@ -107,7 +107,7 @@ def describe_call(function: str, kwargs: dict) -> str:
 
 
 @dataclass
-class Collector:
+class Observer:
     """Makes and verifies the sandboxed runs of one submission (or of the reference)."""
 
     workdir: Path
@@ -209,9 +209,9 @@ class Collector:
         if not check:
             return obs
         # One call per run: every episode the run recorded is the call's (no time window a patched clock could shift).
-        played = [verify.Played(e.pid, e.seed, e.params, e.ret) for e in result.episodes]
+        played = [rules.Played(e.pid, e.seed, e.params, e.ret) for e in result.episodes]
         best = {k: np.array(v) for k, v in obs["best"].items()} if obs["best"] else None
-        verdict = verify.verify(
+        verdict = rules.check_run(
             call=obs["call"],
             function=function,
             kwargs=kwargs,
@@ -243,7 +243,7 @@ class Collector:
         fresh: bool = False,
         stop_after_episodes: int | None = None,
     ) -> workspace.RunResult:
-        """The sandboxed run itself, read back (``Collector.run`` and ``first_generation_problem`` check it)."""
+        """The sandboxed run itself, read back (``Observer.run`` and ``first_generation_problem`` check it)."""
         if cpus is None and self.cores is not None:
             cpus = self.cores.free()
         return workspace.run_call(
@@ -270,7 +270,7 @@ class Collector:
         result = self._call(function, kwargs, wall_seconds=wall_seconds, stop_after_episodes=pop_size)
         if result.garbled or len(result.episodes) < pop_size:
             return None
-        first = [verify.vector(e.params) for e in result.episodes[:pop_size]]
+        first = [rules.vector(e.params) for e in result.episodes[:pop_size]]
         with self.lock:
             repeated = self._first_generation_seen(kwargs.get("seed"), first)
         if repeated is None:
@@ -281,7 +281,7 @@ class Collector:
         """Another seed whose run had one of these generation-0 candidates, or one within a little jitter of
         it (remembering these), or None."""
         other = next(
-            (s for s, seen in self.first_generations.items() if s != seed and verify.same_candidate(candidates, seen)),
+            (s for s, seen in self.first_generations.items() if s != seed and rules.same_candidate(candidates, seen)),
             None,
         )
         if seed is not None:
@@ -330,7 +330,7 @@ class Collector:
 
     def replay(self, params: dict, seed: int) -> float:
         """The trusted return of ``params`` from start state ``seed``."""
-        key = (seed, *(np.asarray(params[k]).tobytes() for k in validate.PARAM_SHAPES))
+        key = (seed, *(np.asarray(params[k]).tobytes() for k in readback.PARAM_SHAPES))
         if key not in self.replayed:
             self.replayed[key] = float(trusted_helper().episode(params, seed))
         return self.replayed[key]
@@ -368,11 +368,11 @@ def best_params(info, function: str) -> tuple[dict | None, str | None]:
         kind = info.get("type") if isinstance(info, dict) else "?"
         return None, f"{what} is a {kind}, expected a dict like initialize_parameters returns"
     arrays = info.get("arrays") if isinstance(info.get("arrays"), dict) else {}
-    missing = [key for key in validate.PARAM_SHAPES if key not in arrays]
+    missing = [key for key in readback.PARAM_SHAPES if key not in arrays]
     if missing:
         return None, f"{what} has no {', '.join(missing)}: return the parameters of the selected candidate"
     values = {}
-    for key, shape in validate.PARAM_SHAPES.items():
+    for key, shape in readback.PARAM_SHAPES.items():
         entry = arrays[key] if isinstance(arrays[key], dict) else {}
         if entry.get("error"):
             return None, f"{what}: {key} is a {entry.get('type')}, not an array of numbers"
@@ -380,8 +380,8 @@ def best_params(info, function: str) -> tuple[dict | None, str | None]:
             return None, f"{what}: {key} has shape {tuple(entry.get('shape') or ())}, expected {shape}"
         values[key] = entry.get("values")
     try:
-        return {key: array.tolist() for key, array in validate.params(values, "best_params").items()}, None
-    except validate.Invalid as exc:
+        return {key: array.tolist() for key, array in readback.params(values, "best_params").items()}, None
+    except readback.Invalid as exc:
         return None, f"{what}: {exc}"
 
 
@@ -399,8 +399,8 @@ def history(info, function: str, generations: int, pop_size: int) -> tuple[list 
         if not isinstance(row, dict) or "values" not in row:
             return None, f"{what}: history[{g}] is not a list of numbers"
         try:
-            values = validate.finite_list(row["values"], f"history[{g}]")
-        except validate.Invalid as exc:
+            values = readback.finite_list(row["values"], f"history[{g}]")
+        except readback.Invalid as exc:
             return None, f"{what}: {exc}"
         if len(values) != pop_size:
             return None, f"{what}: history[{g}] has {len(values)} returns, expected one per candidate ({pop_size})"
@@ -408,7 +408,7 @@ def history(info, function: str, generations: int, pop_size: int) -> tuple[list 
     return out, None
 
 
-def run_problem(obs: RunObservation, rules: tuple[str, ...] = verify.RULES) -> str | None:
+def run_problem(obs: RunObservation, rules: tuple[str, ...] = rules.RULES) -> str | None:
     """The first reason this run does not count: it failed, returned nothing valid, or broke a rule."""
     return (
         obs["problem"]
@@ -422,7 +422,7 @@ class Reference:
     """The reference solution, loaded once per batch (and grading job) and timed beside every submission."""
 
     def __init__(self, workdir: Path, plan: Plan, cores: Cores | None = None):
-        self.collector = Collector(Path(workdir), plan, cores)
+        self.collector = Observer(Path(workdir), plan, cores)
         self.problem: str | None = None
         self.loaded = False
         self.measured: list[dict] = []

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import paths
-from autograder.config import CATEGORIES, POINTS
+from autograder.categories import CATEGORIES, TOTAL
 from autograder.results import read_results, write_atomic
 from autograder.spreadsheet import csv_text
 
@@ -88,7 +88,7 @@ def part_table(results: dict[str, dict], students: list[str]) -> str:
     for student in sorted(set(students) | set(results)):
         doc = results.get(student)
         if doc is None:
-            table.append([student, "", *[""] * len(CATEGORIES), "", sum(POINTS.values()), "not graded"])
+            table.append([student, "", *[""] * len(CATEGORIES), "", TOTAL, "not graded"])
             continue
         extra = doc.get("extra_data") or {}
         scores = extra.get("category_scores") or {}
@@ -103,7 +103,7 @@ def part_table(results: dict[str, dict], students: list[str]) -> str:
                 extra.get("timestamp") or "",
                 *cells,
                 f"{float(doc.get('score') or 0):g}",
-                sum(POINTS.values()),
+                TOTAL,
                 status,
             ]
         )
@@ -146,7 +146,7 @@ def lms_file(results: dict[str, dict], roster: Path, id_column: str | None, colu
         student = (row.get(ids) or "").strip()
         cells = [row.get(h) or "" for h in keep]
         if not student and any("points possible" in (row.get(h) or "").lower() for h in header):
-            table.append([*cells, sum(POINTS.values())])  # Canvas's second header row
+            table.append([*cells, TOTAL])  # Canvas's second header row
             continue
         students += 1
         doc = results.get(student)
