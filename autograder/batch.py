@@ -259,7 +259,8 @@ def _grade_one(
         and previous.get("extra_data", {}).get("grading_key") == grading_key(notebook, categories)
     ):
         write_staff_page(output / student)
-        return Graded(student, previous["score"], previous["extra_data"].get("category_scores", {}), skipped=True)
+        scores = previous["extra_data"].get("category_scores", {})
+        return Graded(student, previous["score"], scores, skipped=True, doc=previous)
     try:
         graded = grade_student(student, notebook, output / student, categories, shared)
         write_staff_page(output / student)
@@ -290,9 +291,8 @@ def _zero_reason(doc: dict | None) -> str | None:
     return max(counts, key=counts.get) if counts else None
 
 
-def _inconclusive(report: Report, g: Graded) -> tuple[bool, str | None]:
-    doc = results.read_results(report.output / g.student / "results.json") if report.output else None
-    timing = ((doc or {}).get("extra_data") or {}).get("timing") or {}
+def _inconclusive(g: Graded) -> tuple[bool, str | None]:
+    timing = ((g.doc or {}).get("extra_data") or {}).get("timing") or {}
     reason = timing.get("inconclusive") if isinstance(timing, dict) else None
     return bool(g.inconclusive or reason), reason
 
@@ -320,16 +320,14 @@ def summary(report: Report) -> str:
     failures: dict[str, list[str]] = {}
     for g in report.graded:
         if not g.error and student_has_notebook(report, g.student):
-            message = _zero_reason(
-                results.read_results(report.output / g.student / "results.json") if report.output else None
-            )
+            message = _zero_reason(g.doc)
             if message:
                 failures.setdefault(message, []).append(g.student)
     for message, who in failures.items():
         attention.append(f"  scored 0    {', '.join(who)}: every test failed, mostly with: {message}")
     if "speedup" in categories:
         for g in report.graded:
-            unsure, reason = _inconclusive(report, g)
+            unsure, reason = _inconclusive(g)
             if unsure and not g.error:
                 got = g.category_scores.get("speedup", 0)
                 attention.append(

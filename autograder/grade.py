@@ -34,6 +34,8 @@ class Graded:
     skipped: bool = False
     error: str | None = None
     inconclusive: bool = False
+    doc: dict | None = field(default=None, repr=False)
+    """Its results.json as written (or as kept from an earlier grading)."""
 
 
 def settings_snapshot() -> dict:
@@ -271,7 +273,7 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
     results.write_atomic(out_dir / "results.json", json.dumps(doc, indent=1))  # last: marks the student done
     inconclusive = bool((obs.get("speedup") or {}).get("inconclusive"))
     return Graded(
-        student, doc["score"], doc["extra_data"]["category_scores"], obs["seconds"], inconclusive=inconclusive
+        student, doc["score"], doc["extra_data"]["category_scores"], obs["seconds"], inconclusive=inconclusive, doc=doc
     )
 
 

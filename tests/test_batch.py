@@ -166,15 +166,11 @@ def test_batch_ctrl_c_prints_one_line_and_exports_everyone_graded_so_far(tmp_pat
 def test_batch_summary_wording_for_zero_scores_and_inconclusive_timing(tmp_path):
     """The summary says how many points an inconclusive speedup got, and why a submission scored 0."""
     output = tmp_path / "out"
-    (output / "zed").mkdir(parents=True)
-    (output / "zed" / "results.json").write_text(
-        json.dumps(results_doc("zed", 0, "evolve_serial still raises X\nmore"))
-    )
     report = batch.Report(
         [
             Graded("ann", 85, {"speedup": 0}, inconclusive=True),
             Graded("bea", 100, {"speedup": 15}, inconclusive=True),
-            Graded("zed", 0, {}),
+            Graded("zed", 0, {}, doc=results_doc("zed", 0, "evolve_serial still raises X\nmore")),
         ],
         3,
         tuple(CATEGORIES),
