@@ -147,6 +147,59 @@ def test_functions_pickle_by_reference():
     assert b"evolution" in payload and len(payload) < 200, "a partial should carry a reference, not code"
 
 
+def notebook_main(monkeypatch):
+    """Make ``__main__`` a notebook's (no file, no spec) holding ``play``; return ``play``."""
+    import sys
+    import types
+
+    main = types.ModuleType("__main__")
+
+    def play(params, seed):
+        return ev.episode(params, seed=seed)
+
+    play.__module__, play.__qualname__ = "__main__", "play"
+    main.play = play
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    return play
+
+
+def test_notebook_function_refused_at_once_under_spawn(monkeypatch):
+    """Pool.map of a notebook's function under spawn raises a PicklingError naming __main__, spawn and the fix,
+    within seconds, instead of waiting forever for workers that cannot find it."""
+    import time
+
+    play = notebook_main(monkeypatch)
+    start = time.perf_counter()
+    with mp.get_context("spawn").Pool(1) as pool, pytest.raises(pickle.PicklingError) as raised:
+        pool.map(partial(play, seed=1), some_params(2))
+    assert time.perf_counter() - start < 30, "the refusal should come before any worker has to fail"
+    message = str(raised.value)
+    for words in ("play", "__main__", "'spawn'", "partial(episode, seed=...)", ".py file beside the notebook"):
+        assert words in message, f"the message lacks {words!r}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("method", "file", "refused"),
+    [("fork", None, False), ("spawn", None, True), ("forkserver", None, True), ("spawn", "/work/script.py", False)],
+)
+def test_notebook_function_refused_only_where_workers_cannot_find_it(monkeypatch, method, file, refused):
+    """Forked workers copy the notebook and a script's __main__ is imported again: only a notebook's function on
+    its way to spawn or forkserver workers is refused; anything else pickles as usual."""
+    import sys
+
+    play = notebook_main(monkeypatch)
+    if file:
+        sys.modules["__main__"].__file__ = file
+    monkeypatch.setattr(ev, "_start_method_of_pickling", lambda: method)
+    if refused:
+        with pytest.raises(pickle.PicklingError, match=f"'{method}'"):
+            ev._refuse_notebook_functions(None, play)
+    else:
+        assert ev._refuse_notebook_functions(None, play) is NotImplemented
+    assert ev._refuse_notebook_functions(None, ev.episode) is NotImplemented
+    assert ev._refuse_notebook_functions(None, np.zeros(2)) is NotImplemented
+
+
 # --- sample_params --------------------------------------------------------------------------
 
 

@@ -266,6 +266,20 @@ def test_notebooks_selfcheck_report_shows_each_failure_in_one_line(capsys):
     assert "Total: 25/100 (speedup (15 points) not judged here)" in out
 
 
+def test_notebooks_selfcheck_names_a_function_the_workers_could_not_find():
+    """A cell that timed out while the kernel's workers could not find a notebook function is explained by that
+    function, __main__, the start method and the fix, not as an endless loop."""
+    worker_said = "AttributeError: Can't get attribute 'play' on <module '__main__' (built-in)>\n"
+    assert selfcheck.LOST_FUNCTION.findall(worker_said) == ["play"]
+    run = CellRun("test_parallel", error=("KeyboardInterrupt", ""), lost=["play"])
+    line = selfcheck.explain(run, [])
+    assert "play" in line and "__main__" in line and "partial(episode, seed=...)" in line, line
+    assert "loop that never ends" not in line
+    assert selfcheck.explain(CellRun("test_parallel", error=("KeyboardInterrupt", "")), []) == hints.timed_out(
+        selfcheck.CELL_TIMEOUT
+    )
+
+
 def test_notebooks_stub_docstrings_leave_no_doubt():
     """The released stubs state the draw order rule, the seed idiom, where helpers go and what None means."""
     sources, _ = selfcheck.graded_cells(paths.RELEASE_DIR / NOTEBOOK)
@@ -274,6 +288,7 @@ def test_notebooks_stub_docstrings_leave_no_doubt():
     assert "int(rng.integers(2**31 - 1))" in serial
     assert "any order of draws" in serial and "same draws in the same order" in serial
     assert "top level of this cell" in serial and "top level" in parallel
+    assert "partial(episode, seed=episode_seed)" in parallel and "spawn" in parallel and "notebook cell" in parallel
     assert "lambda" in parallel and "inside" in parallel
     assert "os.cpu_count()" in parallel and "logical CPU" in parallel
 

@@ -22,6 +22,7 @@ run.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import re
 import shutil
@@ -48,6 +49,8 @@ TIMING_ATTEMPTS = 3
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 HIDDEN_MARKER = "HIDDEN TESTS"  # the words both of nbgrader's hidden-region markers share
 STUB_LEFT = re.compile(r"^\s*raise NotImplementedError", re.M)
+# What a worker started by spawn or forkserver prints when a notebook's function was sent to it.
+LOST_FUNCTION = re.compile(r"Can't get attribute '([\w.]+)' on <module '__main__'")
 
 
 class NotebookError(Exception):
@@ -66,6 +69,8 @@ class CellRun:
     """The traceback as plain text, colours removed."""
     printed: list[str] = field(default_factory=list)
     """Non-empty lines the cell printed."""
+    lost: list[str] = field(default_factory=list)
+    """Functions the kernel's workers reported they could not find in ``__main__`` (the same for every cell)."""
 
 
 def default_notebook() -> Path:
@@ -151,13 +156,18 @@ def printed_text(cell) -> str:
 
 
 def needs_another_try(cell) -> bool:
-    """A timing cell that failed, or that busy cores kept from a verdict: another run may do better.
+    """A timing cell that measured too low a speedup, or that busy cores kept from a verdict: another run may do
+    better.
 
-    A timing not judged because worker start-up outweighs the work would not change on a retry.
+    A failure to run at all, or a timing not judged because worker start-up outweighs the work, would not
+    change on a retry.
     """
-    failed = any(output.output_type == "error" for output in cell.get("outputs", []))
+    too_slow = any(
+        output.output_type == "error" and hints.is_too_slow(output.get("evalue", ""))
+        for output in cell.get("outputs", [])
+    )
     printed = printed_text(cell)
-    return failed or (hints.is_not_judged(printed) and not hints.is_slow_worker_start(printed))
+    return too_slow or (hints.is_not_judged(printed) and not hints.is_slow_worker_start(printed))
 
 
 def run_notebook(
@@ -167,13 +177,15 @@ def run_notebook(
     timeout: int = CELL_TIMEOUT,
     env: dict[str, str] | None = None,
     attempts_allowed: int = TIMING_ATTEMPTS,
+    kernel_stderr=subprocess.DEVNULL,
 ) -> dict[str, int]:
     """Run every code cell of ``nb`` in place, in a new kernel started in ``folder``, past errors.
 
     A timing cell (``TIMING_IDS``) that failed, or that busy cores kept from a verdict, runs again,
     up to ``attempts_allowed`` times in all: another program's burst of work can spoil one
-    measurement, rarely every one. ``env`` replaces the kernel's environment variables. Returns the attempts
-    each timing cell needed. Raises DeadKernelError if the kernel dies.
+    measurement, rarely every one. ``env`` replaces the kernel's environment variables; ``kernel_stderr``
+    receives what the kernel and its workers write there (cell output arrives separately). Returns the
+    attempts each timing cell needed. Raises DeadKernelError if the kernel dies.
     """
     from nbclient import NotebookClient
 
@@ -187,7 +199,7 @@ def run_notebook(
     )
     client.reset_execution_trackers()
     attempts = {}
-    options = {"stderr": subprocess.DEVNULL}  # the kernel's own log lines are noise; cell output arrives separately
+    options = {"stderr": kernel_stderr}
     if env is not None:
         options["env"] = env
     with client.setup_kernel(**options):
@@ -218,13 +230,17 @@ def execute(check, folder: Path) -> list[CellRun]:
     from nbclient.exceptions import DeadKernelError
 
     with tempfile.TemporaryDirectory(prefix="selfcheck-") as scratch:
-        try:
-            attempts = run_notebook(check, folder, env=kernel_env(folder, Path(scratch)))
-        except DeadKernelError:
-            attempts = {}  # the cells that did not run have no outputs: reported below as not run
+        log = Path(scratch) / "kernel-stderr.txt"
+        # The kernel's own log lines are noise, but a worker that cannot find a function says so only there.
+        with open(log, "w+", encoding="utf-8", errors="replace") as stderr:
+            try:
+                attempts = run_notebook(check, folder, env=kernel_env(folder, Path(scratch)), kernel_stderr=stderr)
+            except DeadKernelError:
+                attempts = {}  # the cells that did not run have no outputs: reported below as not run
+        lost = sorted(set(LOST_FUNCTION.findall(log.read_text(encoding="utf-8", errors="replace"))))
     runs = []
     for cell in check.cells:
-        run = CellRun(cell.metadata["grade_id"])
+        run = CellRun(cell.metadata["grade_id"], lost=lost)
         for output in cell.get("outputs", []):
             if output.output_type == "stream":
                 run.printed.extend(line for line in output.text.splitlines() if line.strip())
@@ -246,14 +262,16 @@ def explain(run: CellRun, stubs_left: list[str]) -> str:
         culprit = [stub for stub in STUB_IDS if stub in run.traceback] or stubs_left or list(STUB_IDS)
         return hints.not_implemented(culprit[0])
     if name == "KeyboardInterrupt":
+        if run.lost:
+            return hints.lost_in_workers(run.lost, multiprocessing.get_start_method())
         return hints.timed_out(CELL_TIMEOUT)
     if name == "NameError":
         return hints.undefined_name(message)
+    lines = message.strip().splitlines()
+    if name == "AssertionError" and lines:  # the test's own words, its first line the most specific
+        return lines[0]
     if hints.is_pickling_error(name, message):
         return hints.cannot_pickle("your code", name, message).replace("\n", ". ")
-    lines = message.strip().splitlines()
-    if name == "AssertionError" and lines:
-        return lines[0]
     return f"{name}: {lines[0]}" if lines else f"{name} (no message)"
 
 

@@ -25,13 +25,26 @@ Saved agents
 Bad inputs
     Every public function checks its arguments and raises ``ValueError`` or
     ``TypeError`` with a message saying what to pass instead.
+Work sent to worker processes
+    Importing this module makes ``multiprocessing`` refuse, at once and with a
+    ``pickle.PicklingError`` naming the fix, to send a worker started by ``spawn`` or
+    ``forkserver`` a function or class defined in a notebook (module ``__main__``).
+    Such a worker is a new interpreter that cannot find it: it would fail out of sight
+    and leave ``Pool.map`` waiting forever. What goes to a pool is
+    ``functools.partial(episode, ...)`` or a function from a ``.py`` file.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.pool
 import os
+import pickle
 import re
+import sys
 import threading
+import types
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
 import gymnasium as gym
@@ -267,3 +280,56 @@ def load_params(agent_id) -> dict:
             f"save it again with save_params(params, {agent_id!r})"
         ) from None
     return params
+
+
+# --- work sent to worker processes -------------------------------------------------------------
+
+
+def _start_method_of_pickling() -> str:
+    """The start method of the workers the object being pickled now is meant for.
+
+    A pool's task thread (``Pool._handle_tasks``) holds the pool's workers, and starting a
+    process holds ``process_obj``: each knows how it was started. Anything else goes by the
+    default start method, the one ``Pool()`` uses.
+    """
+    handle_tasks = multiprocessing.pool.Pool._handle_tasks.__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidates = frame.f_locals.get("pool", ()) if frame.f_code is handle_tasks else ()
+        for process in [*candidates, frame.f_locals.get("process_obj")]:
+            method = getattr(process, "_start_method", None)
+            if isinstance(method, str):
+                return method
+        frame = frame.f_back
+    return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+
+
+def notebook_function_message(name: str, start_method: str) -> str:
+    """Why ``name``, defined in a notebook, cannot reach workers started by ``start_method``, and what to do."""
+    return (
+        f"cannot send {name} to the worker processes: it is defined in the notebook (module __main__), and "
+        f"workers started by '{start_method}' (the default on macOS and Windows) are new Python interpreters "
+        f"that cannot see the notebook, so Pool.map would wait forever. Pass functools.partial(episode, "
+        f"seed=...) to pool.map, or put {name} in a .py file beside the notebook and import it from there"
+    )
+
+
+def _refuse_notebook_functions(pickler, obj):
+    """``ForkingPickler.reducer_override``: stop a notebook's function on its way to a fresh interpreter.
+
+    A function pickles as a reference (module and name). Workers started by spawn or forkserver
+    find it by importing the module, which for ``__main__`` works only when it is a file (a script,
+    imported again as ``__mp_main__``); a notebook's ``__main__`` is not. Raising here, in the
+    parent, reaches the caller of ``Pool.map`` as the call's exception.
+    """
+    if isinstance(obj, (types.FunctionType, type)) and getattr(obj, "__module__", None) == "__main__":
+        main = sys.modules.get("__main__")
+        if getattr(main, "__spec__", None) is None and not getattr(main, "__file__", None):
+            method = _start_method_of_pickling()
+            if method != "fork":  # a forked worker is a copy of the notebook's process and has it
+                raise pickle.PicklingError(notebook_function_message(obj.__qualname__, method))
+    return NotImplemented  # pickle it the usual way
+
+
+if getattr(ForkingPickler, "reducer_override", None) is None:  # once, however often this module is loaded
+    ForkingPickler.reducer_override = _refuse_notebook_functions

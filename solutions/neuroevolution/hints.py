@@ -13,10 +13,11 @@ from __future__ import annotations
 
 # --- recognising a failure ------------------------------------------------------------------
 
-PICKLING = ("Pool.map pickles the function it sends to the workers, and a lambda or a function defined "
-            "inside another function cannot be pickled: pass functools.partial(episode, seed=...), or a "
-            "helper defined at the top level of your solution cell")
-"""Why a function could not reach the worker processes, and what to pass instead."""
+PICKLING = ("what you give pool.map reaches the workers by name: pass functools.partial(episode, seed=...), or "
+            "a function imported from a .py file beside the notebook. A lambda or a function defined inside "
+            "another function cannot be pickled at all, and workers started by spawn (the default on macOS and "
+            "Windows) or forkserver cannot find a function defined in a notebook cell")
+"""The one rule for what may be sent to worker processes, and why the alternatives fail."""
 
 NOT_JUDGED = "not judged here"
 """The words that mark a timing that could not be judged on this machine (never full marks)."""
@@ -43,7 +44,7 @@ def not_implemented(function: str) -> str:
 def undefined_name(message: str) -> str:
     """A NameError (``message`` is Python's, e.g. "name 'helper' is not defined")."""
     return (f"{message}: define it at the top level of one of your two solution cells (only they and the "
-            "setup cell are graded, and a helper nested inside a function cannot be sent to the workers)")
+            "setup cell are graded); what you send to the pool stays functools.partial(episode, seed=...)")
 
 
 def cannot_pickle(function: str, kind: str, message: str) -> str:
@@ -56,6 +57,14 @@ def timed_out(seconds: float) -> str:
     """A run did not finish within ``seconds``."""
     return (f"timed out after {seconds:.0f} s: look for a loop that never ends, a Pool that is never closed, "
             "or far more work than asked for (one episode per candidate per generation)")
+
+
+def lost_in_workers(names: list[str], start_method: str) -> str:
+    """Workers started by ``start_method`` reported that they could not find ``names`` in ``__main__``."""
+    listed = ", ".join(names)
+    return (f"the worker processes could not find {listed}: it is defined in the notebook (module __main__), "
+            f"which workers started by '{start_method}' (the default on macOS and Windows) cannot see, so "
+            "Pool.map waited forever. Pass functools.partial(episode, seed=...) to pool.map instead")
 
 
 # --- evolve_parallel's workers ---------------------------------------------------------------
@@ -206,14 +215,23 @@ def is_slow_worker_start(printed: str) -> bool:
     return SLOW_START in printed
 
 
+TOO_SLOW = "times as fast as evolve_serial with"
+"""The words that mark a speedup measured and found too low (another timing may differ, unlike an error)."""
+
+
 def speedup_too_low(speedup: float, needed: float, processes: int, serial: float, parallel: float,
                     machine: float) -> str:
     """``evolve_parallel`` was ``speedup`` times as fast as ``evolve_serial``, short of ``needed``."""
-    return (f"evolve_parallel was only {speedup:.2f} times as fast as evolve_serial with {processes} processes "
+    return (f"evolve_parallel was only {speedup:.2f} {TOO_SLOW} {processes} processes "
             f"(serial {serial:.2f} s, parallel {parallel:.2f} s), while this machine sped plain work of the same "
             f"shape up {machine:.2f} times; needed at least {needed:.2f}: create the Pool once per call, outside "
             "the generation loop, test each whole generation with one pool.map, and use processes (Pool), not "
             "threads")
+
+
+def is_too_slow(message: str) -> bool:
+    """True when a failed speedup test measured a speedup too low (rather than failing to run at all)."""
+    return TOO_SLOW in message
 
 
 def single_core(cores: int) -> str:
