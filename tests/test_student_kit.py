@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -123,6 +125,59 @@ def test_student_kit_zip_is_the_folder_and_reproducible(files, tmp_path):
         names = zipped.namelist()
         assert names == [f"{student_kit.KIT_NAME}/{name}" for name in files]
         assert all(zipped.read(f"{student_kit.KIT_NAME}/{name}") == (folder / name).read_bytes() for name in files)
+
+
+# A correct loop whose pool gets a helper defined in a solution cell: fine under fork, lost under spawn.
+HELPER_IN_CELL = (
+    "def play(params, seed):\n    return episode(params, seed=seed)\n\n\n",
+    "pool.map(partial(play, seed=episode_seed), population)",
+)
+SPAWN_LIMIT = 90  # seconds for the whole self-check of one part: a kernel start and a refusal, never a hang
+
+
+def test_student_kit_selfcheck_under_spawn_names_a_helper_from_a_cell(files, tmp_path):
+    """With spawn forced (as on macOS and Windows), a helper from a solution cell sent to the pool fails the
+    parallel part within seconds, and check.py names __main__, spawn and the fix rather than timing out."""
+    folder, _ = student_kit.write_kit(files, tmp_path / "dist")
+    source = demo.reference_source()
+    parallel_map = "pool.map(partial(episode, seed=episode_seed), population)"
+    assert parallel_map in source and "def evolve_parallel(" in source
+    source = source.replace(parallel_map, HELPER_IN_CELL[1]).replace(
+        "def evolve_parallel(", HELPER_IN_CELL[0] + "def evolve_parallel(", 1
+    )
+    nbformat.write(demo.with_solution(source), folder / "neuroevolution.ipynb")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        'import multiprocessing\nmultiprocessing.set_start_method("spawn", force=True)\n'
+    )
+    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "IPYTHONDIR")}
+    env.update(PYTHONPATH=str(site), NEUROEVO_AGENTS_DIR=str(tmp_path / "agents"))
+    start = time.monotonic()
+    # A session of its own, so that a hang costs the kernel and its workers too, not only check.py.
+    with subprocess.Popen(
+        [sys.executable, "check.py", "--part", "parallel"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as checking:
+        try:
+            out, _ = checking.communicate(timeout=SPAWN_LIMIT)
+        except subprocess.TimeoutExpired:
+            os.killpg(checking.pid, signal.SIGKILL)
+            out, _ = checking.communicate()
+            pytest.fail(f"check.py under spawn ran past {SPAWN_LIMIT} s (a hang?):\n{out}")
+    elapsed = time.monotonic() - start
+    assert checking.returncode == 1, f"check.py should fail the parallel part:\n{out}"
+    line = next((line for line in out.splitlines() if line.startswith("Part parallel:")), "")
+    for words in ("0/20", "play", "__main__", "'spawn'", "partial(episode, seed=...)", ".py file beside the notebook"):
+        assert words in line, f"the parallel line lacks {words!r}:\n{out}"
+    assert "Total: 0/20 of the parts checked (parallel)" in out, out
+    assert "timed out" not in out and "Traceback" not in out, out
+    assert elapsed < SPAWN_LIMIT
 
 
 def build_environment(kit: Path) -> Path:

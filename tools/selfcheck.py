@@ -6,13 +6,13 @@ is ``python -m tools.selfcheck [NOTEBOOK]`` (``make check``). It needs only the 
 
 It runs, in a fresh kernel in the notebook's own folder, only what the grader runs: the locked
 setup cell, your two solution cells (``evolve_serial``, ``evolve_parallel``) and the five graded
-test cells, found by their nbgrader ``grade_id``. Anything else in the notebook is ignored, so a
-helper defined elsewhere fails here just as it would in grading. Each part is worth the points its
-test cell carries. The speedup test compares your speedup with the machine's own, measured beside
+test cells (``--part NAME``: only that part's), found by their nbgrader ``grade_id``. Anything else
+in the notebook is ignored, so a helper defined elsewhere fails here just as it would in grading.
+Each part is worth the points its test cell carries. The speedup test compares your speedup with the machine's own, measured beside
 it; when the machine cannot show a speedup it says "not judged here", which earns no points here
-and is no failure either (the grader measures it on its own machine). A failed or unjudged
-speedup test is measured again, three times in all, since a burst of other work can spoil one
-timing. Run on the instructor's notebook, it first drops the hidden tests with nbgrader's
+and is no failure either (the grader measures it on its own machine). A speedup measured too low,
+or left unjudged by busy cores, is measured again, three times in all, since a burst of other work
+can spoil one timing. Run on the instructor's notebook, it first drops the hidden tests with nbgrader's
 ``ClearHiddenTests``, as ``generate_assignment`` does, so it checks only what students see.
 
 Exit status: 0 when no visible test failed, 1 when one did, 2 when the notebook cannot be read or
@@ -133,13 +133,13 @@ def without_hidden_tests(nb, name: str):
     return nb
 
 
-def build_check_notebook(sources: dict[str, str]):
-    """A notebook of the setup, solution and test cells, in grading order, each tagged with its grade_id."""
+def build_check_notebook(sources: dict[str, str], tests: tuple[str, ...] = TEST_IDS):
+    """A notebook of the setup, solution and ``tests`` cells, in grading order, each tagged with its grade_id."""
     import nbformat
 
     check = nbformat.v4.new_notebook()
     check.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for grade_id in (SETUP_ID, *STUB_IDS, *TEST_IDS):
+    for grade_id in (SETUP_ID, *STUB_IDS, *(test for test in TEST_IDS if test in tests)):
         cell = nbformat.v4.new_code_cell(sources[grade_id])
         cell.metadata["grade_id"] = grade_id
         check.cells.append(cell)
@@ -276,9 +276,11 @@ def explain(run: CellRun, stubs_left: list[str]) -> str:
 
 
 def report(runs: list[CellRun], sources: dict[str, str], points: dict[str, int], out=None) -> bool:
-    """Print the per-part summary to ``out`` (default: standard output); True when no test failed."""
+    """Print the per-part summary of the test cells that ran to ``out`` (default: standard output); True when no
+    test failed."""
     out = out or sys.stdout
     by_id = {run.grade_id: run for run in runs}
+    checked = [grade_id for grade_id in TEST_IDS if grade_id in by_id]
     raised = [run.traceback for run in runs if run.error and run.error[0] == "NotImplementedError"]
     # A stub counts as unfilled when its cell still has the raise line and a test ran into it.
     stubs_left = [
@@ -292,7 +294,7 @@ def report(runs: list[CellRun], sources: dict[str, str], points: dict[str, int],
             print(f"the {grade_id} cell itself failed: {explain(run, stubs_left)}", file=out)
     total, failed, not_judged = 0, False, []
     width = max(len(grade_id) for grade_id in TEST_IDS) - len("test_")
-    for grade_id in TEST_IDS:
+    for grade_id in checked:
         run, worth, part = by_id[grade_id], points[grade_id], grade_id.removeprefix("test_")
         label = f"Part {part + ':':<{width + 1}}"
         judged = [line for line in run.printed if hints.is_not_judged(line)]
@@ -307,8 +309,10 @@ def report(runs: list[CellRun], sources: dict[str, str], points: dict[str, int],
             print(f"{label} {worth:>3}/{worth}", file=out)
             for line in run.printed[:3]:
                 print(f"    {line}", file=out)
-    maximum = sum(points.values())
+    maximum = sum(points[grade_id] for grade_id in checked)
     line = f"Total: {total}/{maximum}"
+    if len(checked) < len(TEST_IDS):
+        line += f" of the parts checked ({', '.join(grade_id.removeprefix('test_') for grade_id in checked)})"
     if not_judged:
         left = ", ".join(f"{part} ({worth} points)" for part, worth in not_judged)
         line += f" ({left} {hints.NOT_JUDGED})"
@@ -331,7 +335,14 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the notebook to check (default: {NOTEBOOK_NAME} beside this script, "
         "else the release in the course repository)",
     )
+    parser.add_argument(
+        "--part",
+        action="append",
+        choices=[grade_id.removeprefix("test_") for grade_id in TEST_IDS],
+        help="check only this part (repeat the flag for several; default: all five)",
+    )
     args = parser.parse_args(argv)
+    tests = tuple(f"test_{part}" for part in args.part) if args.part else TEST_IDS
     notebook = (args.notebook or default_notebook()).resolve()
     if not notebook.is_file():
         print(f"error: no notebook at {notebook}: pass the path of your {NOTEBOOK_NAME}", file=sys.stderr)
@@ -347,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"checking {notebook} (setup, solution and test cells only)", flush=True)
     start = time.perf_counter()
     try:
-        runs = execute(build_check_notebook(sources), notebook.parent)
+        runs = execute(build_check_notebook(sources, tests), notebook.parent)
     except Exception as exc:  # the kernel could not start at all
         print(
             f"error: could not start a Python kernel ({type(exc).__name__}: {exc}): install the requirements "
