@@ -14,6 +14,7 @@ import nbformat
 import pytest
 
 from autograder.categories import CATEGORIES, POINTS
+from autograder.config import AgentBudget
 from autograder.paths import HELPER, LESSON_MODULES, ROOT
 from tools import release
 
@@ -272,3 +273,32 @@ def test_release_grader_reads_the_trusted_hints():
 
     assert Path(hints.__file__) == paths.hints_module() == release.RELEASE_DIR / "hints.py"
     assert hints.not_implemented("evolve_serial").startswith("evolve_serial still raises NotImplementedError")
+
+
+def test_release_notebook_quotes_the_graders_agent_budget():
+    """The training cell and the texts around it quote the agent budget the grader trains with (config.AgentBudget),
+    and the written question is a hand-graded answer cell outside the autograded 100 points."""
+    budget = AgentBudget()
+    cells = nbformat.read(RELEASE_NOTEBOOK, as_version=4).cells
+    text = "\n".join(cell.source for cell in cells)
+    call = (
+        f"evolve_parallel(generations={budget.generations}, pop_size={budget.pop_size}, seed=0, sigma={budget.sigma})"
+    )
+    assert call in text, f"the training cell does not run the grader's budget: {call}"
+    quoted = (
+        f"{budget.generations} generations of {budget.pop_size} candidates at\n`sigma={budget.sigma}`, up to "
+        f"{budget.attempts} runs with seeds of its own, and scores the best agent on {budget.heldout_episodes} start "
+        f"positions\nit never trained on (full marks from a mean return of {budget.solved_return:g})"
+    )
+    assert quoted in text, "the notebook's statement of the grader's training budget is stale"
+    written = [cell for cell in cells if cell.metadata.get("nbgrader", {}).get("grade_id") == "written_rng"]
+    assert len(written) == 1 and written[0].cell_type == "markdown", "no hand-graded written answer cell"
+    meta = written[0].metadata["nbgrader"]
+    assert meta["grade"] and meta["solution"] and meta["points"] > 0 and not meta["locked"]
+    assert "YOUR ANSWER HERE" in written[0].source and "Rubric" not in written[0].source
+    autograded = sum(
+        cell.metadata["nbgrader"].get("points", 0)
+        for cell in cells
+        if cell.metadata.get("nbgrader", {}).get("grade_id", "").startswith("test_")
+    )
+    assert autograded == sum(POINTS.values()) == 100

@@ -29,12 +29,9 @@ def slow_square(x: float, delay: float = 0.01) -> float:
     return x * x
 
 
-def busy(seconds: float) -> float:
-    """Keep one core busy for ``seconds``, the way real computation would; returns ``seconds``."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-    return seconds
+def square(x: float) -> float:
+    """``x * x`` and nothing else: a job far smaller than the cost of sending it to another process."""
+    return x * x
 
 
 seen: list = []
@@ -53,3 +50,8 @@ def draw_two(_task) -> tuple[int, list[float]]:
 
     time.sleep(0.05)  # a slow task, so that every worker of a small pool gets one
     return os.getpid(), np.random.random(2).round(4).tolist()
+
+
+def draw_from(rng, _task=None) -> float:
+    """One number from the numpy generator ``rng``, rounded (``_task``, the item a map passes, is ignored)."""
+    return round(float(rng.random()), 4)
