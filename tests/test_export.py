@@ -158,6 +158,30 @@ def test_export_nbgrader_export_reads_the_graders_gradebook(tmp_path):
     ], exported
 
 
+def test_export_gradebook_keeps_hand_grades_apart_across_rebuilds(tmp_path):
+    """The written answer is in the gradebook as a hand-graded cell beside the autograded 100 points: a score
+    given in the formgrader survives the next `make grade`, and an answer not yet read waits for one."""
+    from nbgrader.api import Gradebook
+
+    assert gradebook.hand_graded_cells() == {"written_rng": 5.0}, "the notebook's hand-graded answer changed"
+    db = tmp_path / "gradebook.db"
+    doc = {"score": 45.0, "extra_data": {"category_scores": {"serial": 25, "parallel": 20}}}
+    gradebook.rebuild(db, [("alice", doc)])
+    with Gradebook(f"sqlite:///{db}") as gb:
+        grade = gb.find_grade("written_rng", gradebook.NOTEBOOK_NAME, paths.ASSIGNMENT, "alice")
+        assert grade.needs_manual_grade and grade.manual_score is None and grade.max_score == 5
+        grade.manual_score = 4.0
+        gb.db.commit()
+    gradebook.rebuild(db, [("alice", doc), ("bob", doc)])
+    with Gradebook(f"sqlite:///{db}") as gb:
+        alice = gb.find_grade("written_rng", gradebook.NOTEBOOK_NAME, paths.ASSIGNMENT, "alice")
+        bob = gb.find_grade("written_rng", gradebook.NOTEBOOK_NAME, paths.ASSIGNMENT, "bob")
+        assert alice.manual_score == 4.0 and not alice.needs_manual_grade, "a hand grade was lost by the rebuild"
+        assert bob.manual_score is None and bob.needs_manual_grade
+        serial = gb.find_grade("test_serial", gradebook.NOTEBOOK_NAME, paths.ASSIGNMENT, "alice")
+        assert serial.auto_score == 25 and not serial.needs_manual_grade
+
+
 def test_export_nbgrader_export_before_any_grading(tmp_path):
     """Before `make grade`, `nbgrader export` from the course folder (venv not activated) gives an empty CSV,
     not a traceback about a missing folder or `alembic`."""

@@ -231,13 +231,15 @@ def execute(check, folder: Path) -> list[CellRun]:
 
     with tempfile.TemporaryDirectory(prefix="selfcheck-") as scratch:
         log = Path(scratch) / "kernel-stderr.txt"
-        # The kernel's own log lines are noise, but a worker that cannot find a function says so only there.
+        # The kernel's own log lines are noise, but a worker that cannot find a function may say so only there.
         with open(log, "w+", encoding="utf-8", errors="replace") as stderr:
             try:
                 attempts = run_notebook(check, folder, env=kernel_env(folder, Path(scratch)), kernel_stderr=stderr)
             except DeadKernelError:
                 attempts = {}  # the cells that did not run have no outputs: reported below as not run
-        lost = sorted(set(LOST_FUNCTION.findall(log.read_text(encoding="utf-8", errors="replace"))))
+        # Depending on the Jupyter version, the workers' error lands in the kernel's log or under a cell.
+        said = log.read_text(encoding="utf-8", errors="replace") + "".join(printed_text(cell) for cell in check.cells)
+        lost = sorted(set(LOST_FUNCTION.findall(said)))
     runs = []
     for cell in check.cells:
         run = CellRun(cell.metadata["grade_id"], lost=lost)

@@ -1,5 +1,9 @@
 """nbgrader's gradebook rebuilt from the per-student results, so `nbgrader export` and the
-formgrader show the same scores as grades.csv."""
+formgrader show the same scores as grades.csv.
+
+The notebook's answers graded by hand (the written question) are in it too, apart from the
+autograded points: a rebuild keeps every score an instructor has already given in the formgrader,
+and marks the others as waiting for a manual grade."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 
+from autograder import paths
 from autograder.categories import CATEGORIES, POINTS
 from autograder.paths import ASSIGNMENT, NOTEBOOK
 
@@ -22,11 +27,50 @@ def grade_cell_id(category: str) -> str:
     return f"test_{category}"
 
 
-def rebuild(path: Path, rows: list[tuple[str, dict]]) -> None:
-    """Write a fresh gradebook at ``path`` holding every ``(student_id, results)`` pair."""
+def hand_graded_cells(notebook: Path | None = None) -> dict[str, float]:
+    """grade_id -> points of the trusted notebook's answers graded by hand (nbgrader's graded markdown answers)."""
+    import nbformat
+
+    nb = nbformat.read(notebook or paths.setup_notebook(), as_version=4)
+    cells = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "markdown" and meta.get("grade") and meta.get("solution") and meta.get("grade_id"):
+            cells[meta["grade_id"]] = float(meta.get("points", 0))
+    return cells
+
+
+def manual_scores(path: Path, cells) -> dict[tuple[str, str], float]:
+    """(student_id, grade_id) -> the score given by hand in the gradebook at ``path`` to each of ``cells``."""
+    from nbgrader.api import Gradebook
+
+    if not Path(path).is_file():
+        return {}
+    given = {}
+    with _alembic_on_path(), warnings.catch_warnings(), Gradebook(f"sqlite:///{path}") as gb:
+        warnings.simplefilter("ignore")
+        for student in gb.students:
+            for cell in cells:
+                try:
+                    grade = gb.find_grade(cell, NOTEBOOK_NAME, ASSIGNMENT, student.id)
+                except Exception:  # nbgrader's MissingEntry: no submission, or a cell that gradebook lacked
+                    continue
+                if grade.manual_score is not None:
+                    given[(student.id, cell)] = float(grade.manual_score)
+    return given
+
+
+def rebuild(path: Path, rows: list[tuple[str, dict]], hand_graded: dict[str, float] | None = None) -> None:
+    """Write a fresh gradebook at ``path`` holding every ``(student_id, results)`` pair.
+
+    ``hand_graded`` (default: the trusted notebook's) are the answers graded by hand: scores already given
+    to them in the gradebook at ``path`` are kept, the others wait for a manual grade.
+    """
     from nbgrader.api import Gradebook  # seconds to import: only when a gradebook is written
 
     path = Path(path)
+    hand_graded = hand_graded_cells() if hand_graded is None else hand_graded
+    kept = manual_scores(path, hand_graded)
     fd, tmp = tempfile.mkstemp(prefix=".gradebook.", suffix=".db", dir=path.parent)
     os.close(fd)
     try:
@@ -38,6 +82,9 @@ def rebuild(path: Path, rows: list[tuple[str, dict]]) -> None:
                 gb.update_or_create_grade_cell(
                     grade_cell_id(category), NOTEBOOK_NAME, ASSIGNMENT, max_score=POINTS[category], cell_type="code"
                 )
+            for cell, points in hand_graded.items():
+                gb.update_or_create_grade_cell(cell, NOTEBOOK_NAME, ASSIGNMENT, max_score=points, cell_type="markdown")
+                gb.update_or_create_solution_cell(cell, NOTEBOOK_NAME, ASSIGNMENT)
             for student, results in sorted(rows):
                 gb.update_or_create_student(student)
                 stamp = _timestamp(results.get("extra_data", {}).get("timestamp"))
@@ -47,6 +94,10 @@ def rebuild(path: Path, rows: list[tuple[str, dict]]) -> None:
                     grade = gb.find_grade(grade_cell_id(category), NOTEBOOK_NAME, ASSIGNMENT, student)
                     grade.auto_score = float(scores.get(category, 0.0))
                     grade.needs_manual_grade = False
+                for cell in hand_graded:
+                    grade = gb.find_grade(cell, NOTEBOOK_NAME, ASSIGNMENT, student)
+                    grade.manual_score = kept.get((student, cell))
+                    grade.needs_manual_grade = grade.manual_score is None
             gb.db.commit()
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
