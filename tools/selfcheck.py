@@ -311,14 +311,21 @@ def report(runs: list[CellRun], sources: dict[str, str], points: dict[str, int],
             print(f"{label} {worth:>3}/{worth}", file=out)
             for line in run.printed[:3]:
                 print(f"    {line}", file=out)
-    maximum = sum(points[grade_id] for grade_id in checked)
+    # Points not judged here are neither won nor lost: the total counts only what this machine could judge.
+    maximum = sum(points[grade_id] for grade_id in checked) - sum(worth for _, worth in not_judged)
     line = f"Total: {total}/{maximum}"
+    if not_judged:
+        line += " judged on this machine"
     if len(checked) < len(TEST_IDS):
-        line += f" of the parts checked ({', '.join(grade_id.removeprefix('test_') for grade_id in checked)})"
+        line += f" (parts checked: {', '.join(grade_id.removeprefix('test_') for grade_id in checked)})"
+    print(line, file=out)
     if not_judged:
         left = ", ".join(f"{part} ({worth} points)" for part, worth in not_judged)
-        line += f" ({left} {hints.NOT_JUDGED})"
-    print(line, file=out)
+        print(
+            f"{hints.NOT_JUDGED.capitalize()}: {left}, for the reason on its line above; the grader measures it on "
+            "its own machine, so these points are neither won nor lost yet",
+            file=out,
+        )
     return not failed
 
 

@@ -75,6 +75,13 @@ def workers_left_running(function: str, count: int) -> str:
             "`with Pool(processes) as pool:` so that it shuts down when the block ends")
 
 
+def pool_per_generation(function: str, pools: int, generations: int) -> str:
+    """``function`` started ``pools`` pools for ``generations`` generations: correct, but it pays start-up each time."""
+    return (f"note: {function} started {pools} pools for {generations} generations: correct, but every pool starts "
+            "its workers again (under spawn each one imports numpy and gymnasium), which costs speed; create the "
+            "pool once per call, `with Pool(processes) as pool:` around the generation loop")
+
+
 def episodes_in_caller(function: str, own_cpu: float, workers_cpu: float) -> str:
     """The calling process did the work (``own_cpu`` CPU seconds) rather than the workers (``workers_cpu``)."""
     return (f"the episodes of {function} seem to run in the calling process (it used {own_cpu:.2f} s of CPU, "
