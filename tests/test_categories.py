@@ -67,3 +67,12 @@ def test_categories_feedback_titles_and_total_come_from_the_registry():
     page = feedback.page(doc, publish=True, agent=False)
     assert all(c.title in page for c in ALL)
     assert TOTAL == sum(c.points for c in ALL) == 100 and CATEGORIES[0] == "serial"
+
+
+def test_categories_kit_check_finds_the_parts_in_registry_order():
+    """The kit's check.py reads the parts from the release's graded cells: the registry's, in its order."""
+    from tools import selfcheck
+
+    sources, points = selfcheck.graded_cells(paths.RELEASE_DIR / paths.NOTEBOOK)
+    assert selfcheck.test_ids(sources) == tuple(c.cell_id for c in ALL)
+    assert points == {c.cell_id: c.points for c in ALL}

@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 NOTEBOOK_NAME = "neuroevolution.ipynb"
 SETUP_ID = "practical_setup"
 STUB_IDS = ("evolve_serial", "evolve_parallel")
-TEST_IDS = ("test_serial", "test_parallel", "test_determinism", "test_speedup", "test_agent")
+TEST_PREFIX = "test_"  # the graded test cells, one per part: test_<part>, in the notebook's order
 CELL_TIMEOUT = 120  # seconds per cell; the visible tests need a few seconds each
 TIMING_IDS = ("test_speedup",)  # cells whose verdict depends on wall-clock time
 TIMING_ATTEMPTS = 3
@@ -98,11 +98,16 @@ def graded_cells(notebook: Path) -> tuple[dict[str, str], dict[str, int]]:
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         grade_id = meta.get("grade_id")
-        if cell.cell_type == "code" and grade_id in (SETUP_ID, *STUB_IDS, *TEST_IDS) and grade_id not in sources:
+        if cell.cell_type != "code" or not isinstance(grade_id, str) or grade_id in sources:
+            continue
+        if grade_id in (SETUP_ID, *STUB_IDS):
             sources[grade_id] = cell.source
-            if grade_id in TEST_IDS:
-                points[grade_id] = int(meta.get("points", 0))
-    missing = [grade_id for grade_id in (SETUP_ID, *STUB_IDS, *TEST_IDS) if grade_id not in sources]
+        elif grade_id.startswith(TEST_PREFIX) and meta.get("grade"):  # the parts, as the release stamps them
+            sources[grade_id] = cell.source
+            points[grade_id] = int(meta.get("points", 0))
+    missing = [grade_id for grade_id in (SETUP_ID, *STUB_IDS) if grade_id not in sources]
+    if not points:
+        missing.append(f"{TEST_PREFIX}<part>")
     if missing:
         raise NotebookError(
             f"{notebook.name} has no cell with grade_id {', '.join(missing)}: copy the missing "
@@ -133,13 +138,20 @@ def without_hidden_tests(nb, name: str):
     return nb
 
 
-def build_check_notebook(sources: dict[str, str], tests: tuple[str, ...] = TEST_IDS):
-    """A notebook of the setup, solution and ``tests`` cells, in grading order, each tagged with its grade_id."""
+def test_ids(sources: dict[str, str]) -> tuple[str, ...]:
+    """The graded test cells among ``sources``, in the notebook's order: one per part."""
+    return tuple(grade_id for grade_id in sources if grade_id.startswith(TEST_PREFIX))
+
+
+def build_check_notebook(sources: dict[str, str], tests: tuple[str, ...] | None = None):
+    """A notebook of the setup, solution and ``tests`` cells (default: all), in the notebook's order, each tagged
+    with its grade_id."""
     import nbformat
 
     check = nbformat.v4.new_notebook()
     check.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for grade_id in (SETUP_ID, *STUB_IDS, *(test for test in TEST_IDS if test in tests)):
+    chosen = test_ids(sources) if tests is None else tests
+    for grade_id in (SETUP_ID, *STUB_IDS, *(test for test in test_ids(sources) if test in chosen)):
         cell = nbformat.v4.new_code_cell(sources[grade_id])
         cell.metadata["grade_id"] = grade_id
         check.cells.append(cell)
@@ -282,7 +294,7 @@ def report(runs: list[CellRun], sources: dict[str, str], points: dict[str, int],
     test failed."""
     out = out or sys.stdout
     by_id = {run.grade_id: run for run in runs}
-    checked = [grade_id for grade_id in TEST_IDS if grade_id in by_id]
+    checked = [grade_id for grade_id in points if grade_id in by_id]
     raised = [run.traceback for run in runs if run.error and run.error[0] == "NotImplementedError"]
     # A stub counts as unfilled when its cell still has the raise line and a test ran into it.
     stubs_left = [
@@ -295,9 +307,9 @@ def report(runs: list[CellRun], sources: dict[str, str], points: dict[str, int],
         if run.error:
             print(f"the {grade_id} cell itself failed: {explain(run, stubs_left)}", file=out)
     total, failed, not_judged = 0, False, []
-    width = max(len(grade_id) for grade_id in TEST_IDS) - len("test_")
+    width = max(len(grade_id) for grade_id in points) - len(TEST_PREFIX)
     for grade_id in checked:
-        run, worth, part = by_id[grade_id], points[grade_id], grade_id.removeprefix("test_")
+        run, worth, part = by_id[grade_id], points[grade_id], grade_id.removeprefix(TEST_PREFIX)
         label = f"Part {part + ':':<{width + 1}}"
         judged = [line for line in run.printed if hints.is_not_judged(line)]
         if run.error:
@@ -316,8 +328,8 @@ def report(runs: list[CellRun], sources: dict[str, str], points: dict[str, int],
     line = f"Total: {total}/{maximum}"
     if not_judged:
         line += " judged on this machine"
-    if len(checked) < len(TEST_IDS):
-        line += f" (parts checked: {', '.join(grade_id.removeprefix('test_') for grade_id in checked)})"
+    if len(checked) < len(points):
+        line += f" (parts checked: {', '.join(grade_id.removeprefix(TEST_PREFIX) for grade_id in checked)})"
     print(line, file=out)
     if not_judged:
         left = ", ".join(f"{part} ({worth} points)" for part, worth in not_judged)
@@ -347,11 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--part",
         action="append",
-        choices=[grade_id.removeprefix("test_") for grade_id in TEST_IDS],
-        help="check only this part (repeat the flag for several; default: all five)",
+        metavar="PART",
+        help="check only this part: serial, parallel, determinism, speedup or agent (repeat the flag for several; "
+        "default: every part)",
     )
     args = parser.parse_args(argv)
-    tests = tuple(f"test_{part}" for part in args.part) if args.part else TEST_IDS
     notebook = (args.notebook or default_notebook()).resolve()
     if not notebook.is_file():
         print(f"error: no notebook at {notebook}: pass the path of your {NOTEBOOK_NAME}", file=sys.stderr)
@@ -361,6 +373,14 @@ def main(argv: list[str] | None = None) -> int:
     except NotebookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    parts = [grade_id.removeprefix(TEST_PREFIX) for grade_id in test_ids(sources)]
+    unknown = [part for part in args.part or () if part not in parts]
+    if unknown:
+        print(
+            f"error: no part {', '.join(unknown)} in {notebook.name}: choose from {', '.join(parts)}", file=sys.stderr
+        )
+        return 2
+    tests = tuple(TEST_PREFIX + part for part in args.part) if args.part else None
     if not (notebook.parent / "evolution.py").is_file():
         print(f"error: no evolution.py beside {notebook}: keep the notebook in the folder it came in", file=sys.stderr)
         return 2
