@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import paths, results, spreadsheet, workspace
+from autograder import interrupts, paths, results, spreadsheet, workspace
 from autograder.categories import POINTS
 from autograder.grade import Batch, Graded, grade_student, grading_key, preflight
 from autograder.term import feedback, gradebook, intake
@@ -23,7 +21,7 @@ from autograder.term import feedback, gradebook, intake
 # What the batch writes beside the student folders of its output: a student folder with one of
 # these names would collide with it, so such a folder is reported instead of graded.
 OUTPUT_NAMES = frozenset(intake.RESERVED_IDS)
-SCRATCH_PREFIX = "neuroevo-batch-"
+SCRATCH_PREFIX = f"{paths.TEMP_PREFIX}batch-"
 """The batch's scratch folder in the temporary folder: templates, runs and the reference's copy."""
 
 
@@ -155,16 +153,6 @@ class Report:
         return [g.student for g in self.graded if g.error] + list(self.refused)
 
 
-@contextmanager
-def _uninterruptible():
-    """Ignore Ctrl-C while the exports are written, so a second press cannot leave them half done."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def grade_batch(
     submitted: Path,
     output: Path,
@@ -182,6 +170,8 @@ def grade_batch(
     their own cores (``cores.py``), so the grades do not depend on ``jobs``. Ctrl-C
     (KeyboardInterrupt) stops after the students being graded, whose work is dropped; the
     exports are still rebuilt for everyone graded so far and the report says it was interrupted.
+    Whatever way it ends, the batch's scratch folder is unmounted and deleted first; a stop that arrives
+    while it is, or while the exports are written, takes effect once they are done.
     No run may read ``submitted`` or ``output``, nor change ``protected`` (``sandbox/guard.py``).
     """
     output.mkdir(parents=True, exist_ok=True)
@@ -191,8 +181,8 @@ def grade_batch(
         workspace.release_abandoned_scratch(SCRATCH_PREFIX)  # what a grader killed outright left mounted
         scratch = tempfile.mkdtemp(prefix=SCRATCH_PREFIX)
         try:
+            workspace.claim_scratch(Path(scratch))  # first: from here on, a later batch can release it
             os.chmod(scratch, workspace.PASSAGE)  # runs' accounts pass through to their own folders
-            workspace.claim_scratch(Path(scratch))
             # Once, up front: isolation (warned about here and recorded in every results.json), the
             # batch's seeds, and a reference that runs; a GraderFault here stops the batch with one line.
             shared = preflight(Path(scratch), categories, private=(submitted, output), protected=protected)
@@ -233,19 +223,22 @@ def grade_batch(
                                 future.cancel()
                             raise
             finally:
-                measured = []
-                for each in batches:
-                    each.close()
-                    measured += each.reference.measured
-                if measured:
-                    results.write_atomic(output / "reference-timing.json", json.dumps(measured, indent=1))
+                with interrupts.deferred():  # a second stop must not leave a session running
+                    measured = []
+                    for each in batches:
+                        each.close()
+                        measured += each.reference.measured
+                    if measured:
+                        results.write_atomic(output / "reference-timing.json", json.dumps(measured, indent=1))
         finally:  # every way out (a fault found up front, Ctrl-C, SIGTERM, a bug): unmounted and gone
-            workspace.release_scratch(Path(scratch))
+            with interrupts.deferred():
+                workspace.release_scratch(Path(scratch))
     except KeyboardInterrupt:
         report.interrupted = True
     if exports:  # grades.csv and gradebook.db (a one-submission run, as on Gradescope, needs neither)
-        with _uninterruptible():
+        with interrupts.deferred(redeliver=False) as held:  # never left half written
             rebuild_outputs(output, find_students(submitted))
+        report.interrupted = report.interrupted or held.signum is not None
     return report
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
-from autograder import paths, quotas
+from autograder import interrupts, paths, quotas
 from autograder.categories import CATEGORIES
 from autograder.categories import parse as parse_categories
 
@@ -19,27 +18,30 @@ exit status:
   2    bad command line
   3    the grader cannot grade here (bubblewrap required but missing, or the reference
        solution does not run): nobody was graded; the message says what to fix
-  130  interrupted (Ctrl-C): the grades of everyone graded so far are exported; run the same
-       command to resume"""
+  130  interrupted (Ctrl-C or SIGTERM): the grades of everyone graded so far are exported; run
+       the same command to resume"""
 
 COLLECT_STATUS = """\
 exit status:
   0    every file was used or is an older copy of a collected notebook
   1    some files were refused (symbolic links, unsafe names, zip entries over the notebook
        size cap or damaged) or matched no student, or a student sent no notebook: see the table
-  2    bad command line, or SOURCE cannot be read"""
+  2    bad command line, or SOURCE cannot be read
+  130  interrupted (Ctrl-C or SIGTERM): run the same command again"""
 
 FEEDBACK_STATUS = """\
 exit status:
   0    a page was written for every graded student
   1    some pages could not be written (listed)
-  2    bad command line, or nothing graded in OUTPUT"""
+  2    bad command line, or nothing graded in OUTPUT
+  130  interrupted (Ctrl-C or SIGTERM): run the same command again"""
 
 EXPORT_STATUS = """\
 exit status:
   0    the file was written and every graded student is in it
   1    the file was written, but some graded students are not in the roster (listed)
-  2    bad command line, unreadable roster, or nothing graded in OUTPUT"""
+  2    bad command line, unreadable roster, or nothing graded in OUTPUT
+  130  interrupted (Ctrl-C or SIGTERM): run the same command again"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -201,10 +203,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        return {"grade": grade, "collect": collect, "feedback": feedback, "export": export}[args.command](args)
-    except UsageError as exc:
-        return _usage(args.command, str(exc))
+    # A stop by SIGTERM (a scheduler, a container runtime, `kill`) unwinds like Ctrl-C: every command
+    # removes what it made on the way out.
+    with interrupts.terminate_as_interrupt():
+        try:
+            return {"grade": grade, "collect": collect, "feedback": feedback, "export": export}[args.command](args)
+        except UsageError as exc:
+            return _usage(args.command, str(exc))
+        except KeyboardInterrupt:  # a batch reports its own interruption; this is any other command's
+            print(f"python -m autograder {args.command}: interrupted; run the same command again", file=sys.stderr)
+            return 130
 
 
 def _positive(text: str) -> int:
@@ -252,7 +260,6 @@ def grade(args) -> int:
     if args.jobs > allowed:  # more jobs than paid-for CPUs only makes every timed phase wait longer
         print(f"note: --jobs {args.jobs} lowered to {allowed}, the CPUs this grader can use", file=sys.stderr)
         args.jobs = allowed
-    previous = signal.signal(signal.SIGTERM, _terminate)  # a scheduler's stop ends like Ctrl-C
     try:
         report = batch.grade_batch(
             args.submitted, args.output, students, categories, args.force, refused, jobs=args.jobs
@@ -260,8 +267,6 @@ def grade(args) -> int:
     except GraderFault as exc:  # found up front (no isolation where required, a broken reference): nobody graded
         print(f"python -m autograder grade: cannot grade: {exc}", file=sys.stderr)
         return 3
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     print(batch.summary(report))
     if report.interrupted:
         print(
@@ -270,10 +275,6 @@ def grade(args) -> int:
         return 130
     print(f"\nresults: {args.output}/<student>/results.json, {args.output}/grades.csv, {args.output}/gradebook.db")
     return 1 if report.ungraded else 0
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
 
 
 def collect(args) -> int:

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import observe, paths, quotas, results, scoring, timing, training
+from autograder import interrupts, observe, paths, quotas, results, scoring, timing, training
 from autograder.categories import ALL, BY_NAME, OBSERVED_PARALLEL, POINTS
 from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
 from autograder.cores import Cores, usable_cores
@@ -163,7 +163,8 @@ def collect_observations(
     try:
         return _observe(student, notebook, collector, categories, batch)
     finally:
-        collector.close()
+        with interrupts.deferred():  # a second stop must not leave the session's zygote running
+            collector.close()
 
 
 def _observe(

@@ -5,9 +5,9 @@ copies accepted, symbolic links refused), stages it in nbgrader's submitted layo
 exactly as ``make grade`` does, and writes ``ROOT/results/results.json``. The student id is the
 submitter's sid (else email, else Gradescope's user id) from ``ROOT/submission_metadata.json``.
 
-Exit status: 0 with results.json written; 1 when the grader itself failed (no results.json, so
-Gradescope shows the submission as an autograder failure the staff can rerun); 2 for a bad
-command line.
+Exit status: 0 with results.json written; 1 when the grader itself failed or was stopped (Ctrl-C,
+SIGTERM): no results.json, so Gradescope shows the submission as an autograder failure the staff
+can rerun; 2 for a bad command line. Whatever way it ends, the grader's temporary folders are gone.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from autograder import paths, results
+from autograder import interrupts, paths, results
 from autograder.categories import CATEGORIES
 from autograder.categories import parse as parse_categories
 from autograder.sandbox import accounts
@@ -106,14 +106,25 @@ def main(argv: list[str] | None = None) -> int:
         categories = parse_categories(args.categories)
     except ValueError as exc:
         parser.error(str(exc))
+    # A stop by SIGTERM (the container's end, a timeout) unwinds like Ctrl-C, through every clean-up below.
+    with interrupts.terminate_as_interrupt():
+        try:
+            return _grade(args.root, categories)
+        except KeyboardInterrupt:
+            print("error: the autograder was stopped before it wrote results.json", file=sys.stderr)
+            return 1
+
+
+def _grade(root: Path, categories: tuple[str, ...]) -> int:
+    """Stage, grade and write ``root/results/results.json``; the exit status."""
     from autograder import batch
     from autograder.grade import GraderFault
 
-    results_dir = args.root / "results"
+    results_dir = root / "results"
     prepare_results(results_dir)
-    with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{paths.TEMP_PREFIX}gradescope-") as tmp:
         submitted, output = Path(tmp) / "submitted", Path(tmp) / "grades"
-        student, note = stage(args.root, submitted)
+        student, note = stage(root, submitted)
         try:
             report = batch.grade_batch(
                 submitted,
@@ -122,13 +133,14 @@ def main(argv: list[str] | None = None) -> int:
                 categories,
                 force=True,
                 exports=False,
-                protected=(results_dir, args.root / "submission"),
+                protected=(results_dir, root / "submission"),
             )
         except GraderFault as exc:  # found before any student code ran: the staff must fix the setup
             print(f"autograder error: {exc}", file=sys.stderr)
             return 1
         finally:
-            accounts.end_every_account()  # nothing of a run may outlive the grade it is given
+            with interrupts.deferred():  # nothing of a run may outlive the grade it is given, even on a second stop
+                accounts.end_every_account()
         print(batch.summary(report))  # the staff's view of the run, in Gradescope's autograder output
         doc = (
             json.loads((output / student / "results.json").read_text())

@@ -11,6 +11,9 @@ HELPER = "evolution.py"
 HINTS = "hints.py"
 DEMOS = "parallel_demos.py"
 LESSON_MODULES = (HELPER, DEMOS, HINTS)  # the modules beside the notebook that the lesson imports
+TEMP_PREFIX = "neuroevo-"
+"""Every folder the grader makes in the temporary folder ($TMPDIR) is named so: each is gone when the grader
+exits, or released by the next batch if the grader was killed."""
 RELEASE_DIR = ROOT / "assignment" / ASSIGNMENT
 SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT
 HARNESS_DIR = Path(__file__).resolve().parent / "harness"

@@ -19,7 +19,7 @@ class CheckError(RuntimeError):
 
 def run_checks(observations: Path, categories: tuple[str, ...] = CATEGORIES) -> list[dict]:
     """Per-test outcomes (see ``checks/conftest.py``) of the categories asked for."""
-    with tempfile.TemporaryDirectory(prefix="neuroevo-checks-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{paths.TEMP_PREFIX}checks-") as tmp:
         report = Path(tmp) / "report.json"
         files = [str(paths.CHECKS_DIR / BY_NAME[c].checks_file) for c in categories]
         argv = [

@@ -11,9 +11,11 @@ unless regular and small, and the folder is deleted whatever the run left in it.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -158,7 +160,7 @@ def _memory_backed(folder: Path) -> bool:
 def release_runs_folder(folder: Path) -> None:
     """Undo ``_memory_backed`` (a no-op on a plain folder)."""
     if os.path.ismount(folder):
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+        _unmount(str(Path(folder).resolve()))
 
 
 OWNER_FILE = "grader.pid"
@@ -170,23 +172,51 @@ def claim_scratch(scratch: Path) -> None:
     (Path(scratch) / OWNER_FILE).write_text(f"{os.getpid()} {reaper.start_time(os.getpid())}\n")
 
 
-def _mounts() -> list[str]:
-    """Every mount point of this machine, as /proc/self/mounts lists them."""
+def _unescape(field: str) -> str:
+    """A path as /proc/self/mounts writes it, with its octal escapes (space, tab, newline, backslash) undone."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts() -> list[Path]:
+    """Every mount point of this process's mount namespace (none where /proc/self/mounts cannot be read)."""
     try:
-        with open("/proc/self/mounts", encoding="utf-8") as fh:
-            return [line.split()[1].replace("\\040", " ") for line in fh]
+        with open("/proc/self/mounts", encoding="utf-8", errors="surrogateescape") as fh:
+            return [Path(_unescape(line.split()[1])) for line in fh if len(line.split()) > 1]
     except OSError:
         return []
 
 
+MNT_DETACH = 2
+"""umount2's flag for a lazy unmount (``umount -l``): gone from the mount table at once, its memory freed when
+the last file open in it is closed."""
+
+
+@functools.cache
+def _libc():
+    return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _unmount(mount: str) -> None:
+    """Detach ``mount`` lazily; through the C library, so that no ``umount`` program (nor PATH) is needed."""
+    libc = _libc()
+    if libc is not None:
+        libc.umount2(os.fsencode(mount), MNT_DETACH)
+
+
+def _unmount_below(folder: Path, table: list[Path]) -> None:
+    """Detach every mount of ``table`` at or below ``folder``, the deepest first."""
+    for mount in sorted((m for m in table if m.is_relative_to(folder)), key=lambda m: len(m.parts), reverse=True):
+        _unmount(str(mount))
+
+
 def release_scratch(scratch: Path) -> None:
-    """Unmount everything below ``scratch``, delete it, and the owner mark last, whatever way the batch ends.
+    """Unmount everything below ``scratch``, then delete it, the owner mark last, whatever way the batch ends.
 
     Until the mark is gone, a later batch can still tell an abandoned scratch folder (and release it).
+    The mount table holds real paths: ``scratch`` is resolved first (TMPDIR may name a link).
     """
-    scratch = Path(scratch)
-    for mount in sorted((m for m in _mounts() if Path(m).is_relative_to(scratch)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mount], capture_output=True)
+    scratch = Path(scratch).resolve()
+    _unmount_below(scratch, mounts())
     for entry in os.listdir(scratch) if scratch.is_dir() else ():
         if entry != OWNER_FILE:
             remove_tree(scratch / entry)
@@ -194,22 +224,38 @@ def release_scratch(scratch: Path) -> None:
 
 
 def release_abandoned_scratch(prefix: str) -> list[Path]:
-    """Unmount and delete the scratch folders named ``<tmp>/<prefix>*`` whose grader is gone (killed, say, by
-    SIGKILL, which leaves its memory-backed runs folders mounted); the folders released."""
-    mounts = _mounts()
-    if not mounts:
-        return []
+    """Release (``release_scratch``) every scratch folder named ``<prefix>*`` whose grader is gone; those released.
+
+    A grader killed outright (SIGKILL) leaves its memory-backed runs folders mounted. They are found
+    in the mount table wherever that grader's TMPDIR pointed, however deep (a test runner's nested
+    temporary folders too); a scratch folder with nothing mounted is found in this grader's own
+    temporary folder. Only folders this account made and marked are candidates: a folder whose
+    owner is alive, or with no owner recorded, is left alone.
+    """
+    table = mounts()
+    candidates = set()
+    for mount in table:
+        candidates.update(folder for folder in (mount, *mount.parents) if folder.name.startswith(prefix))
     root = Path(tempfile.gettempdir()).resolve()
+    try:
+        candidates.update(root / name for name in os.listdir(root) if name.startswith(prefix))
+    except OSError:
+        pass
     released = []
-    for scratch in sorted({Path(m).relative_to(root).parts[0] for m in mounts if Path(m).is_relative_to(root)}):
-        folder = root / scratch
-        if not scratch.startswith(prefix) or _owner_alive(folder) is not False:
-            continue
-        for mount in sorted((m for m in mounts if Path(m).is_relative_to(folder)), key=len, reverse=True):
-            subprocess.run(["umount", "-l", mount], capture_output=True)
-        remove_tree(folder)
-        released.append(folder)
+    for folder in sorted(candidates):
+        if _ours(folder) and _owner_alive(folder) is False:
+            release_scratch(folder)
+            released.append(folder)
     return released
+
+
+def _ours(folder: Path) -> bool:
+    """``folder`` is a real folder holding a regular owner mark, both made by this grader's account."""
+    try:
+        info, mark = os.lstat(folder), os.lstat(folder / OWNER_FILE)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and stat.S_ISREG(mark.st_mode) and info.st_uid == mark.st_uid == os.geteuid()
 
 
 def _owner_alive(folder: Path) -> bool | None:

@@ -8,6 +8,9 @@ one for the speedup category, both with test-only budgets (``support.TEST_SETTIN
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -254,3 +257,61 @@ def pytest_collection_modifyitems(items):
     """The corpus batches take longest: their file's tests go first, so that under ``make test``'s workers the
     other files fill the remaining workers while the batches are graded, instead of the batches starting last."""
     items.sort(key=lambda item: item.path.name != "test_hostile.py")  # stable: every other order is kept
+
+
+# ---------------------------------------------------------------- nothing left behind
+
+LEFTOVERS = pytest.StashKey[dict]()
+
+
+def _controller(config) -> bool:
+    """The process that runs the session: pytest alone, or pytest-xdist's controller (not one of its workers)."""
+    return not hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own set-up of its temporary folders
+def pytest_configure(config):
+    """Give the run a temporary folder of its own and note what is mounted or left below it and below pytest's.
+
+    Every grader the tests start, in-process or not, on any xdist worker, inherits this TMPDIR: what
+    other work on the machine does in the shared temporary folder cannot be taken for this run's.
+    """
+    if not _controller(config):
+        return
+    basetemp = config._tmp_path_factory.getbasetemp()  # first: pytest keeps its folders where it always does
+    session_tmp = Path(tempfile.mkdtemp(prefix="pytest-grader-tmp-"))
+    os.chmod(session_tmp, 0o711)  # like /tmp: runs' accounts pass through to their folders in a batch's scratch
+    os.environ["TMPDIR"] = str(session_tmp)
+    tempfile.tempdir = None  # read $TMPDIR again
+    roots = (session_tmp, basetemp)
+    config.stash[LEFTOVERS] = {"tmp": session_tmp, "roots": roots, "before": support.leftovers(*roots)}
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has stopped its workers
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if the mount table or the temporary folders differ from before it: a grader left its
+    scratch mounted or on disk. The leftover mounts are then detached, so that a failing run does not pile
+    them up on the machine."""
+    config = session.config
+    if not _controller(config) or LEFTOVERS not in config.stash:
+        return
+    noted = config.stash[LEFTOVERS]
+    new = sorted(support.leftovers(*noted["roots"]) - noted["before"])
+    if not new:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")  # after the progress line
+        reporter.write_sep("=", "the test run left grader folders or mounts behind", red=True)
+        for line in new:
+            reporter.write_line(line)
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    for line in new:
+        if line.startswith("mounted: "):
+            subprocess.run(["umount", "-l", line.removeprefix("mounted: ")], capture_output=True)
+
+
+def pytest_unconfigure(config):
+    if _controller(config) and LEFTOVERS in config.stash:
+        shutil.rmtree(config.stash[LEFTOVERS]["tmp"], ignore_errors=True)

@@ -1,4 +1,5 @@
-"""A batch killed half-way (SIGKILL) and run again ends with the same grades as an uninterrupted one."""
+"""A batch killed half-way (SIGKILL) and run again ends with the same grades as an uninterrupted one, and the
+scratch folder the killed grader left mounted is released by the next batch, wherever its TMPDIR pointed."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def _batch(submitted: Path) -> None:
 
 @pytest.mark.slow
 def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
-    """Kill the grader with SIGKILL after the first student, re-run it: grades.csv equals an uninterrupted run's."""
+    """Kill the grader with SIGKILL after the first student, re-run it: grades.csv equals an uninterrupted run's;
+    the re-run (another TMPDIR) released the scratch the killed grader left in this test's nested folder."""
     submitted = tmp_path / "submitted"
     _batch(submitted)
     env = {
@@ -76,28 +78,38 @@ def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "kept" in again.stderr, "the re-run regraded students finished before the kill"
     assert (killed / "grades.csv").read_text() == (whole / "grades.csv").read_text()
+    assert not support.leftovers(tmp_path), "the re-run left the killed grader's scratch in place"
 
 
 @pytest.mark.skipif(not (sys.platform.startswith("linux") and os.geteuid() == 0), reason="mounts need root on Linux")
 def test_grader_scratch_of_a_killed_grader_is_released(tmp_path, monkeypatch):
-    """A batch's scratch whose grader died (its runs folder still mounted) is unmounted and removed by the next
-    batch; a live grader's scratch, and one with no owner recorded, are left alone."""
+    """A batch's scratch whose grader died is unmounted and removed by the next batch: one with its runs folder
+    still mounted in another, nested TMPDIR (found in the mount table), one unmounted in this batch's TMPDIR; a
+    live grader's scratch, one with no owner recorded and one whose owner mark is a link are left alone."""
     from autograder import workspace
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    mine, elsewhere = tmp_path / "tmp", tmp_path / "pytest-of-someone" / "pytest-3" / "test_it0"
+    monkeypatch.setattr(tempfile, "tempdir", str(mine))
     dead = subprocess.Popen(["true"])
     dead.wait()
-    folders = {name: tmp_path / f"neuroevo-batch-{name}" for name in ("dead", "alive", "unknown")}
-    for folder in folders.values():
+    folders = {name: elsewhere / f"neuroevo-batch-{name}" for name in ("dead", "alive", "unknown", "linked")}
+    folders["dead-unmounted"] = mine / "neuroevo-batch-dead-unmounted"
+    for name, folder in folders.items():
         (folder / "student" / "runs").mkdir(parents=True)
-        assert subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(folder / "student" / "runs")]).returncode == 0
-    (folders["dead"] / workspace.OWNER_FILE).write_text(f"{dead.pid} 12345\n")
+        if name != "dead-unmounted":
+            assert subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(folder / "student" / "runs")]).returncode == 0
+    for name in ("dead", "dead-unmounted"):
+        (folders[name] / workspace.OWNER_FILE).write_text(f"{dead.pid} 12345\n")
+    (tmp_path / "forged.pid").write_text(f"{dead.pid} 12345\n")
+    (folders["linked"] / workspace.OWNER_FILE).symlink_to(tmp_path / "forged.pid")
     workspace.claim_scratch(folders["alive"])
     try:
-        assert workspace.release_abandoned_scratch("neuroevo-batch-") == [folders["dead"]]
-        assert not folders["dead"].exists()
-        assert os.path.ismount(folders["alive"] / "student" / "runs")
-        assert os.path.ismount(folders["unknown"] / "student" / "runs")
+        released = workspace.release_abandoned_scratch("neuroevo-batch-")
+        assert sorted(released) == sorted([folders["dead"], folders["dead-unmounted"]])
+        assert not folders["dead"].exists() and not folders["dead-unmounted"].exists()
+        for name in ("alive", "unknown", "linked"):
+            assert os.path.ismount(folders[name] / "student" / "runs"), name
     finally:
         for folder in folders.values():
             workspace.release_runs_folder(folder / "student" / "runs")
+            workspace.remove_tree(folder)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 
+import nbformat
 import pytest
 import support
 
@@ -37,17 +39,26 @@ def test_grader_preflight_required_bubblewrap_missing_refused_up_front(tmp_path)
 
 
 def test_grader_preflight_broken_reference_refused_up_front(tmp_path, monkeypatch, capsys):
-    """A reference solution that does not run stops the batch once, up front, not once per student."""
+    """A reference solution that does not run stops the batch once, up front, not once per student, with its
+    runs folder unmounted and its scratch folder gone."""
     submitted = _two_students(tmp_path)
     broken = tmp_path / "broken.ipynb"
-    broken.write_text("{ not a notebook", encoding="utf-8")
+    source = demo.reference_source().replace(
+        "def evolve_parallel(", "def evolve_parallel(*_, **__):\n    return oops\n\n\ndef _(", 1
+    )
+    nbformat.write(demo.with_solution(source), broken)
     monkeypatch.setattr(paths, "reference_notebook", lambda: broken)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     status = cli.main(
         ["grade", "--submitted", str(submitted), "--output", str(tmp_path / "grades"), "--categories", "speedup"]
     )
     err = capsys.readouterr().err
     assert status == 3 and "reference solution" in err and err.count("cannot grade") == 1, err
+    assert "NameError" in err, err
     assert not list((tmp_path / "grades").glob("*/results.json"))
+    assert os.listdir(tmp) == [] and not support.mounts_under(tmp)
 
 
 @pytest.mark.slow

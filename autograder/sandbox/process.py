@@ -58,7 +58,8 @@ def _bubblewrap_problem() -> str:
         return f"bubblewrap needs Linux (this is {sys.platform})"
     if bwrap.executable() is None:
         return "the bwrap program is not installed"
-    with tempfile.TemporaryDirectory(prefix="sandbox-probe-") as tmp:
+    # Named like every folder the grader makes in $TMPDIR (autograder.paths.TEMP_PREFIX).
+    with tempfile.TemporaryDirectory(prefix="neuroevo-sandbox-probe-") as tmp:
         outcome = _run(
             ["true"], workdir=Path(tmp), limits=Limits(wall_seconds=20), env=None, stdin=b"", mode=BUBBLEWRAP
         )

@@ -480,9 +480,13 @@ def stage(
             staged.exchange.append(student)
         Path(zips).mkdir(parents=True, exist_ok=True)
         tmp = Path(zips) / f".{student}.zip.partial"
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(f"{paths.ASSIGNMENT}-feedback.html", text)
-        tmp.replace(Path(zips) / f"{student}.zip")
+        try:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr(f"{paths.ASSIGNMENT}-feedback.html", text)
+            tmp.replace(Path(zips) / f"{student}.zip")
+        except BaseException:  # interrupted too: no half-written zip is left beside the others
+            tmp.unlink(missing_ok=True)
+            raise
         staged.zipped.append(student)
     return staged
 

@@ -524,8 +524,12 @@ def write_submission(
     if not dry_run:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{NOTEBOOK}.partial"
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(target)
+        except BaseException:  # interrupted too: no half-written copy is left in the student's folder
+            tmp.unlink(missing_ok=True)
+            raise
         (folder / "timestamp.txt").write_text(stamp.astimezone(timezone.utc).strftime(NBGRADER_TIME), encoding="utf-8")
         if secret:
             (folder / "submission_secret.txt").write_bytes(secret)

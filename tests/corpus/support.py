@@ -106,6 +106,43 @@ def grade(submitted: Path, output: Path, *extra: str, timeout: float = 1800, set
                           timeout=timeout, env=environment)
 
 
+def mounts_under(root: Path) -> set[str]:
+    """Mount points at or below ``root``, from /proc/self/mountinfo (which holds real paths)."""
+    top = os.path.realpath(root)
+    found = set()
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+            for line in fh:
+                point = line.split()[4].replace("\\040", " ")
+                if point == top or point.startswith(top.rstrip("/") + "/"):
+                    found.add(point)
+    except OSError:
+        pass
+    return found
+
+
+def grader_entries_under(root: Path) -> set[str]:
+    """Everything below ``root`` named like the grader's temporary folders (``paths.TEMP_PREFIX``), however deep."""
+    from autograder.paths import TEMP_PREFIX
+
+    found = set()
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            if name.startswith(TEMP_PREFIX):
+                found.add(os.path.join(folder, name))
+        dirs[:] = [d for d in dirs if not d.startswith(TEMP_PREFIX)]  # one finding per leftover tree
+    return found
+
+
+def leftovers(*roots: Path) -> set[str]:
+    """What the grader left below ``roots``: mount points, and files or folders named like its own."""
+    found = set()
+    for root in roots:
+        found |= {f"mounted: {m}" for m in mounts_under(root)}
+        found |= {f"left: {e}" for e in grader_entries_under(root)}
+    return found
+
+
 def results(output: Path, student: str) -> dict:
     return json.loads((output / student / "results.json").read_text(encoding="utf-8"))
 
