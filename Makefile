@@ -13,6 +13,7 @@ NOTEBOOK   ?= assignment/neuroevolution/neuroevolution.ipynb
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 3
 BENCH_ARGS ?=
+BENCH_DIR  ?= build/bench
 FROM       ?=
 ROSTER     ?=
 PUBLISH    ?=
@@ -22,10 +23,10 @@ STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS ?= never
 
 .DEFAULT_GOAL := help
-.PHONY: help install assignment student-kit check grade collect feedback export gradescope test lint render bench lock clean
+.PHONY: help install assignment student-kit check grade collect feedback export gradescope test lint render bench bench-readme lock clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Bytecode is compiled once here: sandboxed runs see the environment read-only and could not cache it.
 $(STAMP): pyproject.toml uv.lock requirements.lock
@@ -83,8 +84,11 @@ lint: $(STAMP) ## Check the code with ruff: lint rules and formatting (settings 
 render: $(STAMP) ## Watch the saved agent AGENT_ID (a GIF on a machine without a display)
 	$(PY) render.py --agent_id $(AGENT_ID)
 
-bench: $(STAMP) ## Run the benchmarks (minutes) and print their tables
-	$(PY) -m benchmarks $(BENCH_ARGS)
+bench: $(STAMP) ## Run the benchmarks (minutes), print their tables; JSON and figures go to BENCH_DIR
+	$(PY) -m benchmarks --out $(BENCH_DIR) $(BENCH_ARGS)
+
+bench-readme: $(STAMP) ## Run the benchmarks and redraw the README's figures in docs/ (commit them with its numbers)
+	$(PY) -m benchmarks --out $(BENCH_DIR) --plots docs $(BENCH_ARGS)
 
 clean: ## Remove the environment, grades and caches
 	rm -rf $(VENV) $(OUTPUT) build .pytest_cache

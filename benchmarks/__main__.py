@@ -1,8 +1,9 @@
 """``python -m benchmarks``: run the speed benchmarks, print their tables, save JSON and plots.
 
-python -m benchmarks                          # everything, a few minutes on 2 cores
+python -m benchmarks                          # everything, a few minutes on 2 cores; build/bench/
 python -m benchmarks --only backends --repeats 5
 python -m benchmarks --quick                  # tiny settings, seconds: checks it all runs
+python -m benchmarks --plots docs             # redraw the README's figures (make bench-readme)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import DOCS_DIR, OUT_DIR, BenchmarkError, Report, host_info, positive_int
+from benchmarks.common import OUT_DIR, BenchmarkError, Report, host_info, positive_int
 
 BENCHMARKS = ("scaling", "backends", "overhead", "grading")  # grading last: it is the slowest and optional
 
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="folder for scaling.png and overhead.png (default: docs/, none with --quick)",
+        help="folder for scaling.png and overhead.png (default: the --out folder; none with --quick); "
+        "--plots docs redraws the README's figures",
     )
     parser.add_argument(
         "--before",
@@ -71,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=OUT_DIR,
         metavar="DIR",
-        help="folder for the machine-readable <benchmark>.json files (default: benchmarks/out/)",
+        help="folder for the machine-readable <benchmark>.json files, and the plots unless --plots is given "
+        "(default: build/bench/)",
     )
     return parser
 
@@ -117,7 +120,7 @@ def draw_plots(reports: dict[str, Report], folder: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
-    plots_dir = args.plots if args.plots is not None else (None if args.quick else DOCS_DIR)
+    plots_dir = args.plots if args.plots is not None else (None if args.quick else args.out)
     host = host_info()
     print(
         f"{host['usable_cores']} usable cores, load average {host['load_average_1_5_15'][0]:.2f}, "

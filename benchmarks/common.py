@@ -24,8 +24,9 @@ from autograder import cores, paths
 
 NOTEBOOK = paths.reference_notebook()
 HELPER_DIR = paths.SOURCE_DIR
-OUT_DIR = paths.ROOT / "benchmarks" / "out"
-DOCS_DIR = paths.ROOT / "docs"
+OUT_DIR = paths.ROOT / "build" / "bench"
+"""Where a run writes its JSON and figures unless told otherwise (git-ignored: running the benchmarks changes no
+tracked file; ``make bench-readme`` redraws the README's figures in docs/ on purpose)."""
 REFERENCE_MODULE = "bench_reference"
 
 
@@ -87,7 +88,7 @@ class Report:
     """One benchmark's result: a plain table for people, ``data`` for the JSON file."""
 
     name: str
-    """Short name, also the JSON file's stem (``benchmarks/out/<name>.json``)."""
+    """Short name, also the JSON file's stem (``<out>/<name>.json``)."""
     title: str
     """One line printed above the table."""
     columns: list[str]

@@ -84,13 +84,8 @@ def _grade_once(command: list[str], cwd: Path, ids: list[str], source: Path, tim
         for student in ids:
             shutil.copytree(source / student, submitted / student)
         start = time.perf_counter()
-        done = subprocess.run(
-            [*command, "grade", "--submitted", str(submitted), "--output", str(output), "--force"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=cwd,
-            env={**os.environ, "PYTHONPATH": str(cwd)},
+        done = _run_grader(
+            [*command, "grade", "--submitted", str(submitted), "--output", str(output), "--force"], cwd, timeout
         )
         wall = time.perf_counter() - start
         results = {}
@@ -98,6 +93,38 @@ def _grade_once(command: list[str], cwd: Path, ids: list[str], source: Path, tim
             path = output / student / "results.json"
             results[student] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     return {"wall": wall, "results": results, "returncode": done.returncode, "stderr": done.stderr[-500:]}
+
+
+STOP_GRACE_SECONDS = 60
+"""How long a grader that overran is given to stop after SIGTERM (it unmounts and removes its scratch folder)
+before it is killed."""
+
+
+def _run_grader(argv: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    """``argv`` run to the end, or stopped with SIGTERM after ``timeout`` seconds (then TimeoutExpired).
+
+    Not SIGKILL at once, as ``subprocess.run`` would: a grader killed outright leaves its runs folders
+    mounted until the next batch releases them.
+    """
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(cwd)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def speedup_credit(results: dict) -> float:

@@ -7,6 +7,7 @@ the JSON files and the numpy batch evaluation's agreement with ``episode()`` are
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 
@@ -144,6 +145,25 @@ def test_cli_quick_writes_json_and_plot(tmp_path, capsys):
     assert main(["--quick", "--only", "overhead", "--out", str(tmp_path / "out"), "--plots", str(tmp_path)]) == 0
     assert "Pool.map" in capsys.readouterr().out
     assert (tmp_path / "out" / "overhead.json").is_file() and (tmp_path / "overhead.png").stat().st_size > 0
+
+
+def test_grading_overrunning_grader_is_stopped_with_sigterm_first(tmp_path):
+    """A grader past its time is sent SIGTERM (so that it can release its scratch folder), not killed outright."""
+    stopped = tmp_path / "stopped"
+    slow = textwrap.dedent(
+        f"""
+        import signal, sys, time
+        def stop(signum, frame):
+            open({str(stopped)!r}, "w").write("SIGTERM")
+            sys.exit(130)
+        signal.signal(signal.SIGTERM, stop)
+        print("ready", flush=True)
+        time.sleep(60)
+        """
+    )
+    with pytest.raises(subprocess.TimeoutExpired):
+        grading._run_grader([sys.executable, "-c", slow], tmp_path, timeout=2)
+    assert stopped.read_text() == "SIGTERM"
 
 
 def test_cli_rejects_unknown_benchmark(capsys):
