@@ -1,5 +1,6 @@
 """A batch killed half-way (SIGKILL) and run again ends with the same grades as an uninterrupted one, and the
-scratch folder the killed grader left mounted is released by the next batch, wherever its TMPDIR pointed."""
+scratch folder the killed grader left is released by the next batch: one left mounted wherever the killed
+grader's TMPDIR pointed, one not mounted in the next batch's own TMPDIR."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _batch(submitted: Path) -> None:
 @pytest.mark.slow
 def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
     """Kill the grader with SIGKILL after the first student, re-run it: grades.csv equals an uninterrupted run's;
-    the re-run (another TMPDIR) released the scratch the killed grader left in this test's nested folder."""
+    the re-run released the scratch the killed grader left in the same (nested) TMPDIR, mounted or not."""
     submitted = tmp_path / "submitted"
     _batch(submitted)
     env = {
@@ -74,7 +75,9 @@ def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
         proc.wait()
     assert not (killed / "grades.csv").exists() or len(list(killed.glob("*/results.json"))) < 3
 
-    again = support.grade(submitted, killed, "--categories", CATEGORIES, settings=support.UNTIMED_SETTINGS)
+    again = support.grade(
+        submitted, killed, "--categories", CATEGORIES, settings=support.UNTIMED_SETTINGS, env={"TMPDIR": str(tmp_path)}
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert "kept" in again.stderr, "the re-run regraded students finished before the kill"
     assert (killed / "grades.csv").read_text() == (whole / "grades.csv").read_text()
