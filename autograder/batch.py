@@ -167,14 +167,15 @@ def grade_batch(
     """Grade ``students``, skipping those already graded with the same key, then rebuild the outputs.
 
     ``jobs`` students are graded at once, each job with its own reference; timed phases reserve
-    their own cores (``cores.py``), so the grades do not depend on ``jobs``. Ctrl-C
-    (KeyboardInterrupt) stops after the students being graded, whose work is dropped; the
-    exports are still rebuilt for everyone graded so far and the report says it was interrupted.
+    their own cores (``cores.py``), so the grades do not depend on ``jobs``. Ctrl-C or SIGTERM
+    (KeyboardInterrupt) ends the students being graded at their current run, in every job
+    (``workspace.STOPPING``), and drops their work; the exports are still rebuilt for everyone graded so far and the report says it was interrupted.
     Whatever way it ends, the batch's scratch folder is unmounted and deleted first; a stop that arrives
     while it is, or while the exports are written, takes effect once they are done.
     No run may read ``submitted`` or ``output``, nor change ``protected`` (``sandbox/guard.py``).
     """
     output.mkdir(parents=True, exist_ok=True)
+    workspace.STOPPING.clear()
     report = Report([], len(students), categories, refused=dict(refused or {}), output=output)
     progress = Progress(len(students), sum(POINTS[c] for c in categories))
     try:
@@ -219,6 +220,7 @@ def grade_batch(
                             for future in futures:
                                 future.result()
                         except KeyboardInterrupt:
+                            workspace.STOPPING.set()  # the students in the other threads stop at their current run
                             for future in futures:
                                 future.cancel()
                             raise

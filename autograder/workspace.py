@@ -21,7 +21,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -267,6 +269,16 @@ def _owner_alive(folder: Path) -> bool | None:
         return None
 
 
+STOPPING = threading.Event()
+"""Set while a batch stops (Ctrl-C, SIGTERM) with students still being graded in its other threads: their runs
+end at once and ``run_call`` raises KeyboardInterrupt there, so that the batch ends in seconds, their work
+dropped, rather than after their grading."""
+
+
+def _stopping_or(stop: Callable[[], bool] | None) -> Callable[[], bool]:
+    return lambda: STOPPING.is_set() or bool(stop and stop())
+
+
 def _run_env() -> dict[str, str]:
     return {"NEUROEVO_AGENTS_DIR": "agents", "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", **blas_settings()}
 
@@ -291,6 +303,8 @@ def run_call(
     ``stop_after_episodes``: end the run (in a session) once that many episodes are recorded; nothing in
     the run tells it apart from a run left to finish until it is ended.
     """
+    if STOPPING.is_set():
+        raise KeyboardInterrupt
     parent = session.runs if session else template.parent
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
     try:  # the run's own: as root, its account owns it (sandbox.run and Session.run give it over)
@@ -312,7 +326,7 @@ def run_call(
         if session is not None and not session.failed:
             try:
                 stop = _EpisodeCount(workdir / "record", stop_after_episodes) if stop_after_episodes else None
-                outcome = session.run(workdir, stdin=json.dumps(job).encode(), limits=limits, stop=stop)
+                outcome = session.run(workdir, stdin=json.dumps(job).encode(), limits=limits, stop=_stopping_or(stop))
             except SandboxError:  # no session here (no private /tmp per run): a sandboxed process per run
                 session.failed = True
         if session is None or session.failed:
@@ -323,6 +337,8 @@ def run_call(
                 env=_run_env(),
                 stdin=json.dumps(job).encode(),
             )
+        if STOPPING.is_set():  # ended by the batch's stop, not by the student's code: no verdict on it
+            raise KeyboardInterrupt
         if outcome.verdict.startswith("did not start"):  # the sandbox failed before any student code ran
             raise SandboxError(f"the sandbox could not start a run ({outcome.verdict})")
         result = RunResult(outcome=outcome)

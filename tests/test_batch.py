@@ -7,12 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from autograder import batch, cli, paths, results
+from autograder import batch, cli, paths, results, workspace
 from autograder.categories import CATEGORIES, POINTS
 from autograder.grade import Graded
 
@@ -161,6 +163,38 @@ def test_batch_ctrl_c_prints_one_line_and_exports_everyone_graded_so_far(tmp_pat
     fake_grader(monkeypatch)
     assert cli.main(argv) == 0
     assert [r["student_id"] for r in csv.DictReader((output / "grades.csv").open())] == ["s1", "s2", "s3", "s4"]
+
+
+def test_batch_stop_with_jobs_ends_the_other_students_runs(tmp_path, monkeypatch, capsys):
+    """With --jobs 2, a stop while both students are graded tells the other thread's runs to end at once (they
+    raise KeyboardInterrupt there): status 130 in seconds, neither student graded; a run asked for afterwards
+    is refused before anything is made."""
+    submitted, output = tmp_path / "submitted", tmp_path / "out"
+    for student in ("s1", "s2"):
+        notebook(submitted, student)
+    fake_grader(monkeypatch)
+    both_started, seen = threading.Barrier(2, timeout=10), {}
+
+    def grade_student(student, notebook, out_dir, categories, reference):
+        both_started.wait()
+        if student == "s1":
+            raise KeyboardInterrupt
+        seen["stopped"] = workspace.STOPPING.wait(timeout=10)
+        raise KeyboardInterrupt  # what run_call does once the batch stops
+
+    monkeypatch.setattr(batch, "grade_student", grade_student)
+    argv = ["grade", "--submitted", str(submitted), "--output", str(output), "--categories", "serial", "--jobs", "2"]
+    monkeypatch.setattr(cli.quotas, "jobs_cap", lambda quota, per_job: 2)  # whatever CPUs this machine has
+    monkeypatch.setattr(workspace, "STOPPING", threading.Event())  # this test's own
+    start = time.monotonic()
+    assert cli.main(argv) == 130
+    assert seen == {"stopped": True} and time.monotonic() - start < 10
+    assert "interrupted after 0 of 2" in capsys.readouterr().err
+    template = tmp_path / "template"
+    template.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        workspace.run_call(template, "evolve_serial", {}, wall_seconds=1, start_method=None)
+    assert not list(template.iterdir()) and not list(tmp_path.glob("run-*"))
 
 
 def test_batch_summary_wording_for_zero_scores_and_inconclusive_timing(tmp_path):
