@@ -116,3 +116,23 @@ def test_grader_scratch_of_a_killed_grader_is_released(tmp_path, monkeypatch):
         for folder in folders.values():
             workspace.release_runs_folder(folder / "student" / "runs")
             workspace.remove_tree(folder)
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and os.geteuid() == 0), reason="mounts need root on Linux")
+def test_grader_scratch_release_when_tmpdir_is_itself_a_mount(tmp_path, monkeypatch):
+    """A TMPDIR that is a mount point of its own (a tmpfs /tmp) is searched like any folder, and left mounted."""
+    from autograder import workspace
+
+    tmp = tmp_path / "tmpfs"
+    tmp.mkdir()
+    assert subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(tmp)]).returncode == 0
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        (tmp / "neuroevo-batch-dead").mkdir()
+        (tmp / "neuroevo-batch-dead" / workspace.OWNER_FILE).write_text(f"{dead.pid} 12345\n")
+        assert workspace.release_abandoned_scratch("neuroevo-batch-") == [tmp / "neuroevo-batch-dead"]
+        assert os.path.ismount(tmp) and os.listdir(tmp) == []
+    finally:
+        workspace.release_runs_folder(tmp)
