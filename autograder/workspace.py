@@ -166,12 +166,20 @@ def release_runs_folder(folder: Path) -> None:
 
 
 OWNER_FILE = "grader.pid"
-"""In a batch's scratch folder: the process id and start time of the grader using it."""
+"""In a batch's scratch folder: the process id, start time and PID namespace of the grader using it."""
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace (``pid:[inode]``); a process id means nothing outside it."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "-"
 
 
 def claim_scratch(scratch: Path) -> None:
     """Mark ``scratch`` as this grader's, so that a later batch can tell when it was abandoned."""
-    (Path(scratch) / OWNER_FILE).write_text(f"{os.getpid()} {reaper.start_time(os.getpid())}\n")
+    (Path(scratch) / OWNER_FILE).write_text(f"{os.getpid()} {reaper.start_time(os.getpid())} {_pid_namespace()}\n")
 
 
 def _unescape(field: str) -> str:
@@ -261,9 +269,13 @@ def _ours(folder: Path) -> bool:
 
 
 def _owner_alive(folder: Path) -> bool | None:
-    """Whether the grader that claimed ``folder`` still runs; None when no owner is recorded (left alone)."""
+    """Whether the grader that claimed ``folder`` still runs; None (left alone) when no owner is recorded, or
+    when it ran in another PID namespace (a container sharing this temporary folder), where its id cannot be
+    looked up."""
     try:
-        pid, started = (folder / OWNER_FILE).read_text().split()
+        pid, started, *namespace = (folder / OWNER_FILE).read_text().split()
+        if namespace and namespace != [_pid_namespace()]:
+            return None
         return str(reaper.start_time(int(pid))) == started
     except (OSError, ValueError):
         return None

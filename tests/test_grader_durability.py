@@ -88,14 +88,16 @@ def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
 def test_grader_scratch_of_a_killed_grader_is_released(tmp_path, monkeypatch):
     """A batch's scratch whose grader died is unmounted and removed by the next batch: one with its runs folder
     still mounted in another, nested TMPDIR (found in the mount table), one unmounted in this batch's TMPDIR; a
-    live grader's scratch, one with no owner recorded and one whose owner mark is a link are left alone."""
+    live grader's scratch, one with no owner recorded, one whose owner mark is a link and one whose owner ran in
+    another PID namespace are left alone."""
     from autograder import workspace
 
     mine, elsewhere = tmp_path / "tmp", tmp_path / "pytest-of-someone" / "pytest-3" / "test_it0"
     monkeypatch.setattr(tempfile, "tempdir", str(mine))
     dead = subprocess.Popen(["true"])
     dead.wait()
-    folders = {name: elsewhere / f"neuroevo-batch-{name}" for name in ("dead", "alive", "unknown", "linked")}
+    kept = ("alive", "unknown", "linked", "other-namespace")
+    folders = {name: elsewhere / f"neuroevo-batch-{name}" for name in ("dead", *kept)}
     folders["dead-unmounted"] = mine / "neuroevo-batch-dead-unmounted"
     for name, folder in folders.items():
         (folder / "student" / "runs").mkdir(parents=True)
@@ -105,12 +107,13 @@ def test_grader_scratch_of_a_killed_grader_is_released(tmp_path, monkeypatch):
         (folders[name] / workspace.OWNER_FILE).write_text(f"{dead.pid} 12345\n")
     (tmp_path / "forged.pid").write_text(f"{dead.pid} 12345\n")
     (folders["linked"] / workspace.OWNER_FILE).symlink_to(tmp_path / "forged.pid")
+    (folders["other-namespace"] / workspace.OWNER_FILE).write_text(f"{dead.pid} 12345 pid:[1]\n")
     workspace.claim_scratch(folders["alive"])
     try:
         released = workspace.release_abandoned_scratch("neuroevo-batch-")
         assert sorted(released) == sorted([folders["dead"], folders["dead-unmounted"]])
         assert not folders["dead"].exists() and not folders["dead-unmounted"].exists()
-        for name in ("alive", "unknown", "linked"):
+        for name in kept:
             assert os.path.ismount(folders[name] / "student" / "runs"), name
     finally:
         for folder in folders.values():
