@@ -302,3 +302,27 @@ def test_release_notebook_quotes_the_graders_agent_budget():
         if cell.metadata.get("nbgrader", {}).get("grade_id", "").startswith("test_")
     )
     assert autograded == sum(POINTS.values()) == 100
+
+
+def test_release_first_cell_carries_the_locks_versions():
+    """The notebook's first cell holds the lock's pins per Python version and pyproject's lowest versions, as
+    `make assignment` stamps them; a pin changes at the Python versions the lock's markers name."""
+    assert release.stamp_setup(SOURCE_NOTEBOOK, write=False) == [], "the first cell's versions are stale: run make"
+    pinned, oldest = release.course_versions()
+    lock = set((ROOT / "requirements.lock").read_text().splitlines())
+    for pins in pinned.values():
+        for name, version in pins.items():
+            assert any(line.startswith(f"{name}=={version}") for line in lock), f"{name}=={version} is not locked"
+    assert set(oldest) == set(release.NOTEBOOK_PACKAGES)
+    lock_text = (
+        "numpy==2.2.6 ; python_full_version < '3.11'\n    # via project\n"
+        'numpy==2.4.6 ; python_full_version == "3.11.*"\n'
+        "numpy==2.5.5 ; python_full_version >= '3.12'\ngymnasium==1.4.0\n    # via project\n"
+    )
+    assert release.notebook_pins(lock_text, ">=3.10", ("numpy", "gymnasium")) == {
+        (3, 10): {"numpy": "2.2.6", "gymnasium": "1.4.0"},
+        (3, 11): {"numpy": "2.4.6", "gymnasium": "1.4.0"},
+        (3, 12): {"numpy": "2.5.5", "gymnasium": "1.4.0"},
+    }
+    with pytest.raises(release.ReleaseError, match="0 pinned versions for Python 3.12"):
+        release.notebook_pins(lock_text.replace(">= '3.12'", ">= '3.13'"), ">=3.10", ("numpy",))

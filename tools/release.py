@@ -8,6 +8,10 @@ images are copied as they are, so the release runs in place. Generation always h
 generated files are then written (or, with ``--check``, compared), so the output depends on the
 source alone and a re-run reproduces the committed files byte for byte.
 
+Before generating, it stamps the instructor notebook from the places each value is set: the graded
+test cells' points from ``autograder/categories.py``; the first cell's package versions (the ones
+the notebook checks for) from ``requirements.lock`` and the oldest ones from ``pyproject.toml``.
+
 Exit status: 0 on success; 1 when ``--check`` finds the committed release stale or the release
 would leak solution content; 2 when nbgrader cannot build it.
 """
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +36,14 @@ REQUIRED = (NOTEBOOK, *LESSON_MODULES)
 ALLOWED = (*REQUIRED, "assets/*.png", "assets/*.jpg", "assets/*.gif", "assets/*.svg")
 # Text that exists only in the instructor source; any of it in the release is a leak.
 SOURCE_ONLY_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+# What the notebook imports from PyPI: its first cell checks for them, and the student kit pins them with the
+# rest of what it needs.
+NOTEBOOK_PACKAGES = ("numpy", "gymnasium", "matplotlib")
+LOCK = ROOT / "requirements.lock"
+PYPROJECT = ROOT / "pyproject.toml"
+# The notebook's first code cell, by nbgrader grade_id: it checks where the notebook runs.
+SURROUNDINGS_ID = "check_surroundings"
+PINS_BLOCK = re.compile(r"^PINNED = \{\n.*?^\}\nOLDEST = \{[^\n]*\}$", re.M | re.S)
 
 
 class ReleaseError(Exception):
@@ -136,6 +150,120 @@ def stamp_points(notebook: Path, *, write: bool = True) -> list[str]:
     return changed
 
 
+def notebook_pins(
+    lock_text: str, requires_python: str, packages: tuple[str, ...] = NOTEBOOK_PACKAGES
+) -> dict[tuple[int, int], dict[str, str]]:
+    """The lock's version of each of ``packages``, by Python version: ``{(3, 10): {"numpy": "2.2.6", ...}, ...}``.
+
+    A row holds from its Python version on, up to the next row; the last one also for Pythons newer than any
+    the lock's markers name. Rows are those Python versions (from ``requires_python``'s oldest) where some
+    package's pin changes.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import SpecifierSet
+
+    wanted = {package.lower() for package in packages}
+    found: dict[str, list[Requirement]] = {package: [] for package in wanted}
+    for line in lock_text.splitlines():
+        name = re.split(r"[=<>;\s\[]", line.strip(), maxsplit=1)[0].lower()
+        if line[:1].isspace() or name not in wanted:
+            continue
+        try:
+            found[name].append(Requirement(line.strip()))
+        except InvalidRequirement as exc:
+            raise ReleaseError(f"{LOCK.name} has a line pip cannot read ({exc}): run `make lock`") from None
+    missing = sorted(name for name, lines in found.items() if not lines)
+    if missing:
+        raise ReleaseError(f"{LOCK.name} pins no {', '.join(missing)}: run `make lock`")
+    supported = [minor for minor in range(40) if SpecifierSet(requires_python).contains(f"3.{minor}.0")]
+    if not supported:
+        raise ReleaseError(f"{PYPROJECT.name}'s requires-python {requires_python!r} admits no Python 3")
+    # A pin can change only at a Python version some marker names; past the last one, nothing changes.
+    markers = " ".join(str(r.marker) for lines in found.values() for r in lines)
+    last = max([supported[0], *(int(minor) for minor in re.findall(r"[\"']3\.(\d+)", markers))])
+    rows: dict[tuple[int, int], dict[str, str]] = {}
+    for minor in range(supported[0], last + 1):
+        python = {"python_version": f"3.{minor}", "python_full_version": f"3.{minor}.0"}
+        row = {}
+        for package in packages:
+            versions = [
+                str(spec.version)
+                for r in found[package.lower()]
+                if r.marker is None or r.marker.evaluate(python)
+                for spec in r.specifier
+                if spec.operator == "=="
+            ]
+            if len(versions) != 1:
+                raise ReleaseError(
+                    f"{LOCK.name} gives {package} {len(versions)} pinned versions for Python 3.{minor}: run `make lock`"
+                )
+            row[package] = versions[0]
+        if not rows or row != list(rows.values())[-1]:
+            rows[(3, minor)] = row
+    return rows
+
+
+def oldest_versions(dependencies: list[str], packages: tuple[str, ...] = NOTEBOOK_PACKAGES) -> dict[str, str]:
+    """The lowest version of each of ``packages`` the project declares it works with (its ``>=`` bound)."""
+    from packaging.requirements import Requirement
+
+    bounds = {}
+    for dependency in dependencies:
+        requirement = Requirement(dependency)
+        lowest = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        if requirement.name.lower() in packages and lowest:
+            bounds[requirement.name.lower()] = lowest[0]
+    missing = [package for package in packages if package not in bounds]
+    if missing:
+        raise ReleaseError(
+            f"{PYPROJECT.name} gives no lowest version (>=) for {', '.join(missing)}: add one to its dependencies"
+        )
+    return {package: bounds[package] for package in packages}
+
+
+def pins_block(pinned: dict[tuple[int, int], dict[str, str]], oldest: dict[str, str]) -> str:
+    """The PINNED and OLDEST assignments of the notebook's first cell, as Python source."""
+    rows = "".join(f"    {python}: {json.dumps(pins, separators=(', ', ': '))},\n" for python, pins in pinned.items())
+    return f"PINNED = {{\n{rows}}}\nOLDEST = {json.dumps(oldest, separators=(', ', ': '))}"
+
+
+def course_versions() -> tuple[dict[tuple[int, int], dict[str, str]], dict[str, str]]:
+    """The notebook's package versions from the course's own files: (pinned per Python, oldest supported)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the lock installs tomli there
+        import tomli as tomllib
+
+    for path in (LOCK, PYPROJECT):
+        if not path.is_file():
+            raise ReleaseError(f"{path} is missing: restore it from version control")
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    pinned = notebook_pins(LOCK.read_text(encoding="utf-8"), project.get("requires-python", ">=3"))
+    return pinned, oldest_versions(project.get("dependencies", []))
+
+
+def stamp_setup(notebook: Path, *, write: bool = True) -> list[str]:
+    """Give the notebook's first cell the course's package versions; returns what changed (written only if
+    ``write``)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    cells = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in nb.cells}
+    cell = cells.get(SURROUNDINGS_ID)
+    if cell is None or not PINS_BLOCK.search(cell.source):
+        raise ReleaseError(
+            f"{shown(notebook)} has no cell with grade_id {SURROUNDINGS_ID} holding the package versions: "
+            "restore that cell from version control"
+        )
+    source = PINS_BLOCK.sub(lambda _: pins_block(*course_versions()), cell.source, count=1)
+    if source == cell.source:
+        return []
+    cell.source = source
+    if write:
+        nbformat.write(nb, notebook)
+    return [f"{SURROUNDINGS_ID}: package versions"]
+
+
 def release_files(folder: Path, patterns: list[str]) -> dict[str, bytes]:
     """Every file under ``folder`` that is not ignored, by POSIX relative path."""
     if not folder.is_dir():
@@ -228,17 +356,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     where = shown(RELEASE_DIR)
+    source = SOURCE_DIR / NOTEBOOK
     try:
-        stamped = stamp_points(SOURCE_DIR / NOTEBOOK, write=not args.check)
+        if not source.is_file():
+            raise ReleaseError(f"no instructor notebook at {source}: restore it from version control")
+        stamped = stamp_points(source, write=not args.check)
+        stamped += stamp_setup(source, write=not args.check)
         if stamped and args.check:
             print(
-                f"{shown(SOURCE_DIR / NOTEBOOK)} disagrees with autograder/categories.py ({'; '.join(stamped)}): "
-                "run `make assignment` and commit the result",
+                f"{shown(source)} disagrees with autograder/categories.py, requirements.lock or pyproject.toml "
+                f"({'; '.join(stamped)}): run `make assignment` and commit the result",
                 file=sys.stderr,
             )
             return 1
         if stamped:
-            print(f"{shown(SOURCE_DIR / NOTEBOOK)}: points from autograder/categories.py ({'; '.join(stamped)})")
+            print(f"{shown(source)}: stamped {'; '.join(stamped)}")
         expected = build()
     except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,6 +15,10 @@ or left unjudged by busy cores, is measured again, three times in all, since a b
 can spoil one timing. Run on the instructor's notebook, it first drops the hidden tests with nbgrader's
 ``ClearHiddenTests``, as ``generate_assignment`` does, so it checks only what students see.
 
+Before any kernel starts, it runs the notebook's first code cell, which checks with the standard library
+alone that the lesson's modules sit beside the notebook and that the packages are recent enough, and stops
+with that cell's advice (the one install command) when something is missing.
+
 Exit status: 0 when no visible test failed, 1 when one did, 2 when the notebook cannot be read or
 run.
 """
@@ -22,6 +26,7 @@ run.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import re
@@ -35,12 +40,17 @@ from pathlib import Path
 
 try:
     import hints  # the student kit: hints.py sits beside this script
-except ImportError:  # the course repository
-    from autograder import hints
+except ImportError:
+    try:
+        from autograder import hints  # the course repository
+    except ImportError:
+        hints = None  # a kit folder missing its hints.py: main() says so
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOK_NAME = "neuroevolution.ipynb"
 SETUP_ID = "practical_setup"
+SURROUNDINGS_ID = "check_surroundings"  # the first code cell: checks the notebook's folder and packages
+NEEDS_SOMETHING = 3  # the exit status of that cell's check, run alone, when something is missing
 STUB_IDS = ("evolve_serial", "evolve_parallel")
 TEST_PREFIX = "test_"  # the graded test cells, one per part: test_<part>, in the notebook's order
 CELL_TIMEOUT = 120  # seconds per cell; the visible tests need a few seconds each
@@ -77,6 +87,35 @@ def default_notebook() -> Path:
     """The notebook beside this script (the kit), else the release of the course repository."""
     beside = HERE / NOTEBOOK_NAME
     return beside if beside.is_file() else HERE.parent / "assignment" / "neuroevolution" / NOTEBOOK_NAME
+
+
+def surroundings_problem(notebook: Path) -> str | None:
+    """What the notebook's first cell says it still needs to run here (its modules beside it, packages recent
+    enough, with the command that installs them), or None when nothing is missing or the cell cannot tell.
+
+    That cell needs only the standard library, so it runs in a plain child of this Python, in the notebook's
+    folder, before any kernel: its advice then names the install command for this Python.
+    """
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        source = next(
+            cell["source"]
+            for cell in cells
+            if cell.get("cell_type") == "code"
+            and cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == SURROUNDINGS_ID
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration):
+        return None  # unreadable (graded_cells says so) or an older notebook without the check
+    source = "".join(source) if isinstance(source, list) else str(source)
+    verdict = f"\nraise SystemExit(0 if what_to_do() is None else {NEEDS_SOMETHING})\n"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", source + verdict], cwd=notebook.parent, capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    said = [line for line in done.stdout.splitlines() if line.strip()]
+    return said[0] if done.returncode == NEEDS_SOMETHING and said else None
 
 
 def graded_cells(notebook: Path) -> tuple[dict[str, str], dict[str, int]]:
@@ -368,10 +407,24 @@ def main(argv: list[str] | None = None) -> int:
     if not notebook.is_file():
         print(f"error: no notebook at {notebook}: pass the path of your {NOTEBOOK_NAME}", file=sys.stderr)
         return 2
+    problem = surroundings_problem(notebook)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if hints is None:
+        print(f"error: no hints.py beside {Path(__file__).name}: unzip the student kit again", file=sys.stderr)
+        return 2
     try:
         sources, points = graded_cells(notebook)
     except NotebookError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # the kit's requirements are not installed in this Python
+        print(
+            f"error: {exc.name or exc} is not installed for {sys.executable}: "
+            "install the kit's requirements (pip install -r requirements.txt) in the environment you run this with",
+            file=sys.stderr,
+        )
         return 2
     parts = [grade_id.removeprefix(TEST_PREFIX) for grade_id in test_ids(sources)]
     unknown = [part for part in args.part or () if part not in parts]

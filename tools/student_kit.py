@@ -34,19 +34,17 @@ from tools import release
 KIT_NAME = "neuroevolution-student"
 DIST = ROOT / "dist"
 KIT_SOURCES = ROOT / "kit"
-LOCK = ROOT / "requirements.lock"
+LOCK = release.LOCK
 # File in the kit -> where it comes from in the repository (the release is added separately).
 COPIED = {
     "README.md": KIT_SOURCES / "README.md",
     "check.py": ROOT / "tools" / "selfcheck.py",
     "render.py": ROOT / "render.py",
 }
-# What the kit installs: the notebook's libraries, the self-check's, and JupyterLab to open the notebook.
+# What the kit installs: the notebook's libraries, render.py's, the self-check's, and JupyterLab to open the notebook.
 REQUIREMENT_ROOTS = (
-    "numpy",
-    "gymnasium",
+    *release.NOTEBOOK_PACKAGES,
     "pygame-ce",
-    "matplotlib",
     "pillow",
     "nbformat",
     "nbclient",
