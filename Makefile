@@ -17,6 +17,7 @@ BENCH_DIR  ?= build/bench
 FROM       ?=
 ROSTER     ?=
 PUBLISH    ?=
+KIT_URL    ?=
 
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -47,8 +48,8 @@ lock: ## Re-resolve uv.lock and requirements.lock after editing pyproject.toml
 	uv lock --python $(PYTHON)
 	uv export --frozen --no-hashes --no-header --format requirements-txt -o requirements.lock
 
-assignment: $(STAMP) ## Regenerate the student release from solutions/ with nbgrader
-	$(PY) -m tools.release
+assignment: $(STAMP) ## Regenerate the student release from solutions/ with nbgrader (KIT_URL=... for Colab's kit link)
+	$(PY) -m tools.release $(if $(KIT_URL),--kit-url "$(KIT_URL)")
 
 student-kit: $(STAMP) ## Build dist/neuroevolution-student/ and its zip: what students get (run `make assignment` first)
 	$(PY) -m tools.student_kit

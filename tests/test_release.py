@@ -260,9 +260,16 @@ def test_release_notebook_imports_only_modules_the_release_holds(fresh):
     cells = nbformat.reads(fresh[release.NOTEBOOK].decode(), as_version=4).cells
     code = "\n".join(cell.source for cell in cells if cell.cell_type == "code")
     imported = set(re.findall(r"^\s*(?:from|import)\s+(\w+)", code, re.M))
+    # google.colab exists on Colab only: only the Colab cell may import it, and only when it runs there.
+    importing_google = [
+        cell.metadata.get("nbgrader", {}).get("grade_id")
+        for cell in cells
+        if cell.cell_type == "code" and re.search(r"^\s*(?:from|import)\s+google\b", cell.source, re.M)
+    ]
+    assert importing_google == [release.COLAB_ID], f"cells importing google: {importing_google}"
     assert {"evolution", "parallel_demos", "hints"} <= imported, f"the notebook imports {sorted(imported)}"
     unshipped = sorted(
-        name for name in imported if f"{name}.py" not in fresh and importlib.util.find_spec(name) is None
+        name for name in imported - {"google"} if f"{name}.py" not in fresh and importlib.util.find_spec(name) is None
     )
     assert not unshipped, f"the notebook imports {unshipped}, which neither the release nor the requirements provide"
 
@@ -326,3 +333,21 @@ def test_release_first_cell_carries_the_locks_versions():
     }
     with pytest.raises(release.ReleaseError, match="0 pinned versions for Python 3.12"):
         release.notebook_pins(lock_text.replace(">= '3.12'", ">= '3.13'"), ">=3.10", ("numpy",))
+
+
+def test_release_kit_url_goes_into_the_colab_cell(tmp_path, capsys):
+    """--kit-url writes the course's link into the Colab cell (kept until changed, '' clears it) and refuses
+    anything but a web address, in one line."""
+    copy = tmp_path / release.NOTEBOOK
+    shutil.copy(SOURCE_NOTEBOOK, copy)
+    url = "https://course.example.org/files/neuroevolution-student.zip"
+    assert release.stamp_setup(copy, kit_url=url) == [f"{release.COLAB_ID}: kit URL"]
+    colab = cells_by_id(copy)[release.COLAB_ID].source
+    assert f'KIT_URL = "{url}"  #' in colab and colab.count("KIT_URL = ") == 1
+    assert release.stamp_setup(copy) == [] and release.stamp_setup(copy, kit_url=url) == []
+    assert release.stamp_setup(copy, kit_url="") and 'KIT_URL = ""  #' in cells_by_id(copy)[release.COLAB_ID].source
+    for bad in ("ftp://course.example.org/kit.zip", "course.example.org/kit.zip", 'https://x.org/a"b.zip'):
+        with pytest.raises(release.ReleaseError, match="is not a web address"):
+            release.stamp_setup(copy, kit_url=bad)
+    assert release.main(["--check", "--kit-url", "notaurl"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -3,6 +3,7 @@ works from the unzipped kit in an environment built from the kit's own requireme
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import zipfile
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 
 from autograder import demo, paths
 from autograder.paths import ROOT
-from tools import student_kit
+from tools import release, student_kit
 
 KIT_FILES = {
     "README.md",
@@ -125,6 +127,84 @@ def test_student_kit_zip_is_the_folder_and_reproducible(files, tmp_path):
         names = zipped.namelist()
         assert names == [f"{student_kit.KIT_NAME}/{name}" for name in files]
         assert all(zipped.read(f"{student_kit.KIT_NAME}/{name}") == (folder / name).read_bytes() for name in files)
+
+
+def setup_cells() -> list[str]:
+    """The sources of the release notebook's first code cell (the check) and its Colab cell."""
+    cells = nbformat.read(paths.RELEASE_DIR / paths.NOTEBOOK, as_version=4).cells
+    code = [cell for cell in cells if cell.cell_type == "code"][:2]
+    ids = [cell.metadata["nbgrader"]["grade_id"] for cell in code]
+    assert ids == [release.SURROUNDINGS_ID, release.COLAB_ID], f"the notebook's first code cells are {ids}"
+    return [cell.source for cell in code]
+
+
+def test_student_kit_colab_cell_unpacks_the_kit_and_installs_only_what_is_missing(files, tmp_path, monkeypatch, capsys):
+    """On Colab (faked: its upload module, a kernel with numpy loaded, pip mocked) with the notebook alone: the
+    Colab cell unpacks the uploaded kit zip into the folder (no notebook over the student's), installs only the
+    packages missing or too old at the kit's pins, asks for a restart as numpy was loaded, and then reports
+    ready from the zip the upload left in the folder; with the course's link set, it needs no upload."""
+    import numpy  # noqa: F401 -- a Colab kernel has loaded numpy before the cell upgrades it
+
+    _, archive = student_kit.write_kit(files, tmp_path / "dist")
+    session = tmp_path / "content"  # Colab's working folder, where uploads land
+    session.mkdir()
+    monkeypatch.chdir(session)
+    uploads = []
+
+    def upload():  # what google.colab.files.upload does: save the chosen file here and return it
+        uploads.append(archive.name)
+        (session / archive.name).write_bytes(archive.read_bytes())
+        return {archive.name: archive.read_bytes()}
+
+    google, colab, colab_files = (types.ModuleType(name) for name in ("google", "google.colab", "google.colab.files"))
+    google.colab, colab.files, colab_files.upload = colab, colab_files, upload
+    for module in (google, colab, colab_files, types.ModuleType("IPython")):
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    installed = {"numpy": "1.20.0", "matplotlib": "3.8.0"}  # gymnasium missing, numpy too old
+
+    def version(name):
+        if name not in installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    pip = []
+
+    def run(command, **kwargs):
+        assert command[:5] == [sys.executable, "-m", "pip", "install", "-q"], command
+        pip.append(command[5:])
+        installed.update(requirement.split("==") for requirement in command[5:])
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    monkeypatch.setattr(subprocess, "run", run)
+    check, colab_cell = setup_cells()
+    namespace = {}
+    exec(compile(check, "check_surroundings", "exec"), namespace)
+    assert "not in the notebook's folder" in capsys.readouterr().out
+    exec(compile(colab_cell, "colab_kit", "exec"), namespace)
+    out = capsys.readouterr().out
+    kit = {name: content for name, content in files.items() if not name.endswith(".ipynb")}
+    assert {p.relative_to(session).as_posix() for p in session.rglob("*") if p.is_file()} == {*kit, archive.name}
+    assert all((session / name).read_bytes() == content for name, content in kit.items())
+    pins = [row for python, row in namespace["PINNED"].items() if sys.version_info[:2] >= python][-1]
+    assert pip == [[f"numpy=={pins['numpy']}", f"gymnasium=={pins['gymnasium']}"]], f"pip ran {pip}:\n{out}"
+    requirements = files["requirements.txt"].decode()
+    assert all(f"\n{requirement}" in requirements for requirement in pip[0]), "installed other pins than the kit's"
+    assert f"Unpacked {len(kit)} files from {archive.name} into {session}" in out, out
+    assert "Restart the session (Runtime > Restart session)" in out, out
+
+    exec(compile(colab_cell, "colab_kit", "exec"), namespace)  # after the restart: the zip is in the folder
+    out = capsys.readouterr().out
+    assert len(uploads) == 1 and len(pip) == 1, f"a second upload or install: {uploads}, {pip}"
+    assert f"Ready: Python {sys.version.split()[0]}, numpy {pins['numpy']}, gymnasium {pins['gymnasium']}" in out
+
+    linked = tmp_path / "linked"  # the instructor set the course's link: no upload needed
+    linked.mkdir()
+    monkeypatch.chdir(linked)
+    link = f'KIT_URL = "{archive.as_uri()}"'
+    exec(compile(colab_cell.replace('KIT_URL = ""', link, 1), "colab_kit", "exec"), namespace)
+    assert f"from {archive.as_uri()}" in capsys.readouterr().out and len(uploads) == 1
+    assert (linked / "evolution.py").read_bytes() == files["evolution.py"]
 
 
 # A correct loop whose pool gets a helper defined in a solution cell: fine under fork, lost under spawn.

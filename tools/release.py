@@ -10,7 +10,9 @@ source alone and a re-run reproduces the committed files byte for byte.
 
 Before generating, it stamps the instructor notebook from the places each value is set: the graded
 test cells' points from ``autograder/categories.py``; the first cell's package versions (the ones
-the notebook checks for) from ``requirements.lock`` and the oldest ones from ``pyproject.toml``.
+the notebook checks for, and its Colab cell installs) from ``requirements.lock`` and the oldest
+ones from ``pyproject.toml``; and, with ``--kit-url``, the course's link to the student kit in the
+Colab cell.
 
 Exit status: 0 on success; 1 when ``--check`` finds the committed release stale or the release
 would leak solution content; 2 when nbgrader cannot build it.
@@ -25,6 +27,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 from autograder.categories import ALL as CATEGORIES
 from autograder.paths import ASSIGNMENT as ASSIGNMENT_ID
@@ -36,14 +39,17 @@ REQUIRED = (NOTEBOOK, *LESSON_MODULES)
 ALLOWED = (*REQUIRED, "assets/*.png", "assets/*.jpg", "assets/*.gif", "assets/*.svg")
 # Text that exists only in the instructor source; any of it in the release is a leak.
 SOURCE_ONLY_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-# What the notebook imports from PyPI: its first cell checks for them, and the student kit pins them with the
-# rest of what it needs.
+# What the notebook imports from PyPI: its first cell checks for them, its Colab cell installs them, and the
+# student kit pins them with the rest of what it needs.
 NOTEBOOK_PACKAGES = ("numpy", "gymnasium", "matplotlib")
 LOCK = ROOT / "requirements.lock"
 PYPROJECT = ROOT / "pyproject.toml"
-# The notebook's first code cell, by nbgrader grade_id: it checks where the notebook runs.
+# The notebook's setup cells, by nbgrader grade_id: the first code cell, which checks where the notebook runs,
+# and the Colab cell below it, which fetches the kit there.
 SURROUNDINGS_ID = "check_surroundings"
+COLAB_ID = "colab_kit"
 PINS_BLOCK = re.compile(r"^PINNED = \{\n.*?^\}\nOLDEST = \{[^\n]*\}$", re.M | re.S)
+KIT_URL_VALUE = re.compile(r'^(KIT_URL = )("[^"\n]*")', re.M)
 
 
 class ReleaseError(Exception):
@@ -242,26 +248,42 @@ def course_versions() -> tuple[dict[tuple[int, int], dict[str, str]], dict[str, 
     return pinned, oldest_versions(project.get("dependencies", []))
 
 
-def stamp_setup(notebook: Path, *, write: bool = True) -> list[str]:
-    """Give the notebook's first cell the course's package versions; returns what changed (written only if
-    ``write``)."""
+def valid_kit_url(url: str) -> str:
+    """``url`` if it can be the kit's download link (http or https, nothing to escape); "" clears it."""
+    parsed = urlparse(url)
+    if url and (parsed.scheme not in ("http", "https") or not parsed.netloc or re.search(r'[\s"\\]', url)):
+        raise ReleaseError(
+            f"--kit-url {url!r} is not a web address: give the https:// link students download "
+            "neuroevolution-student.zip from (or '' for none)"
+        )
+    return url
+
+
+def stamp_setup(notebook: Path, *, kit_url: str | None = None, write: bool = True) -> list[str]:
+    """Give the notebook's first cell the course's package versions and, when ``kit_url`` is given, its Colab
+    cell that link; returns what changed (written only if ``write``)."""
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
     cells = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in nb.cells}
-    cell = cells.get(SURROUNDINGS_ID)
-    if cell is None or not PINS_BLOCK.search(cell.source):
-        raise ReleaseError(
-            f"{shown(notebook)} has no cell with grade_id {SURROUNDINGS_ID} holding the package versions: "
-            "restore that cell from version control"
-        )
-    source = PINS_BLOCK.sub(lambda _: pins_block(*course_versions()), cell.source, count=1)
-    if source == cell.source:
-        return []
-    cell.source = source
-    if write:
+    changed = []
+    wanted = [(SURROUNDINGS_ID, PINS_BLOCK, pins_block(*course_versions()), "package versions")]
+    if kit_url is not None:
+        wanted.append((COLAB_ID, KIT_URL_VALUE, rf"\g<1>{json.dumps(valid_kit_url(kit_url))}", "kit URL"))
+    for grade_id, pattern, replacement, what in wanted:
+        cell = cells.get(grade_id)
+        if cell is None or not pattern.search(cell.source):
+            raise ReleaseError(
+                f"{shown(notebook)} has no cell with grade_id {grade_id} holding the {what}: "
+                "restore that cell from version control"
+            )
+        source = pattern.sub(lambda match, r=replacement: match.expand(r), cell.source, count=1)
+        if source != cell.source:
+            changed.append(f"{grade_id}: {what}")
+            cell.source = source
+    if changed and write:
         nbformat.write(nb, notebook)
-    return [f"{SURROUNDINGS_ID}: package versions"]
+    return changed
 
 
 def release_files(folder: Path, patterns: list[str]) -> dict[str, bytes]:
@@ -354,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not write anything; exit 1 if the committed release differs from a fresh one",
     )
+    parser.add_argument(
+        "--kit-url",
+        metavar="URL",
+        help="the web address students download neuroevolution-student.zip from: the notebook's Colab cell "
+        "fetches the kit from it (kept in the instructor notebook until changed; '' removes it)",
+    )
     args = parser.parse_args(argv)
     where = shown(RELEASE_DIR)
     source = SOURCE_DIR / NOTEBOOK
@@ -361,11 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         if not source.is_file():
             raise ReleaseError(f"no instructor notebook at {source}: restore it from version control")
         stamped = stamp_points(source, write=not args.check)
-        stamped += stamp_setup(source, write=not args.check)
+        stamped += stamp_setup(source, kit_url=args.kit_url, write=not args.check)
         if stamped and args.check:
             print(
-                f"{shown(source)} disagrees with autograder/categories.py, requirements.lock or pyproject.toml "
-                f"({'; '.join(stamped)}): run `make assignment` and commit the result",
+                f"{shown(source)} disagrees with autograder/categories.py, requirements.lock, pyproject.toml or "
+                f"--kit-url ({'; '.join(stamped)}): run `make assignment` and commit the result",
                 file=sys.stderr,
             )
             return 1
