@@ -351,3 +351,48 @@ def test_release_kit_url_goes_into_the_colab_cell(tmp_path, capsys):
             release.stamp_setup(copy, kit_url=bad)
     assert release.main(["--check", "--kit-url", "notaurl"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_release_through_nbgraders_exchange_reaches_make_collect(tmp_path, monkeypatch):
+    """Released through nbgrader's exchange with the course's settings, fetched and submitted the way the
+    Assignment List does it, a student's notebook is what `collect` takes from the exchange's inbound folder."""
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange.default import ExchangeFetchAssignment, ExchangeReleaseAssignment, ExchangeSubmit, submit
+    from traitlets.config import Config
+
+    from autograder import demo
+    from autograder.term import intake
+
+    exchange, home = tmp_path / "exchange", tmp_path / "alice"
+    exchange.mkdir()
+    exchange.chmod(0o777)  # the exchange is shared by everyone on the hub
+    home.mkdir()
+
+    def transfer(step, config):
+        """One exchange step as nbgrader's command of that name runs it."""
+        config.Exchange.root = str(exchange)
+        config.CourseDirectory.assignment_id = release.ASSIGNMENT_ID
+        coursedir = CourseDirectory(config=config)
+        step(coursedir=coursedir, authenticator=Authenticator(config=config), config=config).start()
+
+    instructor = release.course_config()  # nbgrader release_assignment neuroevolution, from the course folder
+    transfer(ExchangeReleaseAssignment, instructor)
+    student = Config()
+    student.CourseDirectory.course_id = instructor.CourseDirectory.course_id
+    student.Exchange.assignment_dir = str(home)
+    transfer(ExchangeFetchAssignment, student)
+    fetched = home / release.ASSIGNMENT_ID
+    patterns = release.ignored_patterns()
+    assert release.release_files(fetched, patterns) == release.release_files(release.RELEASE_DIR, patterns)
+    nbformat.write(demo.with_solution(demo.reference_source()), fetched / release.NOTEBOOK)
+    monkeypatch.setattr(submit, "get_username", lambda: "alice")  # the hub's login, not this machine's
+    transfer(ExchangeSubmit, student)
+
+    submitted = tmp_path / "submitted"
+    inbound = exchange / instructor.CourseDirectory.course_id / "inbound"
+    done = intake.collect(inbound, submitted)
+    assert done.layout == "nbgrader exchange" and done.written == ["alice"], done.rows
+    collected = submitted / "alice" / release.ASSIGNMENT_ID
+    assert (collected / release.NOTEBOOK).read_bytes() == (fetched / release.NOTEBOOK).read_bytes()
+    assert {path.name for path in collected.iterdir()} == {release.NOTEBOOK, "timestamp.txt", "submission_secret.txt"}
