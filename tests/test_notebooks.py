@@ -8,7 +8,11 @@ notebook itself is the one students run.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -265,6 +269,37 @@ def test_notebooks_visible_tests_read_the_cause_from_behaviour(kit, agents_dir):
     assert raised and raised[0].evalue == hints.not_reproducible("evolve_parallel", 3, "returns"), (
         f"expected the not-reproducible hint, got {[(o.ename, o.evalue) for o in raised]}"
     )
+
+
+def test_notebooks_first_cell_alone_says_to_unzip_the_kit(tmp_path):
+    """The release notebook alone in a folder: its first cell says in one sentence to unzip the kit (or run the
+    Colab cell), then the start method and CPUs, with no traceback, in a kernel and in a Python without packages."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(paths.RELEASE_DIR / NOTEBOOK, alone / NOTEBOOK)
+    nb = nbformat.read(alone / NOTEBOOK, as_version=4)
+    first = next(cell for cell in nb.cells if cell.cell_type == "code")
+    assert first.metadata["nbgrader"]["grade_id"] == selfcheck.SURROUNDINGS_ID, "the first code cell is not the check"
+    nb.cells = [first]
+    selfcheck.run_notebook(nb, alone, timeout=60)
+    assert not errors(nb), errors(nb)
+    missing = "evolution.py, parallel_demos.py, hints.py are not in the notebook's folder"
+    advice, workers = selfcheck.printed_text(first).splitlines()
+    assert advice == (
+        f"{missing} ({alone.resolve()}): unzip the student kit next to the notebook (on Google Colab: run the next "
+        "cell), then run this cell again."
+    )
+    assert re.fullmatch(
+        rf"This kernel starts workers with '(fork|spawn|forkserver)' and may use {len(os.sched_getaffinity(0))} "
+        rf"of the machine's {os.cpu_count()} logical CPUs\.",
+        workers,
+    ), workers
+    # Python's standard library alone (-S: no site-packages), as where nothing is installed yet.
+    bare = subprocess.run(
+        [sys.executable, "-S", "-c", first.source], cwd=alone, capture_output=True, text=True, timeout=30
+    )
+    assert bare.returncode == 0 and not bare.stderr, f"the first cell failed without packages:\n{bare.stderr}"
+    assert bare.stdout.startswith(f"{missing} ({alone.resolve()}): unzip the student kit next to the notebook, then")
 
 
 def test_notebooks_selfcheck_report_shows_each_failure_in_one_line(capsys):

@@ -20,7 +20,7 @@ import pytest
 
 from autograder import demo, paths
 from autograder.paths import ROOT
-from tools import release, student_kit
+from tools import release, selfcheck, student_kit
 
 KIT_FILES = {
     "README.md",
@@ -205,6 +205,38 @@ def test_student_kit_colab_cell_unpacks_the_kit_and_installs_only_what_is_missin
     exec(compile(colab_cell.replace('KIT_URL = ""', link, 1), "colab_kit", "exec"), namespace)
     assert f"from {archive.as_uri()}" in capsys.readouterr().out and len(uploads) == 1
     assert (linked / "evolution.py").read_bytes() == files["evolution.py"]
+
+
+def test_student_kit_old_packages_get_the_one_install_command(files, tmp_path):
+    """With a numpy older than the lesson supports first on the path, check.py stops before starting a kernel
+    with the pip command installing the kit's numpy pin into its own Python, and the notebook's first cell, in a
+    kernel, with the %pip form of the same command; neither shows a traceback."""
+    folder, _ = student_kit.write_kit(files, tmp_path / "dist")
+    stale = tmp_path / "stale" / "numpy-1.20.0.dist-info"  # what an old installation leaves: its metadata
+    stale.mkdir(parents=True)
+    (stale / "METADATA").write_text("Metadata-Version: 2.1\nName: numpy\nVersion: 1.20.0\n")
+    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "IPYTHONDIR")}
+    env["PYTHONPATH"] = str(stale.parent)
+    pinned, oldest = release.course_versions()
+    pin = [row for python, row in pinned.items() if sys.version_info[:2] >= python][-1]["numpy"]
+    assert f"\nnumpy=={pin} " in files["requirements.txt"].decode(), f"numpy=={pin} is not the kit's pin"
+    found = f"numpy 1.20.0 (older than {oldest['numpy']})"
+
+    done = subprocess.run([sys.executable, "check.py"], cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == "", f"check.py went on:\n{done.stdout}{done.stderr}"
+    assert done.stderr == (
+        f"error: Packages missing or too old for {sys.executable}: {found}: "
+        f"run `{sys.executable} -m pip install numpy=={pin}`, then try again.\n"
+    )
+
+    nb = nbformat.read(folder / paths.NOTEBOOK, as_version=4)
+    nb.cells = [next(cell for cell in nb.cells if cell.cell_type == "code")]
+    selfcheck.run_notebook(nb, folder, timeout=60, env=env)
+    assert [out.output_type for out in nb.cells[0].outputs] == ["stream"], nb.cells[0].outputs
+    assert selfcheck.printed_text(nb.cells[0]).splitlines()[0] == (
+        f"Packages missing or too old here: {found}: run `%pip install numpy=={pin}` in a new cell (on Google "
+        "Colab the next cell does it), then restart the kernel and run this cell again."
+    )
 
 
 # A correct loop whose pool gets a helper defined in a solution cell: fine under fork, lost under spawn.
