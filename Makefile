@@ -24,7 +24,7 @@ STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS ?= never
 
 .DEFAULT_GOAL := help
-.PHONY: help install assignment student-kit check grade collect feedback export gradescope test lint render bench bench-readme lock clean
+.PHONY: help install assignment student-kit check grade collect feedback export report gradescope test lint render bench bench-readme lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,9 @@ feedback: $(STAMP) ## Stage feedback pages: feedback/ for nbgrader release_feedb
 
 export: $(STAMP) ## Write OUTPUT/export.csv (a column per part), or with ROSTER=lms.csv an LMS-ready OUTPUT/lms-upload.csv
 	$(PY) -m autograder export --output $(OUTPUT) --submitted $(SUBMITTED) $(if $(ROSTER),--roster "$(ROSTER)")
+
+report: $(STAMP) ## Write OUTPUT/report.html: the class at a glance (scores, failures, speedups, similar code, late work)
+	$(PY) -m autograder report --output $(OUTPUT) --submitted $(SUBMITTED) $(if $(ROSTER),--roster "$(ROSTER)")
 
 gradescope: $(STAMP) ## Build dist/gradescope-autograder.zip (setup.sh + run_autograder) for a Gradescope autograder
 	$(PY) -m tools.gradescope

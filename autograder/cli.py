@@ -1,4 +1,4 @@
-"""``python -m autograder {grade,collect,feedback,export}``: one term's instructor commands."""
+"""``python -m autograder {grade,collect,feedback,export,report}``: one term's instructor commands."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from autograder import interrupts, paths, quotas
 from autograder.categories import CATEGORIES
 from autograder.categories import parse as parse_categories
+from autograder.term.similarity import THRESHOLD as SIMILAR
 
 GRADE_STATUS = """\
 exit status:
@@ -42,6 +43,11 @@ exit status:
   1    the file was written, but some graded students are not in the roster (listed)
   2    bad command line, unreadable roster, or nothing graded in OUTPUT
   130  interrupted (Ctrl-C or SIGTERM): run the same command again"""
+
+REPORT_STATUS = """\
+exit status:
+  0    OUTPUT/report.html was written (the students who need a look are listed in it)
+  2    bad command line, unreadable roster, or nothing graded in OUTPUT"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -198,6 +204,45 @@ def parser() -> argparse.ArgumentParser:
         help="name of the score column in the LMS file (default: the roster's column starting with "
         f"'{paths.ASSIGNMENT}', e.g. Canvas's 'Neuroevolution (1234)', else '{paths.ASSIGNMENT}')",
     )
+
+    cmd = commands.add_parser(
+        "report",
+        help="write OUTPUT/report.html: the class at a glance, for the instructor",
+        epilog=REPORT_STATUS,
+        formatter_class=raw,
+        description="One self-contained page made from OUTPUT/<student>/results.json and the submitted "
+        "notebooks: who needs a look, score histograms, the failing checks, speedups against the "
+        "reference, agent returns, near-identical submissions and late work. It opens from disk and "
+        "loads nothing.",
+    )
+    cmd.add_argument(
+        "--output", type=Path, default=Path("grades"), help="folder holding the graded results (default: grades)"
+    )
+    cmd.add_argument(
+        "--submitted",
+        type=Path,
+        default=None,
+        help="the submitted folder, for the solution cells compared for similarity and students not graded yet "
+        "(default: submitted, if it exists)",
+    )
+    cmd.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=SIMILAR,
+        metavar="FRACTION",
+        help=f"similarity from which two submissions are shown side by side (default {SIMILAR:g})",
+    )
+    cmd.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        help="an LMS gradebook CSV: graded students missing from it are listed as needing a look",
+    )
+    cmd.add_argument(
+        "--id-column",
+        default=None,
+        help="roster column holding the student ids (default: the column that matches the most students)",
+    )
     return top
 
 
@@ -205,9 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # A stop by SIGTERM (a scheduler, a container runtime, `kill`) unwinds like Ctrl-C: every command
     # removes what it made on the way out.
+    commands = {"grade": grade, "collect": collect, "feedback": feedback, "export": export, "report": report}
     with interrupts.terminate_as_interrupt():
         try:
-            return {"grade": grade, "collect": collect, "feedback": feedback, "export": export}[args.command](args)
+            return commands[args.command](args)
         except UsageError as exc:
             return _usage(args.command, str(exc))
         except KeyboardInterrupt:  # a batch reports its own interruption; this is any other command's
@@ -222,6 +268,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1 (e.g. 0.8)")
     return value
 
 
@@ -323,6 +379,26 @@ def export(args) -> int:
         raise UsageError(str(exc)) from None
     print(written.describe())
     return 1 if written.not_in_roster else 0
+
+
+def report(args) -> int:
+    from autograder.term import report as class_report
+
+    submitted = args.submitted
+    if submitted is None:
+        submitted = Path("submitted") if Path("submitted").is_dir() else None
+    elif not submitted.is_dir():
+        raise UsageError(f"no folder {submitted}: pass --submitted with the folder of submitted notebooks")
+    if args.roster is not None and not args.roster.is_file():
+        raise UsageError(f"no roster file {args.roster}: pass --roster with the CSV your LMS exported")
+    try:
+        written = class_report.run(
+            args.output, submitted, roster=args.roster, id_column=args.id_column, threshold=args.threshold
+        )
+    except class_report.ReportError as exc:
+        raise UsageError(str(exc)) from None
+    print(written.describe())
+    return 0
 
 
 def _usage(command: str, message: str) -> int:

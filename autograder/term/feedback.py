@@ -116,7 +116,8 @@ def _collapse_lines(text: str) -> str:
 # --- pictures -----------------------------------------------------------------------------
 
 
-def _png(fig) -> str:
+def png_base64(fig) -> str:
+    """A matplotlib figure as a base64 PNG; the figure is closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     import matplotlib.pyplot as plt
@@ -125,7 +126,8 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: no screen needed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +141,7 @@ def fitness_png(history: list[list[float]]) -> str | None:
     rows = [[float(x) for x in row] for row in history or [] if isinstance(row, list) and row]
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     gens = range(len(rows))
     fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
     ax.plot(gens, [max(row) for row in rows], marker="o", ms=3, label="best")
@@ -150,10 +152,11 @@ def fitness_png(history: list[list[float]]) -> str | None:
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png_base64(fig)
 
 
-def _number(value) -> float | None:
+def finite_number(value) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool), else None."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     return float(value) if ok else None
 
@@ -162,11 +165,12 @@ def timing_png(timing: dict) -> str | None:
     """Seconds of the serial and the parallel run, the student's beside the reference's."""
     sides = [(label, timing.get(key) or {}) for label, key in (("your code", "student"), ("reference", "reference"))]
     values = {
-        label: (_number(side.get("serial_seconds")), _number(side.get("parallel_seconds"))) for label, side in sides
+        label: (finite_number(side.get("serial_seconds")), finite_number(side.get("parallel_seconds")))
+        for label, side in sides
     }
     if not any(v is not None for pair in values.values() for v in pair):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 2.2), dpi=100)
     labels = list(values)
     for offset, (kind, colour) in enumerate((("serial", "#9aa7b8"), ("parallel", "#2f6db5"))):
@@ -184,11 +188,11 @@ def timing_png(timing: dict) -> str | None:
     ax.margins(x=0.25)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png_base64(fig)
 
 
 def _speedup_text(side: dict) -> str:
-    value = _number(side.get("speedup"))
+    value = finite_number(side.get("speedup"))
     return f"speedup {value:.2f}×" if value is not None else "speedup not measured"
 
 

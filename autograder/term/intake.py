@@ -43,7 +43,7 @@ NBGRADER_TIME = "%Y-%m-%d %H:%M:%S.%f %Z"
 # The characters safe in a folder name; id_problem adds what a spreadsheet would run (a leading @).
 SAFE_ID = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9._@-]{0,99}$")
 # Names the batch writes beside the student folders of its output (see batch.OUTPUT_NAMES).
-RESERVED_IDS = {"grades.csv", "gradebook.db", "reference-timing.json", "export.csv", "lms-upload.csv"}
+RESERVED_IDS = {"grades.csv", "gradebook.db", "reference-timing.json", "export.csv", "lms-upload.csv", "report.html"}
 RENAMED = re.compile(rf"^{STEM}(?:[\s_-]*\(\d+\)|[\s_-]+\d+|[\s_-]*copy)*$", re.I)
 CANVAS = re.compile(r"^(?P<name>[^_/]+)_(?:late_)?(?P<id>[^_/]+)_(?P<sub>[^_/]+)_(?P<file>.+)$", re.I)
 MOODLE = re.compile(r"^.+_(?P<id>\d+)_assign(?:submission|feedback)_\w*$")
