@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import shlex
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ MAX_MESSAGE = 1500
 MAX_CODE_LINES = 400
 """Lines of one side's code shown in a similar pair."""
 MAX_PAIRS_SHOWN = 30
-"""Similar pairs shown side by side; the table lists them all."""
+"""Similar pairs shown side by side."""
+MAX_PAIRS_LISTED = 100
+"""Similar pairs listed in the table (a class whose hints lead to one solution can have thousands)."""
 MAX_LABELLED = 30
 """Up to this many students, each point of the speedup chart carries its student's id."""
 
@@ -126,7 +129,25 @@ class Look:
 
     student: str
     kind: str
-    detail: str
+    """One of ``ACTIONS``."""
+    why: str
+    """The cause, worded alike for every student it applies to: the page shows one row per kind and cause."""
+    note: str = ""
+    """This student's own detail."""
+
+
+ACTIONS = {
+    "not graded": "`make grade`: it grades whoever has no results yet",
+    "unreadable results": "grade them again: `{regrade}`",
+    "out of date": "`make grade`: it regrades exactly these",
+    "partly graded": "`make grade` without --categories",
+    "timing not judged": "grade them again on a quiet machine: `{regrade}`",
+    "timing not measured": "grade them again: `{regrade}`",
+    "scored 0": "open their feedback page: often an empty notebook or the wrong file",
+    "not in the roster": "check the id each was collected under (or pass --id-column)",
+}
+"""What to do about each kind of look, in the order the page lists them; ``{regrade}`` is the command for those
+students."""
 
 
 @dataclass
@@ -219,43 +240,31 @@ def read_code(students: list[Student], submitted: Path) -> None:
 
 
 def needs_a_look(students: list[Student], roster_ids: set[str] | None = None) -> list[Look]:
-    """Every reason a student's grade may be wrong, missing or worth a second look, student by student."""
+    """Every reason a student's grade may be wrong, missing or worth a second look."""
     looks = []
     speedup_points = POINTS.get("speedup", 0)
     graded = [s for s in students if s.results is not None]
     everyone_stale = len(graded) > 1 and all(s.stale for s in graded)
-    if everyone_stale:  # one line, not one per student: the grader changed, or every notebook was collected again
-        looks.append(
-            Look(
-                f"all {len(graded)} graded",
-                "out of date",
-                "the grader or its settings changed since these results were made: `make grade` regrades everyone",
-            )
-        )
+    if everyone_stale:  # the grader changed (or every notebook was collected again): one line, not one per student
+        looks.append(Look(f"all {len(graded)} graded", "out of date", "the grader or its settings changed since"))
     for s in students:
         if s.problem:
-            looks.append(Look(s.id, "not graded", s.problem))
+            kind = "unreadable results" if s.results is None and "cannot be read" in s.problem else "not graded"
+            looks.append(Look(s.id, kind, s.problem))
             continue
         if s.stale and not everyone_stale:
-            looks.append(
-                Look(
-                    s.id,
-                    "out of date",
-                    "the notebook or the grader changed since these results: `make grade` regrades it",
-                )
-            )
+            looks.append(Look(s.id, "out of date", "the notebook or the grader changed since these results"))
         missing = [c for c in CATEGORIES if c not in s.graded_categories]
         if missing:
             looks.append(Look(s.id, "partly graded", f"not graded: {', '.join(title(c) for c in missing)}"))
         reason = s.timing.get("inconclusive")
         if reason:
-            got = s.part("speedup")
             looks.append(
                 Look(
                     s.id,
                     "timing not judged",
-                    f"{feedback.clean(str(reason))}; {got or 0:g}/{speedup_points} awarded. Grade again on a quiet "
-                    f"machine: `python -m autograder grade --student {s.id} --force`",
+                    "the reference barely sped up beside them (a busy machine): the speedup was scaled, not judged",
+                    f"{s.part('speedup') or 0:g}/{speedup_points} awarded: {feedback.clean(str(reason))}",
                 )
             )
         elif "speedup" in s.graded_categories and not s.timing and _full(s, "parallel"):
@@ -264,9 +273,7 @@ def needs_a_look(students: list[Student], roster_ids: set[str] | None = None) ->
             first = Counter(_message(t).splitlines()[0] if _message(t) else "" for t in s.tests).most_common(1)
             looks.append(Look(s.id, "scored 0", f"every test failed, mostly with: {first[0][0][:300]}"))
         if roster_ids is not None and s.id not in roster_ids:
-            looks.append(
-                Look(s.id, "not in the roster", "no roster row holds this id: check the id it was collected under")
-            )
+            looks.append(Look(s.id, "not in the roster", "graded, but no roster row holds this id"))
     return looks
 
 
@@ -584,10 +591,26 @@ def _looks_section(looks: list[Look]) -> list[str]:
     out = ["<h2>Needs a look</h2>"]
     if not looks:
         return out + ["<p>Nobody: every student was graded, timed and fully judged.</p>"]
-    rows = "".join(
-        f"<tr><td>{_e(look.student)}</td><td>{_e(look.kind)}</td><td>{_e(look.detail)}</td></tr>" for look in looks
-    )
-    return out + [f"<table><tr><th>student</th><th>what</th><th>why, and what to do</th></tr>{rows}</table>"]
+    grouped: dict[tuple[str, str], list[Look]] = {}
+    for look in looks:
+        grouped.setdefault((look.kind, look.why), []).append(look)
+    order = list(ACTIONS)
+    rows = []
+    for (kind, why), group in sorted(grouped.items(), key=lambda item: (order.index(item[0][0]), -len(item[1]))):
+        who = [look.student for look in group]
+        regrade = "python -m autograder grade --force " + " ".join(f"--student {shlex.quote(s)}" for s in who[:20])
+        action = ACTIONS[kind].format(regrade=regrade + (" …" if len(who) > 20 else ""))
+        notes = "".join(f"<li>{_e(look.student)}: {_e(look.note)}</li>" for look in group if look.note)
+        notes = f"<details><summary>each one</summary><ul>{notes}</ul></details>" if notes else ""
+        rows.append(
+            f"<tr><td>{_e(kind)}</td><td class=num>{len(who)}</td><td class=who>{_who(who)}{notes}</td>"
+            f"<td>{_e(why)}</td><td>{_e(action)}</td></tr>"
+        )
+    return out + [
+        "<table><tr><th>what</th><th>students</th><th class=who>who</th><th>why</th><th>what to do</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    ]
 
 
 def _failures_section(graded: list[Student]) -> list[str]:
@@ -668,11 +691,18 @@ def _similar_section(
         "wrote.</p>"
     )
     out.append(_img(similarity_png(pairs, threshold), "histogram of the similarity of every pair"))
-    listed = similar or pairs[:5]
+    listed = (similar or pairs[:5])[:MAX_PAIRS_LISTED]
     if not listed:
         return out + ["<p>No two submissions share any code of their own.</p>"]
     if not similar:
         out.append(f"<p>No pair reaches {threshold:.0%}; the most similar:</p>")
+    many = [group for group in similarity.groups(similar) if len(group) > 2]
+    if many:
+        items = "".join(f"<li><b>{len(group)}</b>: {_who(group)}</li>" for group in many[:20])
+        out.append(
+            "<p>Groups of three or more, each linked by pairs above the threshold (one source shared by many, "
+            f"or the code the hints lead to):</p><ul>{items}</ul>"
+        )
     rows = []
     for rank, p in enumerate(listed, 1):
         rows.append(
@@ -685,6 +715,8 @@ def _similar_section(
         "<table><tr><th>#</th><th>first</th><th>second</th><th>similarity</th><th>first's code in second</th>"
         "<th>second's in first</th><th>shared code in no other submission</th></tr>" + "".join(rows) + "</table>"
     )
+    if len(similar) > len(listed):
+        out.append(f"<p class=note>{len(similar) - len(listed)} more pairs above the threshold are not listed.</p>")
     for rank, p in enumerate(similar[:MAX_PAIRS_SHOWN], 1):
         out.append(
             f"<details{' open' if rank <= 3 else ''}><summary><b>#{rank}</b> {_e(p.first.student)} and "
@@ -692,7 +724,7 @@ def _similar_section(
             f"{_code(p.first, p.lines(p.first))}{_code(p.second, p.lines(p.second))}</div></details>"
         )
     if len(similar) > MAX_PAIRS_SHOWN:
-        out.append(f"<p class=note>{len(similar) - MAX_PAIRS_SHOWN} more pairs above the threshold: see the table.</p>")
+        out.append(f"<p class=note>The first {MAX_PAIRS_SHOWN} pairs are shown side by side.</p>")
     return out
 
 

@@ -97,72 +97,51 @@ def _raw_tokens(source: str) -> list[tokenize.TokenInfo]:
 def normalise(source: str) -> list[Token]:
     """``source`` as tokens free of comments, docstrings, layout, the student's names and string contents."""
     bound = bound_names(source)
-    raw = _raw_tokens(source)
+    code = _statements_without_lone_strings(_raw_tokens(source))
     out: list[Token] = []
-    fstring_depth = 0
-    for i, tok in enumerate(raw):
-        if tok.type in _LAYOUT:
-            continue
-        if _FSTRING_START is not None and tok.type == _FSTRING_START:
-            if fstring_depth == 0:
-                out.append(Token(STRING, tok.start[0]))
-            fstring_depth += 1
-            continue
-        if fstring_depth:
-            fstring_depth -= tok.type == _FSTRING_END
-            continue
-        if tok.type == tokenize.STRING:
-            if _is_statement(raw, i):  # a docstring, or a string standing as a comment
-                continue
-            if out and out[-1].text == STRING:  # implicit concatenation: "a" "b" is one literal
-                continue
-            out.append(Token(STRING, tok.start[0]))
-        elif tok.type == tokenize.NAME:
-            out.append(Token(_name(tok.string, raw, i, bound), tok.start[0]))
-        elif tok.type == tokenize.OP and tok.string == "," and _next_text(raw, i) in _CLOSING:
+    for i, (kind, text, line) in enumerate(code):
+        if kind == tokenize.STRING:
+            if not out or out[-1].text != STRING:  # implicit concatenation: "a" "b" is one literal
+                out.append(Token(STRING, line))
+        elif kind == tokenize.NAME:
+            after_dot = i > 0 and code[i - 1][1] == "."  # an attribute: pool.map, np.argmax
+            out.append(Token(_name(text, bound, after_dot), line))
+        elif text == "," and i + 1 < len(code) and code[i + 1][1] in _CLOSING:
             continue  # a trailing comma is layout
         else:
-            out.append(Token(tok.string, tok.start[0]))
+            out.append(Token(text, line))
     return out
 
 
-def _name(name: str, raw: list[tokenize.TokenInfo], i: int, bound: set[str] | None) -> str:
-    if keyword.iskeyword(name) or _previous_text(raw, i) == ".":  # an attribute: pool.map, np.argmax
+def _statements_without_lone_strings(raw: list[tokenize.TokenInfo]) -> list[tuple[int, str, int]]:
+    """(type, text, line) of the tokens that carry code: no layout, no statement made only of strings (a
+    docstring, or a string standing as a comment), an f-string as one string token."""
+    code: list[tuple[int, str, int]] = []
+    statement: list[tuple[int, str, int]] = []
+    depth = 0  # inside an f-string that Python 3.12+ splits into tokens
+    for tok in raw + [None]:
+        if tok is None or tok.type == tokenize.NEWLINE or (tok.type == tokenize.OP and tok.string == ";"):
+            if not all(kind == tokenize.STRING for kind, _, _ in statement):
+                code += statement
+            statement = []
+            continue
+        if _FSTRING_START is not None and tok.type == _FSTRING_START:
+            if depth == 0:
+                statement.append((tokenize.STRING, "", tok.start[0]))
+            depth += 1
+        elif depth:
+            depth -= tok.type == _FSTRING_END
+        elif tok.type not in _LAYOUT:
+            statement.append((tok.type, tok.string, tok.start[0]))
+    return code
+
+
+def _name(name: str, bound: set[str] | None, after_dot: bool) -> str:
+    if keyword.iskeyword(name) or after_dot:
         return name
     if bound is None:  # the cell does not parse: every name that is not Python's own is the student's
         return name if name in _BUILTINS or keyword.issoftkeyword(name) else BOUND
     return BOUND if name in bound else name  # a soft keyword (match, _) is a name when bound
-
-
-def _previous_text(raw: list[tokenize.TokenInfo], i: int) -> str:
-    for tok in reversed(raw[:i]):
-        if tok.type not in _LAYOUT:
-            return tok.string
-    return ""
-
-
-def _next_text(raw: list[tokenize.TokenInfo], i: int) -> str:
-    for tok in raw[i + 1 :]:
-        if tok.type not in _LAYOUT or tok.type == tokenize.NEWLINE:
-            return tok.string
-    return ""
-
-
-def _is_statement(raw: list[tokenize.TokenInfo], i: int) -> bool:
-    """The string at ``i`` is a whole statement (nothing before it on its logical line, nothing after but strings)."""
-    before = next((t for t in reversed(raw[:i]) if t.type not in (tokenize.NL, tokenize.COMMENT)), None)
-    if before is not None and before.type not in (
-        tokenize.NEWLINE,
-        tokenize.INDENT,
-        tokenize.DEDENT,
-        tokenize.ENCODING,
-    ):
-        return before.type == tokenize.STRING and _is_statement(raw, raw.index(before))
-    for tok in raw[i + 1 :]:
-        if tok.type in (tokenize.NL, tokenize.COMMENT, tokenize.STRING):
-            continue
-        return tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER, tokenize.DEDENT) or tok.string == ";"
-    return True
 
 
 def _hash(tokens: list[Token]) -> int:
@@ -252,7 +231,7 @@ class Pair:
 
 
 def ranked_pairs(codes: list[Code]) -> list[Pair]:
-    """Every pair of comparable submissions sharing a fingerprint, most similar first (ties by student ids)."""
+    """Every pair of comparable submissions sharing a fingerprint, most similar first."""
     usable = sorted((c for c in codes if c.comparable), key=lambda c: c.student)
     holders = Counter(h for code in usable for h in code.fingerprints)
     pairs = []
@@ -260,5 +239,24 @@ def ranked_pairs(codes: list[Code]) -> list[Pair]:
         shared = a.fingerprints.keys() & b.fingerprints.keys()
         if shared:
             pairs.append(Pair(a, b, set(shared), sum(holders[h] == 2 for h in shared) / len(shared)))
-    pairs.sort(key=lambda p: (-p.similarity, p.first.student, p.second.student))
+    # Equal to the percent, the pair whose shared code no one else wrote ranks first.
+    pairs.sort(key=lambda p: (-round(p.similarity, 2), -p.only_here, p.first.student, p.second.student))
     return pairs
+
+
+def groups(pairs: list[Pair]) -> list[list[str]]:
+    """Students linked by a chain of ``pairs``, largest group first: one shared source behind many pairs."""
+    parent: dict[str, str] = {}
+
+    def root(student: str) -> str:
+        while parent.setdefault(student, student) != student:
+            parent[student] = parent[parent[student]]
+            student = parent[student]
+        return student
+
+    for pair in pairs:
+        parent[root(pair.first.student)] = root(pair.second.student)
+    members: dict[str, list[str]] = {}
+    for student in sorted(parent):
+        members.setdefault(root(student), []).append(student)
+    return sorted(members.values(), key=lambda group: (-len(group), group))
