@@ -270,3 +270,14 @@ def test_report_renders_in_headless_chromium(made, tmp_path):
     bars = int((np.abs(pixels - chart).max(axis=1) <= 12).sum())
     assert inked > 0.03, f"only {inked:.1%} of the screenshot is drawn on"
     assert bars > 2000, f"only {bars} pixels of the charts' colour: the pictures did not render"
+
+
+def test_report_looks_group_stale_class_and_roster():
+    """A class graded by another grader is one 'out of date' line for all; graded ids missing from the roster show."""
+    students = [report.Student(s, _results(s, {}, timing=_timing(1.7, 1.9)), stale=True) for s in ("ann", "ben")]
+    looks = report.needs_a_look(students, roster_ids={"ann"})
+    assert [(look.kind, look.who) for look in looks] == [
+        ("out of date", ("ann", "ben")),
+        ("not in the roster", ("ben",)),
+    ]
+    assert report.flagged(looks) == {"ann", "ben"}

@@ -59,6 +59,8 @@ class Student:
     """The ``agent`` section of observations.json: training runs and their held-out returns."""
     problem: str | None = None
     """Why there are no usable results."""
+    unreadable: bool = False
+    """There is a results.json, but not one the grader wrote."""
     stale: bool = False
     """results.json was graded from another notebook or grader than the current ones."""
     code: similarity.Code | None = None
@@ -134,6 +136,17 @@ class Look:
     """The cause, worded alike for every student it applies to: the page shows one row per kind and cause."""
     note: str = ""
     """This student's own detail."""
+    covers: tuple[str, ...] = ()
+    """The students it is about, when ``student`` names a group ("all 30 graded")."""
+
+    @property
+    def who(self) -> tuple[str, ...]:
+        return self.covers or (self.student,)
+
+
+def flagged(looks: list[Look]) -> set[str]:
+    """Every student some look is about."""
+    return {student for look in looks for student in look.who}
 
 
 ACTIONS = {
@@ -186,12 +199,10 @@ def gather(output: Path, submitted: Path | None) -> list[Student]:
         if path.is_file():
             student.results = read_results(path)
             if student.results is None:
-                student.problem = (
-                    f"results.json cannot be read: grade again with "
-                    f"`python -m autograder grade --student {name} --force`"
-                )
+                student.problem = "results.json cannot be read"
+                student.unreadable = True
         elif submitted is not None and (Path(submitted) / name).is_dir():
-            student.problem = "not graded (no results.json: a grader error, or a batch stopped early): run `make grade`"
+            student.problem = "no results.json: a grader error, or a batch stopped before them"
         else:
             continue  # an output folder that is no student's (nothing graded in it, no submission)
         student.agent = _read_agent(folder / "observations.json")
@@ -246,11 +257,17 @@ def needs_a_look(students: list[Student], roster_ids: set[str] | None = None) ->
     graded = [s for s in students if s.results is not None]
     everyone_stale = len(graded) > 1 and all(s.stale for s in graded)
     if everyone_stale:  # the grader changed (or every notebook was collected again): one line, not one per student
-        looks.append(Look(f"all {len(graded)} graded", "out of date", "the grader or its settings changed since"))
+        looks.append(
+            Look(
+                f"all {len(graded)} graded",
+                "out of date",
+                "the grader or its settings changed since",
+                covers=tuple(s.id for s in graded),
+            )
+        )
     for s in students:
         if s.problem:
-            kind = "unreadable results" if s.results is None and "cannot be read" in s.problem else "not graded"
-            looks.append(Look(s.id, kind, s.problem))
+            looks.append(Look(s.id, "unreadable results" if s.unreadable else "not graded", s.problem))
             continue
         if s.stale and not everyone_stale:
             looks.append(Look(s.id, "out of date", "the notebook or the grader changed since these results"))
@@ -552,7 +569,7 @@ def page(
         "<div class=tiles>",
         _tile("graded", f"{len(graded)}/{len(students)}"),
         _tile("median score", f"{statistics.median(scores):.4g}/{TOTAL}" if scores else "–"),
-        _tile("need a look", str(len({look.student for look in looks})), warn=bool(looks)),
+        _tile("need a look", str(len(flagged(looks))), warn=bool(looks)),
         _tile("similar pairs", str(len(similar)), warn=bool(similar)),
         _tile("late", str(len(late)), warn=bool(late)),
         "</div>",
@@ -764,7 +781,7 @@ def _late_section(late: list[Student]) -> list[str]:
 
 
 def _students_section(students: list[Student], looks: list[Look]) -> list[str]:
-    flagged = Counter(look.student for look in looks)
+    looked = flagged(looks)
     head = "".join(f"<th>{_e(c.title)}</th>" for c in ALL)
     rows = []
     for s in students:
@@ -780,7 +797,7 @@ def _students_section(students: list[Student], looks: list[Look]) -> list[str]:
         rows.append(
             f"<tr><td>{link}</td>{parts}<td class=num><b>{format(s.score, 'g') if s.score is not None else '–'}</b></td>"
             f"<td class=num>{speed}</td><td class=num>{agent}</td>"
-            f"<td>{'needs a look' if flagged[s.id] else ''}</td></tr>"
+            f"<td>{'needs a look' if s.id in looked else ''}</td></tr>"
         )
     return [
         "<h2>Every student</h2><table>",
@@ -820,7 +837,7 @@ def run(
     write_atomic(path, text)
     graded = sum(s.results is not None for s in students)
     similar = sum(p.similarity >= threshold for p in pairs)
-    return Report(path, len(students), graded, len({look.student for look in looks}), similar, threshold)
+    return Report(path, len(students), graded, len(flagged(looks)), similar, threshold)
 
 
 def _roster_ids(roster: Path, id_column: str | None, students: list[Student]) -> set[str]:
