@@ -391,10 +391,8 @@ def scores_png(students: list[Student]) -> str | None:
 
 def speedup_png(students: list[Student]) -> str | None:
     """Left: each student's speedup against the reference's measured beside it. Right: the seconds measured."""
-    points, seconds = (
-        [],
-        {k: [] for k in ("serial, student", "serial, reference", "parallel, student", "parallel, reference")},
-    )
+    points = []
+    seconds = {f"{kind}, {side}": [] for kind in ("serial", "parallel") for side in ("student", "reference")}
     for s in students:
         mine, ref = s.timing.get("student") or {}, s.timing.get("reference") or {}
         x, y = feedback.finite_number(ref.get("speedup")), feedback.finite_number(mine.get("speedup"))
