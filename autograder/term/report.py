@@ -511,7 +511,7 @@ td.num{text-align:right;white-space:nowrap}
 .bar{display:inline-block;height:.7em;background:#6b8fc7;vertical-align:middle}
 .bar.hot{background:#c8553d}
 pre{white-space:pre-wrap;background:#fafafa;border:1px solid #eee;padding:.4em;font-size:.85em;margin:.2em 0}
-.pair{display:grid;grid-template-columns:1fr 1fr;gap:.6em}
+.pair{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:.6em}
 .code{font:12px/1.35 ui-monospace,monospace;background:#fafafa;border:1px solid #e3e3e3;overflow-x:auto;white-space:pre;margin:0}
 .code span{display:block;padding-right:.5em} .code span.same{background:#fde8c8}
 .code i{font-style:normal;color:#999;display:inline-block;width:2.8em;text-align:right;margin-right:.6em}
@@ -594,12 +594,18 @@ def _tile(label: str, value: str, warn: bool = False) -> str:
 
 
 def _isolation_note(graded: list[Student]) -> list[str]:
-    modes = Counter(str((s.extra.get("isolation") or {}).get("mode") or "unknown") for s in graded)
+    modes = Counter(mode for s in graded if (mode := _isolation(s.extra.get("isolation"))))
     loose = {m: n for m, n in modes.items() if m != "bubblewrap"}
     if not loose:
         return []
     said = ", ".join(f"{n} with {_e(m)}" for m, n in sorted(loose.items()))
     return [f"<p class=note>Isolation: {said} rather than bubblewrap (see the README's security model).</p>"]
+
+
+def _isolation(recorded) -> str | None:
+    """How a student's runs were isolated: results.json records ``{"mode": ...}`` (or, in older ones, the name)."""
+    mode = recorded.get("mode") if isinstance(recorded, dict) else recorded
+    return str(mode) if mode else None
 
 
 def _looks_section(looks: list[Look]) -> list[str]:

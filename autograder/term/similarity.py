@@ -149,17 +149,17 @@ def _hash(tokens: list[Token]) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
-def kgrams(tokens: list[Token]) -> list[tuple[int, int, int]]:
-    """(hash, first line, last line) of every run of TOKENS tokens."""
+def kgrams(tokens: list[Token]) -> list[tuple[int, frozenset[int]]]:
+    """(hash, the lines its tokens are on) of every run of TOKENS tokens."""
     return [
-        (_hash(tokens[i : i + TOKENS]), tokens[i].line, tokens[i + TOKENS - 1].line)
+        (_hash(tokens[i : i + TOKENS]), frozenset(t.line for t in tokens[i : i + TOKENS]))
         for i in range(len(tokens) - TOKENS + 1)
     ]
 
 
-def winnow(grams: list[tuple[int, int, int]]) -> dict[int, list[tuple[int, int]]]:
-    """The fingerprints: each window's smallest hash (the rightmost of equals), with the lines it spans."""
-    chosen: dict[int, list[tuple[int, int]]] = {}
+def winnow(grams: list[tuple[int, frozenset[int]]]) -> dict[int, list[frozenset[int]]]:
+    """The fingerprints: each window's smallest hash (the rightmost of equals), with the lines of its tokens."""
+    chosen: dict[int, list[frozenset[int]]] = {}
     last = -1
     for start in range(max(1, len(grams) - WINDOW + 1)):
         window = grams[start : start + WINDOW]
@@ -168,8 +168,8 @@ def winnow(grams: list[tuple[int, int, int]]) -> dict[int, list[tuple[int, int]]
         offset = min(range(len(window)), key=lambda j: (window[j][0], -j))
         at = start + offset
         if at != last:
-            value, first, final = grams[at]
-            chosen.setdefault(value, []).append((first, final))
+            value, lines = grams[at]
+            chosen.setdefault(value, []).append(lines)
             last = at
     return chosen
 
@@ -181,8 +181,9 @@ class Code:
     student: str
     source: str
     """The cells as submitted, one after the other."""
-    fingerprints: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
-    """Fingerprints beyond the given code, with the lines of ``source`` each spans."""
+    fingerprints: dict[int, list[frozenset[int]]] = field(default_factory=dict)
+    """Fingerprints beyond the given code, with the lines of ``source`` their tokens are on (comments and
+    docstrings between them are not)."""
 
     @property
     def comparable(self) -> bool:
@@ -197,7 +198,7 @@ def fingerprint(student: str, source: str, given: set[int] = frozenset()) -> Cod
 
 def given_hashes(source: str) -> set[int]:
     """Every k-gram hash of the code students were given: none of it is evidence of anything."""
-    return {h for h, _, _ in kgrams(normalise(source))}
+    return {h for h, _ in kgrams(normalise(source))}
 
 
 @dataclass
@@ -222,12 +223,8 @@ class Pair:
         return (self.first_in_second + self.second_in_first) / 2
 
     def lines(self, code: Code) -> set[int]:
-        """Lines of ``code``'s source that the shared fingerprints span."""
-        out = set()
-        for value in self.shared:
-            for first, last in code.fingerprints[value]:
-                out.update(range(first, last + 1))
-        return out
+        """Lines of ``code``'s source holding the tokens of the shared fingerprints."""
+        return {line for value in self.shared for lines in code.fingerprints[value] for line in lines}
 
 
 def ranked_pairs(codes: list[Code]) -> list[Pair]:
