@@ -133,7 +133,7 @@ class SpeedupSettings:
 
 @dataclass(frozen=True)
 class SandboxSettings:
-    """Limits of every sandboxed run of student code."""
+    """Limits of every sandboxed run of student code: ``sandbox.Limits`` takes its defaults from here."""
 
     memory_bytes: int = 3 * 2**30
     """Memory cap: of the whole run (shared pages included) under a control group, else per process."""

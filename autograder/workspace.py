@@ -140,7 +140,6 @@ def session(template: Path) -> Session:
         preload=PRELOAD,
         env=_run_env(),
         tmpfs_bytes=run_memory_bytes(),
-        output_bytes=SANDBOX.output_bytes,
     )
 
 
@@ -327,14 +326,7 @@ def run_call(
         for name in ("out", "record"):
             (workdir / name).mkdir()
         job = {"function": function, "kwargs": kwargs, "start_method": start_method}
-        limits = Limits(
-            wall_seconds=wall_seconds,
-            memory_bytes=run_memory_bytes(),
-            max_processes=SANDBOX.max_processes,
-            output_bytes=SANDBOX.output_bytes,
-            file_bytes=SANDBOX.file_bytes,
-            cpus=cpus,
-        )
+        limits = Limits(wall_seconds=wall_seconds, memory_bytes=run_memory_bytes(), cpus=cpus)
         if session is not None and not session.failed:
             try:
                 stop = _EpisodeCount(workdir / "record", stop_after_episodes) if stop_after_episodes else None
@@ -348,6 +340,7 @@ def run_call(
                 limits=limits,
                 env=_run_env(),
                 stdin=json.dumps(job).encode(),
+                stop=STOPPING.is_set,
             )
         if STOPPING.is_set():  # ended by the batch's stop, not by the student's code: no verdict on it
             raise KeyboardInterrupt

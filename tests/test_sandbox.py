@@ -432,12 +432,12 @@ def test_fallback_warning_is_empty_when_isolated():
 def test_run_rejects_bad_requests(tmp_path, monkeypatch):
     """A missing working folder, an unknown mode or silly limits are clear errors."""
     with pytest.raises(SandboxError, match="does not exist"):
-        run([sys.executable, "-c", "0"], workdir=tmp_path / "missing")
+        run([sys.executable, "-c", "0"], workdir=tmp_path / "missing", limits=FAST)
     monkeypatch.setenv("NEUROEVO_SANDBOX", "docker")
     with pytest.raises(SandboxError, match="not a sandbox mode"):
-        run([sys.executable, "-c", "0"], workdir=tmp_path)
+        run([sys.executable, "-c", "0"], workdir=tmp_path, limits=FAST)
     with pytest.raises(ValueError, match="max_processes"):
-        Limits(max_processes=0)
+        Limits(wall_seconds=1, max_processes=0)
 
 
 SESSION_PROBE = """

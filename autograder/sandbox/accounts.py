@@ -31,6 +31,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from . import reaper
+
 UID_BASE = 100_000_000
 """Lowest uid handed to a run: far above any real account (and below the 32-bit 'nobody' range)."""
 UID_SPAN = 2**30
@@ -133,22 +135,16 @@ def _kill_as(uid: int, gid: int) -> None:
 
 
 def kill_all(uid: int, gid: int | None = None) -> int:
-    """End every process of ``uid``; how many there were at the first look."""
-    first = processes_of(uid)
-    alive = first
-    for _ in range(KILL_ROUNDS):
-        if not alive:
-            break
+    """End every process of ``uid``; how many there were."""
+
+    def kill_as_uid(alive: list[int]) -> None:
         try:
             _kill_as(uid, uid if gid is None else gid)
-        except (OSError, subprocess.SubprocessError):
-            for pid in alive:  # the killer could not start: one by one from here, round after round
-                try:
-                    os.kill(pid, 9)
-                except OSError:
-                    pass
-        alive = processes_of(uid)
-    return len(first)
+        except (OSError, subprocess.SubprocessError):  # the killer could not start: one by one instead
+            for pid in alive:
+                reaper.kill(pid)
+
+    return reaper.kill_until_gone(lambda: processes_of(uid), rounds=KILL_ROUNDS, kill_all=kill_as_uid)
 
 
 # ---------------------------------------------------------------- files and IPC

@@ -21,6 +21,8 @@ from . import accounts
 
 ENV_MODE = "NEUROEVO_SANDBOX"
 """Environment variable choosing the isolation: "auto" (default), "bubblewrap" or "process"."""
+BUBBLEWRAP = "bubblewrap"
+PROCESS = "process"
 
 # Top-level system folders the interpreter and its shared libraries may live in.
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")

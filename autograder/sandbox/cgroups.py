@@ -6,8 +6,8 @@ page its processes touch, shared or not, and the kernel stops the run at the cap
 also caps the number of tasks (a fork bomb gets ``EAGAIN``, not the machine), and adds up the
 CPU time of every process that ever ran in it, waited for or not.
 
-Each run gets a fresh group below the grader's own, created before the run starts, joined by
-the run's first process before it executes anything, and removed afterwards (after killing
+Each run gets a fresh group below the grader's own, created before the run starts, given the
+run's first process before that runs anything, and removed afterwards (after killing
 whatever is still in it). Without a writable cgroup file system (macOS, an unprivileged
 container) :func:`available` says why, and the caller falls back to its own watchdog.
 """
@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import reaper
 
 ROOT = Path("/sys/fs/cgroup")
 
@@ -56,7 +57,7 @@ def _writable_dir(path: Path) -> bool:
 
 
 class Group:
-    """One run's control group: create, join (from the child), read, remove."""
+    """One run's control group: create, add the run's first process, read, kill, remove."""
 
     def __init__(self, dirs: dict[str, Path], version: int):
         self.dirs, self.version = dirs, version
@@ -65,13 +66,12 @@ class Group:
         """The ``cgroup.procs`` files the run's first process writes its pid to."""
         return [str(d / "cgroup.procs") for d in dict.fromkeys(self.dirs.values())]
 
-    def join(self) -> None:
-        """Move the calling process into the group (runs in the child, before exec)."""
-        pid = str(os.getpid()).encode()
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into the group (before it runs anything of the run's)."""
         for path in self.procs_files():
             fd = os.open(path, os.O_WRONLY)
             try:
-                os.write(fd, pid)
+                os.write(fd, str(pid).encode())
             finally:
                 os.close(fd)
 
@@ -126,25 +126,13 @@ class Group:
         return sorted(found)
 
     def kill_all(self) -> int:
-        """SIGKILL every process in the group until it is empty; how many were killed."""
-        killed: set[int] = set()
+        """SIGKILL every process in the group until it is empty; how many were found."""
         if self.version == 2 and (self.dirs["pids"] / "cgroup.kill").exists():
             try:
                 (self.dirs["pids"] / "cgroup.kill").write_text("1")
             except OSError:
                 pass
-        for _ in range(500):
-            alive = self.pids()
-            if not alive:
-                break
-            for pid in alive:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.add(pid)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            time.sleep(0.002)
-        return len(killed)
+        return reaper.kill_until_gone(self.pids, rounds=500, pause=0.002)
 
     def remove(self) -> None:
         """Kill what is left and delete the group's folders."""

@@ -6,10 +6,9 @@ It runs before any untrusted code, with the standard library only, as:
 
 (bubblewrap shows this one file to the run read-only, not the package it lives in).
 
-Settings: ``status_fd`` (write end of a pipe to the grader), ``cwd``, ``memory_bytes``, ``file_bytes``, ``nproc``
-(RLIMIT_NPROC, or null), ``uid``/``gid`` (switch to this account first, for good, or null). It writes two
-lines on ``status_fd``: ``started PID`` when the command is forked and ``exited STATUS KILLED
-CPU_US`` when it has ended (raw wait status, leftover processes it killed, CPU microseconds
+Settings: ``status_fd`` (write end of a pipe to the grader) and what :func:`confine` applies
+before anything else. It writes two lines on ``status_fd``: ``started PID`` when the command is
+forked and ``exited STATUS KILLED CPU_US`` when it has ended (raw wait status, leftover processes it killed, CPU microseconds
 of everything it waited for: bubblewrap exits without waiting for its init, so the grader's
 own ``wait4`` cannot see that time), then ``done 0|1`` (whether the command said it was done).
 The command never inherits ``status_fd``, and this process turns itself non-dumpable so the
@@ -87,6 +86,44 @@ def _cap(kind: int, value: int) -> None:
     resource.setrlimit(kind, (value, value))
 
 
+def confine(settings: dict) -> None:
+    """Make this process the run's, before anything of the run's runs: the steps every run takes, in order.
+
+    The launcher and a session's zygote both call it, with settings the grader made for the run
+    (``engine.Run.confinement``): ``cwd``, ``memory_bytes``, ``file_bytes``, ``nproc`` (or null), ``uid``
+    and ``gid`` (or null).
+
+    1. resource limits, while this process may still set any: no core files, no POSIX message queues
+       (they outlive processes and folders), the memory cap, the largest file, the process count;
+    2. the run's own account, for good (as root);
+    3. a session keyring of the run's own;
+    4. the run's folder, entered as its account.
+    """
+    _cap(resource.RLIMIT_CORE, 0)
+    _cap(resource.RLIMIT_MSGQUEUE, 0)
+    _cap(resource.RLIMIT_AS, settings["memory_bytes"])
+    _cap(resource.RLIMIT_FSIZE, settings["file_bytes"])
+    if settings.get("nproc"):
+        _cap(resource.RLIMIT_NPROC, settings["nproc"])
+    if settings.get("uid") is not None:
+        drop_privileges(settings["uid"], settings["gid"])
+    _new_session_keyring()
+    os.chdir(settings["cwd"])
+
+
+def become_supervisor() -> None:
+    """Turn this process into a run's supervisor: non-dumpable, so the run cannot reach its pipes through
+    ``/proc``, and a child subreaper, so every orphan of the run comes back here to be killed with it."""
+    _prctl(PR_SET_DUMPABLE, 0)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def offer_done_pipe(done_w: int) -> None:
+    """Hand the write end of the done pipe down to the run, its number in ``$NEUROEVO_DONE_FD``."""
+    os.set_inheritable(done_w, True)
+    os.environ["NEUROEVO_DONE_FD"] = str(done_w)
+
+
 def _children() -> list:
     """PIDs whose parent is this process (orphans of the command land here too)."""
     me = os.getpid()
@@ -116,10 +153,10 @@ def _reap_all() -> None:
             return
 
 
-def _kill_leftovers() -> int:
+def kill_leftovers() -> int:
     """Kill every remaining descendant; orphans are re-parented here (a subreaper), so loop until none is left.
 
-    The session's zygote ends each run with it too."""
+    The supervisor's end of every run, in the launcher and in a session's zygote alike."""
     killed = set()
     for _ in range(10000):
         _reap_all()
@@ -172,18 +209,8 @@ def main() -> int:
     command = sys.argv[2:]
     status_fd = settings["status_fd"]
     os.set_inheritable(status_fd, False)
-    _cap(resource.RLIMIT_CORE, 0)
-    _cap(resource.RLIMIT_MSGQUEUE, 0)  # POSIX message queues outlive processes and folders: none at all
-    _cap(resource.RLIMIT_AS, settings["memory_bytes"])
-    _cap(resource.RLIMIT_FSIZE, settings["file_bytes"])
-    if settings.get("nproc"):
-        _cap(resource.RLIMIT_NPROC, settings["nproc"])
-    if settings.get("uid") is not None:
-        drop_privileges(settings["uid"], settings["gid"])
-    _new_session_keyring()
-    os.chdir(settings["cwd"])
-    _prctl(PR_SET_DUMPABLE, 0)
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    confine(settings)
+    become_supervisor()
 
     done_r, done_w = os.pipe()
     pid = os.fork()
@@ -191,8 +218,7 @@ def main() -> int:
         try:
             os.close(status_fd)
             os.close(done_r)
-            os.set_inheritable(done_w, True)
-            os.environ["NEUROEVO_DONE_FD"] = str(done_w)
+            offer_done_pipe(done_w)
             os.execvp(command[0], command)
         except OSError as exc:
             os.write(2, f"sandbox: cannot start {command[0]}: {exc.strerror}\n".encode())
@@ -200,7 +226,7 @@ def main() -> int:
     os.close(done_w)
     os.write(status_fd, f"started {pid}\n".encode())
     status, said_done = _wait(pid, done_r)
-    killed = _kill_leftovers()
+    killed = kill_leftovers()
     # Everything this process waited for: the command, its waited-for workers, the leftovers.
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_us = int((usage.ru_utime + usage.ru_stime) * 1e6)

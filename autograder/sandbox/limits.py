@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from dataclasses import dataclass, field
+
+from autograder.config import SANDBOX
 
 MiB = 2**20
 
 
-def _default_max_processes() -> int:
-    # Pool() with no argument starts one worker per core: leave room for that on big machines.
-    return max(64, 2 * (os.cpu_count() or 1) + 16)
-
-
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits for one sandboxed run."""
+    """Resource limits for one sandboxed run: its time is the caller's to choose, the rest defaults to the
+    grader's settings (``config.SandboxSettings``)."""
 
-    wall_seconds: float = 120.0
+    wall_seconds: float
     """Wall-clock time before the whole process tree is killed."""
-    memory_bytes: int = 4 * 2**30
+    memory_bytes: int = SANDBOX.memory_bytes
     """Address-space cap of each process (RLIMIT_AS), and cap of the whole run's resident memory."""
-    max_processes: int = _default_max_processes()
+    max_processes: int = SANDBOX.max_processes
     """Processes and threads the run may have alive at once; trying to exceed it ends the run."""
-    output_bytes: int = 256 * 2**10
+    output_bytes: int = SANDBOX.output_bytes
     """Bytes of stdout and of stderr kept; the rest is read and dropped."""
-    file_bytes: int = 256 * 2**20
+    file_bytes: int = SANDBOX.file_bytes
     """Largest file the run may write (RLIMIT_FSIZE); bubblewrap's private /tmp holds at most memory_bytes."""
     cpus: tuple[int, ...] | None = None
     """Cores the run may use (CPU affinity, and its control group's cpuset where there is one); None: any."""

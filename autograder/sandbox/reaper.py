@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -213,24 +215,45 @@ def kill(pid: int) -> bool:
         return False
 
 
-def sweep(tracker: Tracker, pgid: int, rounds: int = 200) -> int:
-    """Kill the run's process group and every recorded process and its descendants until none is left.
+def kill_until_gone(
+    find: Callable[[], list[int]],
+    *,
+    rounds: int,
+    kill_all: Callable[[list[int]], object] | None = None,
+    pause: float = 0.0,
+) -> int:
+    """The sandbox's one kill loop: SIGKILL what ``find`` returns until it finds nothing; how many it found.
 
-    Returns how many processes were killed. Several rounds, because a process that was
-    forking when the first signals went out may have a brand-new child.
+    Several rounds, because a process that was forking when the signals went out may have a brand-new
+    child. ``kill_all``: one signal for them all instead (say, to every process of a uid); ``pause``:
+    seconds for the killed to go before the next look (else a yield).
     """
-    killed: set[int] = set()
+    found: set[int] = set()
     for _ in range(rounds):
-        kill_group(pgid)
+        alive = find()
+        if not alive:
+            break
+        found.update(alive)
+        if kill_all is not None:
+            kill_all(alive)
+        else:
+            for pid in alive:
+                kill(pid)
+        time.sleep(pause) if pause else os.sched_yield()
+    return len(found)
+
+
+def sweep(tracker: Tracker, pgid: int | None, rounds: int = 200) -> int:
+    """Kill the run's process group (if any) and every recorded process and its descendants until none is left;
+    how many there were."""
+
+    def left() -> list[int]:
+        if pgid is not None:
+            kill_group(pgid)  # every round: a new member of the group dies before the tree is looked at
         targets = tracker.alive()
         for pid in list(targets):
             targets.extend(descendants(pid))
         tracker.note(targets)
-        targets = [pid for pid in set(targets) if start_time(pid) is not None]
-        if not targets:
-            break
-        for pid in targets:
-            if kill(pid):
-                killed.add(pid)
-        os.sched_yield()
-    return len(killed)
+        return [pid for pid in set(targets) if start_time(pid) is not None]
+
+    return kill_until_gone(left, rounds=rounds)

@@ -9,9 +9,9 @@ limits, and it is killed with everything it started when its call is done, fails
 The child never sees the zygote's pipes, and cannot signal or trace it (another uid; the zygote
 is non-dumpable).
 
-The grader's side is here: :meth:`Session.run` sends the job, puts the child in its control
-group before it runs anything, watches time, memory and tasks every few milliseconds, and
-returns an :class:`Outcome` as :func:`autograder.sandbox.run` would.
+The grader's side is here: :meth:`Session.run` sends the job and has the child made; from
+there on the run engine (``engine.py``) handles it exactly as a fresh process's run: placement in
+its control group before it runs anything, the watchdog, the kill policy and the :class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -24,22 +24,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import accounts, bwrap, reaper
-from .limits import Limits, Outcome, describe, limit_passed, looks_out_of_memory
-from .process import (
-    BUBBLEWRAP,
-    LAUNCHER,
-    LAUNCHER_IN_SANDBOX,
-    POLL_SECONDS,
-    SandboxError,
-    _child_env,
-    _new_group,
-    _nproc,
-    isolation_mode,
-    own_account,
-)
+from autograder.config import SANDBOX
+
+from . import bwrap, reaper
+from .bwrap import BUBBLEWRAP
+from .engine import Run, child_env
+from .limits import Limits, Outcome
+from .process import LAUNCHER, LAUNCHER_IN_SANDBOX, SandboxError, isolation_mode
 
 ZYGOTE = Path(__file__).resolve().with_name("zygote.py")
 ZYGOTE_IN_SANDBOX = "/run/sandbox/zygote.py"
@@ -106,8 +100,8 @@ class Session:
         *,
         preload: tuple[str, ...],
         env: Mapping[str, str] | None = None,
-        tmpfs_bytes: int = 2**30,
-        output_bytes: int = 64 * 2**10,
+        tmpfs_bytes: int = SANDBOX.memory_bytes,
+        output_bytes: int = SANDBOX.output_bytes,
         isolation: str | None = None,
     ):
         """``template``: read-only to every run; ``runs``: the only folder runs can write, emptied after each."""
@@ -126,12 +120,13 @@ class Session:
         cmd_r, self.cmd_w = os.pipe()
         self.status_r, status_w = os.pipe()
         sandboxed = self.mode == BUBBLEWRAP
+        env = child_env(self.template, self.env)
         settings = {
             "cmd_fd": cmd_r,
             "status_fd": status_w,
             "template": TEMPLATE_IN_SANDBOX if sandboxed else str(self.template),
             "preload": list(self.preload),
-            "env": _child_env(self.template, self.env),
+            "env": dict(env),
         }
         if sandboxed:
             settings["env"]["HOME"] = RUNS_IN_SANDBOX
@@ -149,7 +144,7 @@ class Session:
             self.proc = subprocess.Popen(
                 command,
                 cwd=self.template,
-                env=_child_env(self.template, self.env),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -252,31 +247,21 @@ class Session:
         if self.proc is None or self.proc.poll() is not None:
             self.close()
             self._start()
+        sandboxed = self.mode == BUBBLEWRAP
         run_env = dict(env or {})
-        account = own_account(Path(run_dir), run_env, self.mode == BUBBLEWRAP)
-        uid, gid = account or (None, None)
-        group = _new_group(limits, spare=1)  # the zygote's child that waits for the run's pid 1
-        settings = {
-            "memory_bytes": limits.memory_bytes,
-            "file_bytes": limits.file_bytes,
-            "tmpfs_bytes": self.tmpfs_bytes,
-            # The run's own uid counts only its own tasks (a user namespace's count would hold the zygote's).
-            "nproc": _nproc(limits, self.mode == BUBBLEWRAP) if account else None,
-        }
+        run = Run(self.mode, limits, run_dir, run_env, spare_tasks=1)  # the zygote's child waiting for the run's pid 1
         inside = (
-            f"{RUNS_IN_SANDBOX}/{Path(run_dir).relative_to(self.runs)}"
-            if self.mode == BUBBLEWRAP
-            else str(Path(run_dir).absolute())
+            f"{RUNS_IN_SANDBOX}/{Path(run_dir).relative_to(self.runs)}" if sandboxed else str(Path(run_dir).absolute())
         )
+        # RLIMIT_NPROC only on the run's own uid: a user namespace's or user's count would hold the zygote's tasks.
+        confinement = run.confinement(inside, count_tasks=run.account is not None)
         self._send(
             {
                 "op": "run",
-                "dir": inside,
-                "uid": uid,
-                "gid": gid,
-                "private_tmp": self.mode == BUBBLEWRAP,
+                "confine": confinement,
+                "tmpfs_bytes": self.tmpfs_bytes,
+                "private_tmp": sandboxed,
                 "keep": _under_fresh_folders(),
-                "limits": settings,
                 "env": run_env,
                 "stdin": stdin.decode(),
             }
@@ -284,142 +269,86 @@ class Session:
         forked = self._expect(("forked",), 10.0)
         if not forked:
             self.close()
-            if group:
-                group.remove()
-            if account:
-                accounts.end(uid, gid)
-            return Outcome(
-                None,
-                False,
-                0.0,
-                0.0,
-                "",
-                "sandbox: the session did not fork the run",
-                False,
-                self.mode,
-                verdict="did not start: the sandbox session did not answer",
-            )
+            return run.not_started("the sandbox session did not answer")
         host = self._host_pid(int(forked[1]))
-        cpus: list[int] = []
-        if host is not None and limits.cpus:
-            try:  # inherited by everything the run starts; the group's cpuset (if any) keeps it from widening
-                os.sched_setaffinity(host, limits.cpus)
-            except OSError:
-                pass
         if host is not None:
-            cpus = reaper.allowed_cpus(host)
-        if group is not None and host is not None:
-            try:
-                for path in group.procs_files():
-                    with open(path, "w") as fh:
-                        fh.write(str(host))
+            try:  # inherited by everything the run starts; the group's cpuset (if any) keeps it from widening
+                run.place(host)
             except OSError:
-                group.remove()
-                group = None
+                run.drop_group()
+        cpus = reaper.allowed_cpus(host) if host is not None else []
+        reports = _Reports()
         start = time.perf_counter()
         self._send({"op": "go"})
-        seen, status, said_done, ended, cpu = self._watch(host, limits, start, group, stop)
-        wall = (ended or time.perf_counter()) - start
-        kernel = group.usage() if group is not None else None
+        hit = run.watch(
+            lambda: [host, *reaper.descendants(host)] if host is not None else [],
+            lambda timeout: self._ended(reports, timeout),
+            start=start,
+            stop=stop,
+        )
+        wall = (reports.ended or time.perf_counter()) - start
+        if hit:
+            run.kill()
         self._send({"op": "kill"})
-        if group is not None:
-            group.kill_all()
         end_line = self._expect(("ended",), 10.0)
         if end_line is None:  # the zygote is gone (killed by the run, as the same user): start a new one next time
             self.close()
-        else:
-            cpu = int(end_line[1]) / 1e6
-        # Whatever left the zygote's reach (a daemon that was never its child) still has the run's uid.
-        escaped = accounts.end(uid, gid) if account else 0
-        if group is not None:
-            cpu = kernel.cpu_seconds
-            group.remove()
-        stdout, cut_out = self.out.take(2.0) if self.proc else ("", False)
-        stderr, cut_err = self.err.take(2.0) if self.proc else ("", False)
-        if not seen["started"] and end_line is not None and not seen["timeout"]:
+        leftovers = run.kill()  # the zygote has reaped the run's first process: its id may be another's now
+        escaped = run.close()
+        stdout = self.out.take(2.0) if self.proc else ("", False)
+        stderr = self.err.take(2.0) if self.proc else ("", False)
+        if not reports.started and end_line is not None and run.hit != "time":
             # The trusted setup did not finish: the sandbox failed, not the submission.
             self.close()
-            raise SandboxError(f"the sandbox could not start a run: {stderr.strip()[-300:] or 'no message'}")
-        if status is None and (seen["memory"] or seen["tasks"] or seen["timeout"] or seen["stopped"]):
+            raise SandboxError(f"the sandbox could not start a run: {stderr[0].strip()[-300:] or 'no message'}")
+        status = reports.status
+        if status is None and run.hit:
             status = 9  # stopped by the watchdog: the wait status of a SIGKILL
-        elif status is None and said_done:
+        elif status is None and reports.done:
             status = 0  # its result was complete; the processes it left were ended by the sandbox
         returncode = None if status is None else os.waitstatus_to_exitcode(status)
-        memory_hit = seen["memory"] or bool(kernel and kernel.oom_killed)
-        process_hit = not memory_hit and (seen["tasks"] or bool(kernel and kernel.pids_refused))
-        outcome = Outcome(
-            returncode=returncode if not seen["timeout"] else returncode,
-            timed_out=seen["timeout"],
+        if end_line is None and returncode is None:
+            returncode = -9
+        return run.outcome(
+            returncode=returncode,
             wall_seconds=wall,
-            cpu_seconds=cpu,
+            cpu_seconds=int(end_line[1]) / 1e6 if end_line else 0.0,
             stdout=stdout,
             stderr=stderr,
-            output_truncated=cut_out or cut_err,
-            isolation=self.mode,
-            memory_exceeded=memory_hit or looks_out_of_memory(returncode, stderr),
-            process_limit_hit=process_hit,
-            said_done=said_done,
-            killed_orphans=escaped,
-            inner_pids=sorted(seen["inner"]),
-            kernel_caps=group is not None,
-            peak_memory_bytes=kernel.peak_memory_bytes if kernel else seen["peak"],
+            killed=leftovers + escaped,
+            said_done=reports.done,
             cpus=cpus,
-            start_methods=sorted(seen["methods"]),
-            stopped=seen["stopped"],
+            supervisor_lost=end_line is None,
         )
-        if end_line is None:
-            outcome.returncode = outcome.returncode if outcome.returncode is not None else -9
-        outcome.verdict = describe(outcome, limits)
-        if end_line is None:
-            outcome.verdict = f"the run killed the sandbox's supervisor process ({outcome.verdict})"
-        return outcome
 
-    def _watch(self, host: int | None, limits: Limits, start: float, group, stop=None) -> tuple:
-        """Until the run is done, exits or passes a limit: (what was seen, wait status, done?, end time, cpu)."""
-        seen = {
-            "timeout": False,
-            "memory": False,
-            "tasks": False,
-            "inner": set(),
-            "peak": 0,
-            "methods": set(),
-            "started": False,
-            "stopped": False,
-        }
-        tracker = reaper.Tracker()
-        status, said_done, ended = None, False, None
-        while True:
-            try:
-                lines = self._lines(POLL_SECONDS)
-            except EOFError:
-                return seen, status, said_done, ended or time.perf_counter(), 0.0
-            for line in lines:
-                if line[:1] == ["started"]:
-                    seen["started"] = True
-                elif line[:1] == ["done"]:
-                    said_done, ended = True, ended or time.perf_counter()
-                elif line[:1] == ["exited"]:
-                    status, ended = int(line[1]), ended or time.perf_counter()
-            if ended:
-                return seen, status, said_done, ended, 0.0
-            tree = ([host] + reaper.descendants(host)) if host else []
-            tracker.note(tree)
-            usage = reaper.measure(tree)
-            seen["peak"] = max(seen["peak"], usage.memory_bytes)
-            kernel = group.usage() if group is not None else None
-            hit = limit_passed(
-                limits,
-                memory_bytes=usage.memory_bytes,
-                tasks=usage.tasks,
-                kernel=kernel,
-                late=time.perf_counter() - start > limits.wall_seconds,
-            )
-            seen["memory"], seen["tasks"], seen["timeout"] = hit == "memory", hit == "tasks", hit == "time"
-            seen["inner"] = tracker.inner if self.mode == BUBBLEWRAP else set(tracker.seen)
-            seen["methods"] = tracker.start_methods
-            seen["stopped"] = not (seen["memory"] or seen["tasks"] or seen["timeout"]) and bool(stop and stop())
-            if seen["memory"] or seen["tasks"] or seen["timeout"] or seen["stopped"]:
-                return seen, status, said_done, time.perf_counter(), 0.0
+    def _ended(self, reports: _Reports, timeout: float) -> bool:
+        """Whether the run has ended (exited, said it was done, or lost its zygote), after reading ``timeout`` s."""
+        try:
+            lines = self._lines(timeout)
+        except EOFError:  # the zygote is gone
+            reports.ended = reports.ended or time.perf_counter()
+            return True
+        for word, *rest in filter(None, lines):
+            if word == "started":
+                reports.started = True
+            elif word == "done":
+                reports.done = True
+            elif word == "exited":
+                reports.status = int(rest[0])
+            if word in ("done", "exited"):
+                reports.ended = reports.ended or time.perf_counter()
+        return reports.ended is not None
+
+
+@dataclass
+class _Reports:
+    """What the zygote said of the current run: trusted setup done, results on disk (``done``), the wait status
+    of its first process, and when it exited, said it was done or lost its zygote (``time.perf_counter``)."""
+
+    started: bool = False
+    done: bool = False
+    status: int | None = None
+    ended: float | None = None
 
 
 def _under_fresh_folders() -> list[str]:

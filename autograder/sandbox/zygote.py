@@ -8,8 +8,9 @@ Settings: ``cmd_fd`` (commands from the grader), ``status_fd`` (reports to the g
 ``template`` (the folder holding the trusted helper), ``preload`` (modules to import once),
 ``env`` (set before importing them). Commands, one JSON object per line:
 
-* ``{"op": "run", "dir", "uid", "gid", "limits", "env", "stdin", "private_tmp"}``: fork the run's
-  child; it waits for ``go`` before anything else, so the grader can put it in the run's control group;
+* ``{"op": "run", "confine", "tmpfs_bytes", "private_tmp", "keep", "env", "stdin"}``: fork the run's child
+  (``confine``: the launcher's settings for it); it waits for ``go`` before anything else, so the grader
+  can put it in the run's control group;
 * ``{"op": "go"}``: let it start;
 * ``{"op": "kill"}``: kill every process of the run, reap them, report ``ended``.
 
@@ -22,8 +23,9 @@ Runs are strictly one at a time and carry no number: nothing in a child tells it
 runs came before it.
 
 The child makes the run's own world before it runs student code: a new mount and IPC namespace
-with an empty size-capped ``/tmp`` and ``/dev/shm`` (where the kernel allows it), the limits, a
-fresh uid and gid (as root), a new session keyring, the run's folder, a job on standard input.
+with an empty size-capped ``/tmp`` and ``/dev/shm`` (where the kernel allows it), then the steps
+every run takes (``launcher.confine``: the limits, a fresh uid and gid as root, a new session
+keyring, the run's folder), then a job on standard input.
 The zygote itself is non-dumpable and a child subreaper: orphans of a run come back to it and
 are killed with the run.
 """
@@ -37,16 +39,8 @@ import select
 import signal
 import sys
 
-# The launcher's helpers (limits, prctl, the session keyring): it is bound beside this file.
-from launcher import (
-    PR_SET_CHILD_SUBREAPER,
-    PR_SET_DUMPABLE,
-    _cap,
-    _kill_leftovers,
-    _new_session_keyring,
-    _prctl,
-    drop_privileges,
-)
+# A run is confined, supervised and ended as the launcher does it: it is bound beside this file.
+from launcher import become_supervisor, confine, kill_leftovers, offer_done_pipe
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_NOEXEC = 8
@@ -96,31 +90,20 @@ def _child(run, go_r, done_w, job_r, started_w, keep_path):
         os.read(go_r, 1)
         os.close(go_r)
         os.setsid()
-        limits = run["limits"]
         private = run.get("private_tmp")
         # Under bubblewrap only: in a plain process the run's folder may itself lie under /tmp.
-        if private and not _own_world(limits["tmpfs_bytes"], pid_namespace=True, keep=run.get("keep", ())):
+        if private and not _own_world(run["tmpfs_bytes"], pid_namespace=True, keep=run.get("keep", ())):
             raise RuntimeError("no private /tmp, /dev/shm and process ids could be made for the run")
         if private:
             pid = os.fork()
             if pid:
                 _pass_on(pid)
             _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-        _cap(resource.RLIMIT_CORE, 0)
-        _cap(resource.RLIMIT_MSGQUEUE, 0)  # POSIX message queues outlive processes and folders: none at all
-        _cap(resource.RLIMIT_AS, limits["memory_bytes"])
-        _cap(resource.RLIMIT_FSIZE, limits["file_bytes"])
-        if limits.get("nproc"):
-            _cap(resource.RLIMIT_NPROC, limits["nproc"])
-        if run.get("uid") is not None:
-            drop_privileges(run["uid"], run["gid"])
-        _new_session_keyring()
-        os.chdir(run["dir"])
+        confine(run["confine"])
         os.dup2(job_r, 0)
         os.environ.update(run["env"])
-        os.environ["HOME"] = run["dir"]
-        os.environ["NEUROEVO_DONE_FD"] = str(done_w)
-        os.set_inheritable(done_w, True)
+        os.environ["HOME"] = run["confine"]["cwd"]
+        offer_done_pipe(done_w)
         for fd in range(3, 1024):
             if fd not in (done_w, started_w):
                 try:
@@ -131,7 +114,7 @@ def _child(run, go_r, done_w, job_r, started_w, keep_path):
         _fresh_randomness()
         os.write(started_w, b"s")  # the trusted setup is done: whatever fails from here on is the run's own
         os.close(started_w)
-        sys.path[:] = [run["dir"]] + keep_path
+        sys.path[:] = [run["confine"]["cwd"]] + keep_path
         sys.argv = ["harness"]
         del run, keep_path
         runpy.run_module("harness", run_name="__main__", alter_sys=True)
@@ -190,8 +173,7 @@ def main():
     cmd_fd, status_fd = settings["cmd_fd"], settings["status_fd"]
     for fd in (cmd_fd, status_fd):
         os.set_inheritable(fd, False)
-    _prctl(PR_SET_DUMPABLE, 0)
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    become_supervisor()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grader's Ctrl-C is the grader's to handle
 
     def report(line):
@@ -242,7 +224,7 @@ def main():
             continue
         chunk = os.read(cmd_fd, 1 << 16)
         if not chunk:
-            _kill_leftovers()
+            kill_leftovers()
             return 0
         buffer += chunk
         while b"\n" in buffer:
@@ -271,7 +253,7 @@ def main():
                 os.close(current["go_w"])
                 current["go_w"] = None
             elif op == "kill" and current:
-                _kill_leftovers()
+                kill_leftovers()
                 if current["pid"] is not None:
                     report("exited 9")  # the wait status of a SIGKILL
                 for fd in (current["done_r"], current.get("go_w"), current.get("started_r")):
