@@ -1,15 +1,7 @@
-"""The grader's side of one sandboxed run, the same for a fresh process (``process.py``) and a session's
-forked child (``session.py``): a runner starts the run's first process, a :class:`Run` does the rest.
-
-1. as root, an account of the run's own owning its folder (``accounts.py``); a control group capping its
-   memory and tasks and counting its CPU time, where the machine has one (``cgroups.py``);
-2. :meth:`Run.place` puts the first process in its group and on its cores before it runs anything, and
-   the trusted supervisor in the sandbox confines it (``launcher.confine``) as :meth:`Run.confinement` says;
-3. :meth:`Run.watch`, the watchdog, measures the run's process tree through ``/proc`` every few
-   milliseconds until it ends or passes a limit;
-4. the kill policy: :meth:`Run.kill` ends every process of the run (its group, then the tree the
-   watchdog saw), :meth:`Run.close` removes the group and ends whatever its account still has;
-5. :meth:`Run.outcome` says what happened.
+"""The grader's side of one sandboxed run, the same for a fresh process (``process.py``) and a session's forked
+child (``session.py``): the runner starts the run's first process, a :class:`Run` does everything else, in order:
+account and control group, placement (:meth:`Run.place`) and confinement settings (``launcher.confine``), the
+watchdog (:meth:`Run.watch`), the kill policy (:meth:`Run.kill`, :meth:`Run.close`) and the :class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -64,10 +56,7 @@ class Run:
     # --- before the run ---------------------------------------------------------------------
 
     def confinement(self, cwd: str, *, count_tasks: bool = True) -> dict:
-        """The settings ``launcher.confine`` applies to the run's first process, in the sandbox's paths.
-
-        ``count_tasks`` False: no RLIMIT_NPROC, where the kernel's count would hold more than this run.
-        """
+        """What ``launcher.confine`` applies to the run's first process (``count_tasks``: an RLIMIT_NPROC)."""
         uid, gid = self.account or (None, None)
         return {
             "cwd": cwd,
@@ -102,11 +91,8 @@ class Run:
         uncounted: int = 0,
         stop: Callable[[], bool] | None = None,
     ) -> str | None:
-        """Measure the run every few milliseconds until ``ended`` (given how long it may wait) says it is over,
-        or a limit is passed, or ``stop`` asks for the end; what ended it early (``hit``) or None.
-
-        ``tree``: the run's processes now; ``uncounted``: those at its top that are the sandbox's own.
-        """
+        """Measure ``tree`` (the run's processes, ``uncounted`` of them the sandbox's) every few milliseconds until
+        ``ended`` (waiting at most the time given) says the run is over, a limit is passed or ``stop`` says so."""
         deadline = start + self.limits.wall_seconds
         while not ended(POLL_SECONDS):
             pids = tree()

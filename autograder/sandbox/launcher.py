@@ -87,18 +87,10 @@ def _cap(kind: int, value: int) -> None:
 
 
 def confine(settings: dict) -> None:
-    """Make this process the run's, before anything of the run's runs: the steps every run takes, in order.
-
-    The launcher and a session's zygote both call it, with settings the grader made for the run
-    (``engine.Run.confinement``): ``cwd``, ``memory_bytes``, ``file_bytes``, ``nproc`` (or null), ``uid``
-    and ``gid`` (or null).
-
-    1. resource limits, while this process may still set any: no core files, no POSIX message queues
-       (they outlive processes and folders), the memory cap, the largest file, the process count;
-    2. the run's own account, for good (as root);
-    3. a session keyring of the run's own;
-    4. the run's folder, entered as its account.
-    """
+    """Make this process the run's before anything of the run's runs, in the launcher and a session's zygote
+    alike (``settings``: ``engine.Run.confinement``): limits while any can still be set (no core files, no POSIX
+    message queues, which outlive processes and folders, memory, file size, processes), then the run's account
+    for good, a session keyring of its own, and its folder."""
     _cap(resource.RLIMIT_CORE, 0)
     _cap(resource.RLIMIT_MSGQUEUE, 0)
     _cap(resource.RLIMIT_AS, settings["memory_bytes"])

@@ -215,13 +215,7 @@ def kill(pid: int) -> bool:
         return False
 
 
-def kill_until_gone(
-    find: Callable[[], list[int]],
-    *,
-    rounds: int,
-    kill_all: Callable[[list[int]], object] | None = None,
-    pause: float = 0.0,
-) -> int:
+def kill_until_gone(find: Callable[[], list[int]], *, rounds: int, kill_all: Callable | None = None, pause=0.0) -> int:
     """The sandbox's one kill loop: SIGKILL what ``find`` returns until it finds nothing; how many it found.
 
     Several rounds, because a process that was forking when the signals went out may have a brand-new
