@@ -8,9 +8,10 @@ It runs before any untrusted code, with the standard library only, as:
 
 Settings: ``status_fd`` (write end of a pipe to the grader) and what :func:`confine` applies
 before anything else. It writes two lines on ``status_fd``: ``started PID`` when the command is
-forked and ``exited STATUS KILLED CPU_US`` when it has ended (raw wait status, leftover processes it killed, CPU microseconds
-of everything it waited for: bubblewrap exits without waiting for its init, so the grader's
-own ``wait4`` cannot see that time), then ``done 0|1`` (whether the command said it was done).
+forked and ``exited STATUS KILLED CPU_US`` when it has ended (raw wait status, leftover processes
+it killed, CPU microseconds of everything it waited for: bubblewrap exits without waiting for its
+init, so the grader's own ``wait4`` cannot see that time), then ``done 0|1`` (whether the command
+said it was done).
 The command never inherits ``status_fd``, and this process turns itself non-dumpable so the
 command cannot reach the pipe through ``/proc``. As a child subreaper it adopts every orphan
 of the command (Pool workers, double-forked daemons) and kills them before reporting.
