@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import interrupts, paths, results, spreadsheet, workspace
+from autograder import interrupts, output_lock, paths, results, spreadsheet, workspace
 from autograder.categories import POINTS
 from autograder.grade import Batch, Graded, grade_student, grading_key, preflight
 from autograder.term import feedback, gradebook, intake
@@ -173,8 +173,23 @@ def grade_batch(
     Whatever way it ends, the batch's scratch folder is unmounted and deleted first; a stop that arrives
     while it is, or while the exports are written, takes effect once they are done.
     No run may read ``submitted`` or ``output``, nor change ``protected`` (``sandbox/guard.py``).
+    One grade at a time per ``output`` (``output_lock.py``): a second one raises ``output_lock.Busy``.
     """
-    output.mkdir(parents=True, exist_ok=True)
+    with output_lock.hold(output):  # raises Busy, writing nothing, while another grade writes into output
+        return _grade_batch(submitted, output, students, categories, force, refused, exports, jobs, protected)
+
+
+def _grade_batch(
+    submitted: Path,
+    output: Path,
+    students: list[str],
+    categories: tuple[str, ...],
+    force: bool,
+    refused: dict[str, str] | None,
+    exports: bool,
+    jobs: int,
+    protected: tuple[Path, ...],
+) -> Report:
     workspace.STOPPING.clear()
     report = Report([], len(students), categories, refused=dict(refused or {}), output=output)
     progress = Progress(len(students), sum(POINTS[c] for c in categories))

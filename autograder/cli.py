@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder import interrupts, paths, quotas
+from autograder import interrupts, output_lock, paths, quotas
 from autograder.categories import CATEGORIES
 from autograder.categories import parse as parse_categories
 from autograder.term.similarity import THRESHOLD as SIMILAR
@@ -16,7 +16,8 @@ exit status:
   0    every student folder got a grade (students without a notebook get 0 and are listed)
   1    some students have no grade: a grader error, or a folder whose name cannot be graded
        (each is listed under "needs a look"; run the same command again to retry)
-  2    bad command line
+  2    bad command line, no submissions in SUBMITTED, or another grade is writing into OUTPUT
+       (nothing graded; the line says what to do)
   3    the grader cannot grade here (bubblewrap required but missing, or the reference
        solution does not run): nobody was graded; the message says what to fix
   130  interrupted (Ctrl-C or SIGTERM): the grades of everyone graded so far are exported; run
@@ -301,6 +302,8 @@ def grade(args) -> int:
         )
     found = batch.survey(args.submitted)
     students, refused = found.students, found.refused
+    if not students:
+        raise UsageError(f"no submissions in {args.submitted}: run make collect FROM=... first" + _besides(refused))
     if args.student:
         missing = [s for s in args.student if s not in students]
         if missing:
@@ -323,6 +326,8 @@ def grade(args) -> int:
     except GraderFault as exc:  # found up front (no isolation where required, a broken reference): nobody graded
         print(f"python -m autograder grade: cannot grade: {exc}", file=sys.stderr)
         return 3
+    except output_lock.Busy as exc:  # another grade is writing into the same output: nothing written
+        raise UsageError(str(exc)) from None
     print(batch.summary(report))
     if report.interrupted:
         print(
@@ -331,6 +336,14 @@ def grade(args) -> int:
         return 130
     print(f"\nresults: {args.output}/<student>/results.json, {args.output}/grades.csv, {args.output}/gradebook.db")
     return 1 if report.ungraded else 0
+
+
+def _besides(refused: dict[str, str]) -> str:
+    """What the folder holds instead of student folders, for the 'no submissions' line."""
+    if not refused:
+        return ""
+    names = ", ".join(sorted(refused)[:3]) + (", ..." if len(refused) > 3 else "")
+    return f" (it holds only {names}, which cannot be graded: {refused[sorted(refused)[0]]})"
 
 
 def collect(args) -> int:

@@ -21,7 +21,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from autograder import interrupts, paths, results
+from autograder import interrupts, output_lock, paths, results
 from autograder.categories import CATEGORIES
 from autograder.categories import parse as parse_categories
 from autograder.sandbox import accounts
@@ -135,7 +135,7 @@ def _grade(root: Path, categories: tuple[str, ...]) -> int:
                 exports=False,
                 protected=(results_dir, root / "submission"),
             )
-        except GraderFault as exc:  # found before any student code ran: the staff must fix the setup
+        except (GraderFault, output_lock.Busy) as exc:  # before any student code ran: the staff must fix the setup
             print(f"autograder error: {exc}", file=sys.stderr)
             return 1
         finally:

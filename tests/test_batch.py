@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -225,3 +226,56 @@ def test_batch_cli_help_documents_exit_status(command, capsys):
     assert done.value.code == 0
     text = capsys.readouterr().out
     assert "exit status:" in text and "  0 " in text and "  2 " in text, text
+
+
+GRADE_TWO = ("serial,parallel",)
+
+
+def _grade_argv(submitted: Path, output: Path, *extra: str) -> list[str]:
+    return ["grade", "--submitted", str(submitted), "--output", str(output), "--categories", *GRADE_TWO, *extra]
+
+
+def test_batch_empty_submitted_folder_refused_with_one_line(tmp_path, monkeypatch, capsys):
+    """An empty submitted folder grades nobody, writes nothing and says in one line to collect first."""
+    submitted, output = tmp_path / "submitted", tmp_path / "out"
+    submitted.mkdir()
+    graded = fake_grader(monkeypatch)
+    assert cli.main(_grade_argv(submitted, output)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [
+        f"python -m autograder grade: error: no submissions in {submitted}: run make collect FROM=... first"
+    ]
+    assert not graded and not output.exists()
+
+
+def test_batch_second_grade_on_the_same_output_refused(tmp_path, monkeypatch, capsys):
+    """While one grade holds the output (its flock, or a live pid in the lock file) a second one, a --student
+    regrade included, is refused in one line naming the pid and grades nobody; a dead pid's lock is taken over."""
+    import subprocess
+    import sys
+
+    from autograder import output_lock
+
+    submitted, output = tmp_path / "submitted", tmp_path / "out"
+    notebook(submitted, "alice")
+    graded = fake_grader(monkeypatch)
+    with output_lock.hold(output):
+        for extra in ((), ("--student", "alice")):
+            assert cli.main(_grade_argv(submitted, output, *extra)) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"is being graded by another grade (pid {os.getpid()}" in err[0], err
+    assert not graded and not (output / output_lock.LOCK_NAME).exists(), "the lock outlived its holder"
+
+    lock = output / output_lock.LOCK_NAME
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"{sleeper.pid}\n")
+        assert cli.main(_grade_argv(submitted, output)) == 2
+        assert f"(pid {sleeper.pid}" in capsys.readouterr().err and not graded
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    lock.write_text(f"{sleeper.pid}\n")  # reaped: no process has that pid now
+    assert cli.main(_grade_argv(submitted, output)) == 0
+    assert f"left by pid {sleeper.pid}, no longer running" in capsys.readouterr().err
+    assert [s for s, _ in graded] == ["alice"] and not lock.exists()
