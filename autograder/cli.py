@@ -18,8 +18,9 @@ exit status:
        (each is listed under "needs a look"; run the same command again to retry)
   2    bad command line, no submissions in SUBMITTED, or another grade is writing into OUTPUT
        (nothing graded; the line says what to do)
-  3    the grader cannot grade here (bubblewrap required but missing, or the reference
-       solution does not run): nobody was graded; the message says what to fix
+  3    the grader cannot grade here (bubblewrap required but missing), or the reference
+       solution fails a run every submission gets or no longer matches the release:
+       nobody was graded; the line says what to fix
   130  interrupted (Ctrl-C or SIGTERM): the grades of everyone graded so far are exported; run
        the same command to resume"""
 

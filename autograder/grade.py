@@ -10,9 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import interrupts, observe, paths, quotas, results, scoring, timing, training
+from autograder import reference as reference_check
 from autograder.categories import ALL, BY_NAME, OBSERVED_PARALLEL, POINTS
 from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
 from autograder.cores import Cores, usable_cores
+from autograder.messages import first_line
 from autograder.observations import Observations, RunObservation, SpeedupObservation
 from autograder.sandbox import SandboxError, accounts, guard, isolation_mode, isolation_warning
 from autograder.sandbox.cgroups import controller
@@ -140,11 +142,10 @@ def preflight(
     # A CPU quota below the affinity mask (a container's share of a big host): time on as many cores as it pays for.
     cores = Cores(usable_cores()[: max(1, math.floor(quota.effective_cpus))])
     reference = observe.Reference(workdir / "reference", plan, cores)
-    if {"speedup"} & set(categories):
-        problem = reference.ready()
-        if problem:
-            reference.collector.close()  # its sandbox session too: nothing of the batch outlives the fault
-            raise GraderFault(f"the reference solution in {paths.reference_notebook()} does not run: {problem}")
+    problem = reference_check.problem(reference, categories, len(cores.all))
+    if problem:
+        reference.collector.close()  # its sandbox session too: nothing of the batch outlives the fault
+        raise GraderFault(problem)
     isolation = {
         "mode": mode,
         "account_per_run": accounts.is_root(),
@@ -187,7 +188,7 @@ def _observe(
     if "speedup" in wanted and cores >= 2:
         problem = batch.reference.ready()  # before reserving: loading it runs on the free cores
         if problem:  # the grader's own solution failed: no grade can be trusted
-            raise GraderFault(f"the reference solution could not be loaded: {problem}")
+            raise GraderFault(f"the reference solution could not be loaded ({first_line(problem)}): grade again")
         # The observed serial and parallel runs are the first timed round: they run on the cores the
         # speedup phase reserves, and the reference is timed beside them right after.
         with batch.cores.reserve(SPEEDUP.processes) as reserved:
@@ -238,8 +239,12 @@ def speedup_observation(
             out["student"] = {"problems": {function: f"{function} failed in the observed run: {run['problem']}"}}
             return out
     out = timing.measure(collector, reference.collector, cpus, observed)
-    if out["reference"]["problems"]:
-        raise GraderFault(f"the reference solution could not be timed: {out['reference']['problems']}")
+    for kind, problem in out["reference"]["problems"].items():
+        # It passed every run up front: failing now, beside this submission, is most likely a busy machine.
+        call = timing.FUNCTIONS[kind] or "import"
+        raise GraderFault(
+            f"the reference solution's {call} failed when timed beside this submission: {first_line(problem)}"
+        )
     reference.measured.append(
         {"speedup": out["reference"].get("speedup"), "rounds": out["rounds"], "series": out["reference"]["series"]}
     )

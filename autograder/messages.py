@@ -16,6 +16,11 @@ def tail(text: str, lines: int = 8, width: int = 200) -> str:
     return "\n".join(kept)
 
 
+def first_line(text: str) -> str:
+    """The first non-empty line of a message, for a report that must stay on one line."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "no message")
+
+
 def exception(error: dict, function: str) -> str:
     """A message for an exception the student's ``function`` raised (as the harness reported it)."""
     kind, text = str(error.get("type", "Exception")), str(error.get("message", ""))

@@ -18,9 +18,15 @@ from autograder.config import AGENT
 from autograder.observations import AgentObservation, Attempt
 
 
-def _kwargs(seed: int, processes: int | None) -> dict:
+def workload(seed: int, processes: int | None) -> dict:
+    """The kwargs of a training run (``processes`` None: an evolve_serial run)."""
     kwargs = {"generations": AGENT.generations, "pop_size": AGENT.pop_size, "seed": seed, "sigma": AGENT.sigma}
     return kwargs if processes is None else {**kwargs, "processes": processes}
+
+
+def workers(cores: int) -> int:
+    """Workers evolve_parallel trains with on a grader with ``cores`` cores."""
+    return max(2, cores)
 
 
 def _rank(attempt: Attempt) -> float:
@@ -49,7 +55,7 @@ def train(collector: observe.Observer, parallel_problem: str | None, cores: int)
     for seed in collector.plan.training_seeds:
         if _solved(best) and len(attempts) >= needed:
             break
-        kwargs = _kwargs(seed, None if parallel_problem else max(2, cores))
+        kwargs = workload(seed, None if parallel_problem else workers(cores))
         attempt: Attempt = {
             "seed": seed,
             "function": function,
