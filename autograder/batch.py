@@ -15,8 +15,8 @@ from pathlib import Path
 
 from autograder import interrupts, output_lock, paths, results, spreadsheet, workspace
 from autograder.categories import POINTS
-from autograder.grade import Batch, Graded, grade_student, grading_key, preflight
-from autograder.term import feedback, gradebook, intake
+from autograder.grade import Batch, Graded, GraderFault, grade_student, grading_key, preflight
+from autograder.term import feedback, gradebook, intake, late
 
 # What the batch writes beside the student folders of its output: a student folder with one of
 # these names would collide with it, so such a folder is reported instead of graded.
@@ -95,12 +95,55 @@ def _mtime(path: Path):
     return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
 
 
-def rebuild_outputs(output: Path, students: list[str]) -> list[tuple[str, dict]]:
-    """grades.csv and gradebook.db from the results.json of ``students``."""
-    rows = [(s, r) for s in students if (r := results.read_results(output / s / "results.json"))]
+def rebuild_outputs(
+    output: Path, students: list[str], submitted: Path, policy: late.LatePolicy
+) -> list[tuple[str, dict]]:
+    """grades.csv and gradebook.db from the results.json of ``students``, the late policy applied to each."""
+    rows = [(s, r) for s in students if (r := apply_late(output, submitted, s, policy))]
     results.write_atomic(output / "grades.csv", results.grades_csv(rows))
-    gradebook.rebuild(output / "gradebook.db", rows)
+    gradebook.rebuild(output / "gradebook.db", rows, policy=policy)
     return rows
+
+
+def refresh_late(output: Path, submitted: Path) -> bool:
+    """Apply the course's late policy again when it changed since ``output`` was graded (an extension
+    granted, a penalty changed), nobody regraded: each results.json, and grades.csv and gradebook.db when
+    a score, penalty or due date moved. True if anything was rewritten.
+
+    Raises late.PolicyError for an unusable policy, output_lock.Busy while a grade writes ``output``."""
+    policy = late.course_policy()
+
+    def stale(path: Path) -> bool:
+        doc = results.read_results(path) or {}
+        return (doc.get("extra_data") or {}).get("late", {}).get("policy") != policy.digest()
+
+    if not any(stale(p) for p in Path(output).glob("*/results.json")):
+        return False
+    with output_lock.hold(output):
+        moved = False
+        for path in sorted(Path(output).glob("*/results.json")):
+            before = _standing(results.read_results(path))
+            after = _standing(apply_late(output, submitted, path.parent.name, policy))
+            moved = moved or before != after
+        if moved:
+            graded = [p.parent.name for p in sorted(Path(output).glob("*/results.json"))]
+            rebuild_outputs(output, find_students(submitted) if Path(submitted).is_dir() else graded, submitted, policy)
+    return True
+
+
+def _standing(doc: dict | None) -> tuple:
+    """What grades.csv and the gradebook show of a student's lateness: score, penalty, due dates."""
+    record = ((doc or {}).get("extra_data") or {}).get("late") or {}
+    return (doc or {}).get("score"), record.get("penalty") or 0.0, record.get("assignment_due"), record.get("due")
+
+
+def apply_late(output: Path, submitted: Path, student: str, policy: late.LatePolicy) -> dict | None:
+    """The student's results.json with the course's late policy applied (rewritten when that changed it)."""
+    path = output / student / "results.json"
+    doc = results.read_results(path)
+    if doc and late.apply(doc, policy, student, submitted / student / paths.ASSIGNMENT):
+        results.write_atomic(path, json.dumps(doc, indent=1))
+    return doc
 
 
 class Progress:
@@ -191,6 +234,10 @@ def _grade_batch(
     protected: tuple[Path, ...],
 ) -> Report:
     workspace.STOPPING.clear()
+    try:
+        policy = late.course_policy()
+    except (late.PolicyError, FileNotFoundError) as exc:  # before anyone is graded: the course settings are wrong
+        raise GraderFault(str(exc)) from None
     report = Report([], len(students), categories, refused=dict(refused or {}), output=output)
     progress = Progress(len(students), sum(POINTS[c] for c in categories))
     try:
@@ -216,6 +263,9 @@ def _grade_batch(
                     started = time.perf_counter()
                     notebook, note = notebook_for(submitted, student)
                     item = _grade_one(student, notebook, output, categories, mine, force)
+                    doc = apply_late(output, submitted, student, policy) if not item.error else None
+                    if doc:  # the summary shows the score every export shows: after any late penalty
+                        item.score, item.doc = doc["score"], doc
                     with lock:
                         if note:
                             report.notes[student] = note
@@ -254,7 +304,7 @@ def _grade_batch(
         report.interrupted = True
     if exports:  # grades.csv and gradebook.db (a one-submission run, as on Gradescope, needs neither)
         with interrupts.deferred(redeliver=False) as held:  # never left half written
-            rebuild_outputs(output, find_students(submitted))
+            rebuild_outputs(output, find_students(submitted), submitted, policy)
         report.interrupted = report.interrupted or held.signum is not None
     return report
 
@@ -347,6 +397,15 @@ def summary(report: Report) -> str:
                 )
     if attention:
         lines += ["", "needs a look:"] + attention
+    overdue = []
+    for g in report.graded:
+        record = ((g.doc or {}).get("extra_data") or {}).get("late") or {}
+        if record.get("status") in ("late", "within grace") or record.get("note"):
+            overdue.append(
+                f"  {g.student}: {record.get('headline')}" + (f" ({record['note']})" if record.get("note") else "")
+            )
+    if overdue:
+        lines += ["", "late (c.LatePolicy in nbgrader_config.py; totals above are after the penalty):"] + overdue
 
     timed = [g for g in report.graded if g.seconds]
     if timed:

@@ -348,13 +348,13 @@ def _besides(refused: dict[str, str]) -> str:
 
 
 def collect(args) -> int:
-    from autograder.term import intake
+    from autograder.term import intake, late
 
     if args.submitted.exists() and not args.submitted.is_dir():
         raise UsageError(f"{args.submitted} exists and is not a folder: pass another --submitted")
     try:
-        done = intake.collect(args.source, args.submitted, dry_run=args.dry_run)
-    except intake.IntakeError as exc:
+        done = intake.collect(args.source, args.submitted, dry_run=args.dry_run, policy=late.course_policy())
+    except (intake.IntakeError, late.PolicyError) as exc:
         raise UsageError(str(exc)) from None
     print(intake.table(done, args.submitted))
     if args.dry_run:

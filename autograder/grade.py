@@ -18,6 +18,7 @@ from autograder.messages import first_line
 from autograder.observations import Observations, RunObservation, SpeedupObservation
 from autograder.sandbox import SandboxError, accounts, guard, isolation_mode, isolation_warning
 from autograder.sandbox.cgroups import controller
+from autograder.term import late
 from autograder.workspace import remove_tree
 
 
@@ -70,18 +71,6 @@ def grading_key(notebook: Path, categories: tuple[str, ...]) -> str:
         digest.update(b"<unreadable>")
     digest.update(json.dumps([grader_digest(), settings_snapshot(), list(categories)], sort_keys=True).encode())
     return digest.hexdigest()
-
-
-def submission_timestamp(notebook: Path) -> str | None:
-    """nbgrader's timestamp.txt beside the submitted notebook, if there is one (a link is ignored)."""
-    stamp = notebook.parent / "timestamp.txt"
-    try:
-        if stamp.is_symlink() or not stamp.is_file():
-            return None
-        with stamp.open("rb") as fh:
-            return fh.read(64).decode("utf-8", "replace").strip() or None
-    except OSError:
-        return None
 
 
 @dataclass
@@ -268,7 +257,7 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
         "student_id": student,
         "grading_key": key,
         "categories": list(categories),
-        "timestamp": submission_timestamp(notebook),
+        "timestamp": late.submission_time(notebook.parent)[0],
         "check_seconds": round(check_seconds, 3),
         "isolation": {k: v for k, v in batch.isolation.items() if k != "warning"} | {"warning": bool(batch.warning)},
         "timing": timing_summary(obs),

@@ -25,7 +25,7 @@ from autograder import interrupts, output_lock, paths, results
 from autograder.categories import CATEGORIES
 from autograder.categories import parse as parse_categories
 from autograder.sandbox import accounts
-from autograder.term import feedback, intake
+from autograder.term import feedback, intake, late
 
 
 def student_id(metadata: dict) -> str:
@@ -36,6 +36,19 @@ def student_id(metadata: dict) -> str:
         if value and not intake.id_problem(value):
             return value
     return "student"
+
+
+def gradescope_due(metadata: dict) -> dict:
+    """What Gradescope says of the submission's due date: the submitter's own (an extension), else the
+    assignment's. Used when nbgrader_config.py sets no due date of its own (``term/late.py``)."""
+    if not isinstance(metadata, dict):
+        return {"lms": "Gradescope"}
+    users = metadata.get("users") if isinstance(metadata.get("users"), list) else []
+    own = (users[0].get("assignment") if users and isinstance(users[0], dict) else None) or {}
+    assignment = metadata.get("assignment") if isinstance(metadata.get("assignment"), dict) else {}
+    due = (own.get("due_date") if isinstance(own, dict) else None) or assignment.get("due_date")
+    stamp = late.parse_time(str(due)) if due else None
+    return {"lms": "Gradescope", "due": late.format_time(stamp) if stamp else None}
 
 
 def submission_files(folder: Path) -> list[intake.File]:
@@ -57,8 +70,9 @@ def stage(root: Path, submitted: Path) -> tuple[str, str | None]:
     student = student_id(metadata)
     chosen, how = intake.pick_notebook(submission_files(root / "submission"))
     if chosen:
-        created = intake.parse_time(str(metadata.get("created_at") or "")) if isinstance(metadata, dict) else None
-        intake.write_submission(submitted, student, chosen.read(), created or chosen.mtime, None, dry_run=False)
+        created = late.parse_time(str(metadata.get("created_at") or "")) if isinstance(metadata, dict) else None
+        folder = submitted / student / paths.ASSIGNMENT
+        intake.write_submission(folder, chosen.read(), created or chosen.mtime, None, lms=gradescope_due(metadata))
         return student, None if how == "matched" else f"graded {chosen.path.as_posix()!r} as {paths.NOTEBOOK}"
     (submitted / student / paths.ASSIGNMENT).mkdir(parents=True, exist_ok=True)  # graded as "no notebook"
     return student, f"no {paths.NOTEBOOK} in the submission"

@@ -16,8 +16,20 @@ TEMP_PREFIX = "neuroevo-"
 exits, or released by the next batch if the grader was killed."""
 RELEASE_DIR = ROOT / "assignment" / ASSIGNMENT
 SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT
+COURSE_CONFIG = ROOT / "nbgrader_config.py"
+"""nbgrader's settings for the course, the late policy among them."""
 HARNESS_DIR = Path(__file__).resolve().parent / "harness"
 CHECKS_DIR = Path(__file__).resolve().parent / "checks"
+
+
+def course_config(config_file: Path | None = None):
+    """The settings ``nbgrader_config.py`` (or ``config_file``) makes, as nbgrader itself loads them."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    path = Path(config_file or COURSE_CONFIG)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: restore it from version control")
+    return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
 
 
 def private_folders() -> list[Path]:

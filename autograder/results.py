@@ -63,21 +63,50 @@ def build(scored: list[dict], extra: dict, seconds: dict[str, float]) -> dict:
             )
     by_category = category_scores(tests)
     total = round(sum(t["score"] for t in tests), 2)
-    lines = [f"Part {c}: {s:g}/{m:g}" for c, (s, m) in by_category.items()]
-    maximum = sum(m for _, m in by_category.values())
-    lines.append(f"Total: {total:g}/{maximum:g}")
     return {
         "score": total,
-        "output": "\n".join(lines),
+        "output": summary_text(tests, None),
         "visibility": "visible",
         "execution_time": round(sum(seconds.values()), 3),
         "tests": tests,
         "extra_data": {
             **extra,
+            "raw_score": total,
             "category_scores": {c: s for c, (s, _) in by_category.items()},
             "category_seconds": {c: round(v, 3) for c, v in seconds.items()},
         },
     }
+
+
+def summary_text(tests: list[dict], late: dict | None) -> str:
+    """results.json's top ``output``: the points per part, the total, and any late penalty with the score."""
+    by_category = category_scores(tests)
+    raw = round(sum(t["score"] for t in tests), 2)
+    maximum = sum(m for _, m in by_category.values()) or TOTAL
+    lines = [f"Part {c}: {s:g}/{m:g}" for c, (s, m) in by_category.items()]
+    lines.append(f"Total: {raw:g}/{maximum:g}")
+    if late and late.get("status") in ("late", "within grace"):
+        lines.append(f"Submitted {late['headline']}")
+        if late.get("penalty"):
+            lines.append(f"Score after the late penalty: {raw - late['penalty']:g}/{maximum:g}")
+    return "\n".join(lines)
+
+
+def raw_score(doc: dict) -> float:
+    """The tests' points, before any late penalty (``score`` itself in a results.json no penalty touched)."""
+    extra = doc.get("extra_data") or {}
+    return round(float(extra["raw_score"] if "raw_score" in extra else doc.get("score") or 0), 2)
+
+
+def set_late(doc: dict, late: dict) -> None:
+    """Record ``late`` (``term/late.py``) in ``doc``: ``score`` becomes the raw score less its penalty."""
+    raw = raw_score(doc)
+    extra = doc.setdefault("extra_data", {})
+    extra["raw_score"] = raw
+    extra["late"] = late
+    doc["score"] = round(raw - float(late.get("penalty") or 0), 2)
+    if doc.get("tests"):
+        doc["output"] = summary_text(doc["tests"], late)
 
 
 def category_scores(tests: list[dict]) -> dict[str, tuple[float, float]]:
@@ -104,18 +133,20 @@ def grades_csv(rows: list[tuple[str, dict]]) -> str:
     table = [CSV_COLUMNS]
     for student, results in sorted(rows):
         extra = results.get("extra_data", {})
+        late = extra.get("late") or {}
         score = round(float(results["score"]), 2)
+        penalty = round(float(late.get("penalty") or 0), 2)
         table.append(
             [
                 ASSIGNMENT,
-                "",
+                late.get("assignment_due") or "",
                 extra.get("timestamp") or "",
                 student,
                 "",
                 "",
                 "",
-                score,
-                0.0,
+                round(float(extra.get("raw_score", score + penalty)), 2),
+                penalty,
                 score,
                 float(TOTAL),
             ]

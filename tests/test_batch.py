@@ -67,7 +67,7 @@ def fake_grader(monkeypatch, interrupt_at: str | None = None, zero: tuple[str, .
 
     monkeypatch.setattr(batch, "preflight", lambda workdir, categories, **where: fake_batch())
     monkeypatch.setattr(batch, "grading_key", lambda notebook, categories: "never-the-same")
-    monkeypatch.setattr(batch.gradebook, "rebuild", lambda path, rows: path.write_text(str(len(rows))))
+    monkeypatch.setattr(batch.gradebook, "rebuild", lambda path, rows, policy: path.write_text(str(len(rows))))
     return graded
 
 
@@ -279,3 +279,36 @@ def test_batch_second_grade_on_the_same_output_refused(tmp_path, monkeypatch, ca
     assert cli.main(_grade_argv(submitted, output)) == 0
     assert f"left by pid {sleeper.pid}, no longer running" in capsys.readouterr().err
     assert [s for s, _ in graded] == ["alice"] and not lock.exists()
+
+
+def test_batch_late_policy_applied_to_the_scores_and_listed(tmp_path, monkeypatch, capsys):
+    """A late submission's total in the summary, results.json and grades.csv is after the course's penalty, and
+    the summary lists it; a late policy nbgrader_config.py cannot give stops the batch with status 3."""
+    submitted, output = tmp_path / "submitted", tmp_path / "out"
+    for student, stamp in (("ann", "2025-03-14 20:00:00.000000 UTC"), ("bob", "2025-03-15 09:00:00.000000 UTC")):
+        notebook(submitted, student)
+        (submitted / student / paths.ASSIGNMENT / "timestamp.txt").write_text(stamp)
+    config = tmp_path / "nbgrader_config.py"
+    config.write_text(
+        "c = get_config()\nc.LatePolicy.duedate = '2025-03-14 23:59 UTC'\nc.LatePolicy.penalty_per_day = 0.5\n"
+    )
+    monkeypatch.setattr(paths, "COURSE_CONFIG", config)
+    fake_grader(monkeypatch)
+    assert cli.main(_grade_argv(submitted, output)) == 0
+    out = capsys.readouterr().out
+    assert "bob: late by 9 h 1 min: -15 points (50%)" in out, out
+    totals = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.startswith(("ann ", "bob "))}
+    assert totals == {"ann": "30", "bob": "15"}, out
+    rows = {r["student_id"]: r for r in csv.DictReader((output / "grades.csv").open())}
+    assert (rows["bob"]["raw_score"], rows["bob"]["late_submission_penalty"], rows["bob"]["score"]) == (
+        "30.0",
+        "15.0",
+        "15.0",
+    )
+    assert json.loads((output / "bob" / "results.json").read_text())["score"] == 15
+
+    config.write_text("c = get_config()\nc.LatePolicy.duedate = 'next friday'\n")
+    graded = fake_grader(monkeypatch)
+    assert cli.main([*_grade_argv(submitted, output), "--force"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "c.LatePolicy.duedate" in err[0] and not graded, err

@@ -47,7 +47,17 @@ def test_export_per_part_table(tmp_path, capsys):
     (submitted / "1003").mkdir(parents=True)
     assert cli.main(["export", "--output", str(output), "--submitted", str(submitted)]) == 0
     table = {r["student_id"]: r for r in rows(output / "export.csv")}
-    assert list(next(iter(table.values()))) == ["student_id", "timestamp", *CATEGORIES, "score", "max_score", "status"]
+    assert list(next(iter(table.values()))) == [
+        "student_id",
+        "timestamp",
+        *CATEGORIES,
+        "raw_score",
+        "late_penalty",
+        "score",
+        "max_score",
+        "status",
+        "late",
+    ]
     assert table["1001"]["agent"] == "20" and table["1001"]["score"] == "100" and table["1001"]["status"] == "graded"
     assert (
         table["1002"]["parallel"] == "10"
@@ -212,3 +222,59 @@ def test_export_gradebook_reads_nbgrader_and_iso_timestamps():
     assert gradebook._timestamp("2025-03-01 12:00:00.000000 UTC") == noon
     assert gradebook._timestamp("2025-03-01T13:00:00+01:00") == noon
     assert gradebook._timestamp("not a time") is None and gradebook._timestamp(None) is None
+
+
+def test_export_late_penalty_agrees_everywhere(tmp_path, monkeypatch):
+    """One due date and penalty in nbgrader_config.py: results.json, grades.csv, nbgrader's own export of the
+    gradebook, export.csv and the LMS upload show the same penalty and score; an extension granted afterwards
+    reaches all of them at the next export, nobody regraded."""
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins.export import CsvExportPlugin
+
+    output, submitted = tmp_path / "grades", tmp_path / "submitted"
+    for student, score, stamp in (
+        ("alice", {"serial": 25, "parallel": 20}, "2025-03-14 20:00:00.000000 UTC"),
+        ("bob", {"serial": 25, "parallel": 15}, "2025-03-16 02:59:00.000000 UTC"),
+    ):
+        graded(output, student, score)
+        (submitted / student / paths.ASSIGNMENT).mkdir(parents=True)
+        (submitted / student / paths.ASSIGNMENT / "timestamp.txt").write_text(stamp)
+    config = tmp_path / "nbgrader_config.py"
+    policy = "c = get_config()\nc.LatePolicy.duedate = '2025-03-14 23:59 UTC'\nc.LatePolicy.penalty_per_day = 0.1\n"
+    config.write_text(policy)
+    monkeypatch.setattr(paths, "COURSE_CONFIG", config)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Student,SIS Login ID,Neuroevolution\nAlice,alice,\nBob,bob,\n")
+
+    def everywhere() -> dict[str, set]:
+        assert cli.main(["export", "--output", str(output), "--submitted", str(submitted)]) == 0
+        assert (
+            cli.main(["export", "--output", str(output), "--submitted", str(submitted), "--roster", str(roster)]) == 0
+        )
+        nbgrader_csv = tmp_path / "nbgrader.csv"
+        with gradebook._alembic_on_path(), Gradebook(f"sqlite:///{output / 'gradebook.db'}") as gb:
+            CsvExportPlugin(to=str(nbgrader_csv)).export(gb)
+        seen: dict[str, set] = {}
+        for student in ("alice", "bob"):
+            doc = json.loads((output / student / "results.json").read_text())
+            ours = next(r for r in rows(output / "grades.csv") if r["student_id"] == student)
+            theirs = next(r for r in rows(nbgrader_csv) if r["student_id"] == student)
+            table = next(r for r in rows(output / "export.csv") if r["student_id"] == student)
+            upload = next(r for r in rows(output / "lms-upload.csv") if r["SIS Login ID"] == student)
+            seen[student] = {
+                (float(doc["score"]), float(doc["extra_data"]["late"]["penalty"])),
+                (float(ours["score"]), float(ours["late_submission_penalty"])),
+                (float(theirs["score"]), float(theirs["late_submission_penalty"])),
+                (float(table["score"]), float(table["late_penalty"])),
+                (float(upload["Neuroevolution"]), float(table["late_penalty"])),
+            }
+            assert ours["duedate"] == "2025-03-14 23:59:00.000000 UTC" and theirs["duedate"] == "2025-03-14 23:59:00"
+        return seen
+
+    assert everywhere() == {"alice": {(45.0, 0.0)}, "bob": {(32.0, 8.0)}}
+    bob = json.loads((output / "bob" / "results.json").read_text())
+    assert bob["extra_data"]["late"]["headline"] == "late by 1 d 3 h: -8 points (20%)", bob["extra_data"]["late"]
+    assert next(r for r in rows(output / "export.csv") if r["student_id"] == "bob")["late"].startswith("late by")
+
+    config.write_text(policy + "c.LatePolicy.extensions = {'bob': 2}\n")
+    assert everywhere() == {"alice": {(45.0, 0.0)}, "bob": {(40.0, 0.0)}}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autograder import cli, config, paths
-from autograder.term import intake
+from autograder.term import intake, late
 
 
 def nb(tag: str) -> bytes:
@@ -322,3 +322,70 @@ def test_intake_zip_entry_failing_its_crc_is_refused_alone(tmp_path, capsys):
     line = next((x for x in out.splitlines() if "refused" in x and "bob/" in x), "")
     assert "Bad CRC-32" in line and "ask the student to submit again" in line, out
     assert "Traceback" not in out
+
+
+def canvas_zip(path: Path, entries: dict[str, tuple[bytes, tuple]]) -> Path:
+    """A Canvas-style zip whose entries carry the submission times Canvas recorded."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, (data, when) in entries.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=when), data)
+    return path
+
+
+def test_intake_late_resubmission_never_replaces_the_on_time_one(tmp_path, capsys):
+    """A later download holding a LATE resubmission keeps the on-time notebook graded and the late one beside it,
+    the table saying which counts and how late; with counts = 'latest' the late one is graded instead and the
+    on-time one kept; without a due date of the course's own, Canvas's LATE mark tells them apart."""
+    on_time = canvas_zip(
+        tmp_path / "first.zip", {"doejane_1001_5001_neuroevolution.ipynb": (nb("on-time"), (2025, 3, 14, 20, 0, 0))}
+    )
+    resubmitted = canvas_zip(
+        tmp_path / "second.zip",
+        {"doejane_LATE_1001_5002_neuroevolution.ipynb": (nb("late"), (2025, 3, 16, 9, 30, 0))},
+    )
+    policy = late.LatePolicy(duedate="2025-03-14 23:59 UTC", penalty_per_day=0.1)
+    submitted = tmp_path / "submitted"
+    intake.collect(on_time, submitted, policy=policy)
+    done = intake.collect(resubmitted, submitted, policy=policy)
+    folder = submitted / "1001" / paths.ASSIGNMENT
+    kept = sorted((folder / intake.KEPT_DIR).iterdir())
+    assert submitted_tag(submitted, "1001") == "on-time" and [p.name for p in kept] == ["2025-03-16T09-30-00Z"]
+    assert json.loads((kept[0] / paths.NOTEBOOK).read_text())["cells"][0]["source"] == "# late"
+    assert json.loads((kept[0] / late.LMS_FILE).read_text()) == {"late": True, "lms": "Canvas"}
+    text = intake.table(done, submitted)
+    row = next(x for x in text.splitlines() if "not-counted" in x)
+    assert "late by 1 d 9 h" in row and "the on-time one counts" in row and intake.KEPT_DIR in row, text
+    assert "late policy: due 2025-03-14 23:59:00.000000 UTC" in text, text
+
+    flipped = intake.collect(resubmitted, submitted, policy=late.LatePolicy(duedate=policy.duedate, counts="latest"))
+    assert submitted_tag(submitted, "1001") == "late", flipped.rows
+    kept = sorted((folder / intake.KEPT_DIR).iterdir())
+    assert [json.loads((p / paths.NOTEBOOK).read_text())["cells"][0]["source"] for p in kept] == ["# on-time"]
+    assert (folder / "timestamp.txt").read_text() == "2025-03-16 09:30:00.000000 UTC"
+    assert {r.status for r in flipped.rows} >= {"restored", "not-counted"}, flipped.rows
+
+    no_due_date = tmp_path / "no-due-date"
+    intake.collect(on_time, no_due_date)
+    unset = intake.collect(resubmitted, no_due_date)
+    assert submitted_tag(no_due_date, "1001") == "on-time", "Canvas's own LATE mark decides without a due date"
+    assert [r.when for r in unset.rows if r.status == "not-counted"] == ["marked late by the LMS"]
+
+
+def test_intake_exchange_on_time_and_late_in_one_download(tmp_path):
+    """nbgrader's exchange with an on-time and a later late submission: the on-time one is graded, the late one
+    kept with its own timestamp.txt, and collecting again changes nothing."""
+    inbound = tmp_path / "exchange" / "course" / "inbound"
+    for stamp, tag in (("2025-03-14 22:00:00.000000 UTC", "on-time"), ("2025-03-15 08:00:00.000000 UTC", "late")):
+        folder = inbound / f"alice+{paths.ASSIGNMENT}+{stamp}"
+        folder.mkdir(parents=True)
+        (folder / paths.NOTEBOOK).write_bytes(nb(tag))
+        (folder / "timestamp.txt").write_text(stamp)
+    policy = late.LatePolicy(duedate="2025-03-14T23:59:00+00:00")
+    submitted = tmp_path / "submitted"
+    first = intake.collect(inbound, submitted, policy=policy)
+    assert submitted_tag(submitted, "alice") == "on-time", first.rows
+    (kept,) = (submitted / "alice" / paths.ASSIGNMENT / intake.KEPT_DIR).iterdir()
+    assert (kept / "timestamp.txt").read_text() == "2025-03-15 08:00:00.000000 UTC"
+    again = intake.collect(inbound, submitted, policy=policy)
+    assert sorted(r.status for r in again.rows) == ["not-counted", "unchanged"], again.rows
+    assert len(list((submitted / "alice" / paths.ASSIGNMENT / intake.KEPT_DIR).iterdir())) == 1

@@ -31,6 +31,7 @@ INCLUDE = (
     ),
     "requirements.lock",
     "pyproject.toml",
+    "nbgrader_config.py",  # the course's late policy (Gradescope's own due date is used when it sets none)
 )
 EXCLUDE = ("*/__pycache__/*", "*.pyc", "*/.*")
 SCRIPTS = ("setup.sh", "run_autograder")

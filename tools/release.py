@@ -62,12 +62,12 @@ class UnsafeRelease(ReleaseError):
 
 def course_config():
     """The settings of ``nbgrader_config.py`` at the repository root."""
-    from traitlets.config.loader import PyFileConfigLoader
+    from autograder import paths
 
-    config_file = ROOT / "nbgrader_config.py"
-    if not config_file.is_file():
-        raise ReleaseError(f"{config_file} is missing: restore it from version control")
-    return PyFileConfigLoader(config_file.name, path=str(ROOT)).load_config()
+    try:
+        return paths.course_config()
+    except FileNotFoundError as exc:
+        raise ReleaseError(str(exc)) from None
 
 
 def ignored_patterns() -> list[str]:

@@ -83,12 +83,15 @@ def graded_results(output: Path) -> dict[str, dict]:
 
 
 def part_table(results: dict[str, dict], students: list[str]) -> str:
-    """CSV text: student_id, timestamp, a column per part, score, max_score, status."""
-    table = [["student_id", "timestamp", *CATEGORIES, "score", "max_score", "status"]]
+    """CSV text: student_id, timestamp, a column per part, the raw score, the late penalty, the score (after it),
+    max_score, status and how the submission stands against the due date."""
+    table = [
+        ["student_id", "timestamp", *CATEGORIES, "raw_score", "late_penalty", "score", "max_score", "status", "late"]
+    ]
     for student in sorted(set(students) | set(results)):
         doc = results.get(student)
         if doc is None:
-            table.append([student, "", *[""] * len(CATEGORIES), "", TOTAL, "not graded"])
+            table.append([student, "", *[""] * len(CATEGORIES), "", "", "", TOTAL, "not graded", ""])
             continue
         extra = doc.get("extra_data") or {}
         scores = extra.get("category_scores") or {}
@@ -97,14 +100,19 @@ def part_table(results: dict[str, dict], students: list[str]) -> str:
         status = (
             "graded" if set(graded) >= set(CATEGORIES) else "graded: " + ",".join(c for c in CATEGORIES if c in graded)
         )
+        late = extra.get("late") or {}
+        penalty = float(late.get("penalty") or 0)
         table.append(
             [
                 student,
                 extra.get("timestamp") or "",
                 *cells,
+                f"{float(extra.get('raw_score', float(doc.get('score') or 0) + penalty)):g}",
+                f"{penalty:g}",
                 f"{float(doc.get('score') or 0):g}",
                 TOTAL,
                 status,
+                late.get("headline") or "",
             ]
         )
     return csv_text(table)
@@ -170,9 +178,16 @@ def run(
     id_column: str | None = None,
     column: str | None = None,
 ) -> Written:
-    results = graded_results(output)
-    if not results:
+    if not graded_results(output):
         raise ExportError(f"no graded results in {output}: run `make grade` (or pass --output) first")
+    from autograder import batch, output_lock
+    from autograder.term import late
+
+    try:
+        batch.refresh_late(output, submitted)  # a changed late policy (an extension granted) applies at once
+    except (late.PolicyError, output_lock.Busy) as exc:
+        raise ExportError(str(exc)) from None
+    results = graded_results(output)
     # The per-part table is always refreshed: it is where every grade is, roster or not.
     students = (
         sorted(p.name for p in Path(submitted).iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -458,6 +458,14 @@ def stage(
 ) -> Staged:
     """Write every graded student's page into ``feedback_dir`` (exchange students) and ``zips``."""
     graded = sorted(p.parent.name for p in Path(output).glob("*/results.json"))
+    if graded:
+        from autograder import batch, output_lock
+        from autograder.term import late
+
+        try:
+            batch.refresh_late(output, submitted)  # a changed late policy shows on the pages at once
+        except (late.PolicyError, output_lock.Busy) as exc:
+            raise NothingToStage(str(exc)) from None
     if students:
         unknown = [s for s in students if s not in graded]
         if unknown:

@@ -60,11 +60,15 @@ def manual_scores(path: Path, cells) -> dict[tuple[str, str], float]:
     return given
 
 
-def rebuild(path: Path, rows: list[tuple[str, dict]], hand_graded: dict[str, float] | None = None) -> None:
+def rebuild(
+    path: Path, rows: list[tuple[str, dict]], hand_graded: dict[str, float] | None = None, *, policy=None
+) -> None:
     """Write a fresh gradebook at ``path`` holding every ``(student_id, results)`` pair.
 
     ``hand_graded`` (default: the trusted notebook's) are the answers graded by hand: scores already given
-    to them in the gradebook at ``path`` are kept, the others wait for a manual grade.
+    to them in the gradebook at ``path`` are kept, the others wait for a manual grade. The course's due
+    date (``policy``, a ``late.LatePolicy``), each student's extension and each late penalty go in too,
+    so ``nbgrader export`` shows the penalties and scores grades.csv shows.
     """
     from nbgrader.api import Gradebook  # seconds to import: only when a gradebook is written
 
@@ -76,7 +80,8 @@ def rebuild(path: Path, rows: list[tuple[str, dict]], hand_graded: dict[str, flo
     try:
         with _alembic_on_path(), warnings.catch_warnings(), Gradebook(f"sqlite:///{tmp}") as gb:
             warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy session warnings, harmless here
-            gb.update_or_create_assignment(ASSIGNMENT)
+            due = policy.assignment_due if policy is not None else None
+            gb.update_or_create_assignment(ASSIGNMENT, **({"duedate": due} if due else {}))
             gb.update_or_create_notebook(NOTEBOOK_NAME, ASSIGNMENT)
             for category in CATEGORIES:
                 gb.update_or_create_grade_cell(
@@ -87,9 +92,15 @@ def rebuild(path: Path, rows: list[tuple[str, dict]], hand_graded: dict[str, flo
                 gb.update_or_create_solution_cell(cell, NOTEBOOK_NAME, ASSIGNMENT)
             for student, results in sorted(rows):
                 gb.update_or_create_student(student)
-                stamp = _timestamp(results.get("extra_data", {}).get("timestamp"))
-                gb.add_submission(ASSIGNMENT, student, **({"timestamp": stamp} if stamp else {}))
-                scores = results.get("extra_data", {}).get("category_scores", {})
+                extra = results.get("extra_data", {})
+                stamp = _timestamp(extra.get("timestamp"))
+                when = {"timestamp": stamp} if stamp else {}
+                if due and policy.extensions.get(student):
+                    when["extension"] = policy.extension(student)
+                gb.add_submission(ASSIGNMENT, student, **when)
+                submitted = gb.find_submission_notebook(NOTEBOOK_NAME, ASSIGNMENT, student)
+                submitted.late_submission_penalty = float((extra.get("late") or {}).get("penalty") or 0.0)
+                scores = extra.get("category_scores", {})
                 for category in CATEGORIES:
                     grade = gb.find_grade(grade_cell_id(category), NOTEBOOK_NAME, ASSIGNMENT, student)
                     grade.auto_score = float(scores.get(category, 0.0))

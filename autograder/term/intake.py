@@ -18,9 +18,11 @@ and one that is larger, damaged or unreadable is refused alone, with a row sayin
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
+import shutil
 import stat
 import zipfile
 import zlib
@@ -31,6 +33,8 @@ from pathlib import Path, PurePosixPath
 from autograder.config import MAX_NOTEBOOK_BYTES
 from autograder.paths import ASSIGNMENT, NOTEBOOK
 from autograder.spreadsheet import formula_like
+from autograder.term import late
+from autograder.term.late import NBGRADER_TIME, parse_time  # noqa: F401 -- collect's readers and Gradescope's run use them
 
 STEM = NOTEBOOK.removesuffix(".ipynb")
 MAX_ARCHIVE_BYTES = 4 * 2**30  # uncompressed total read from one archive (zip bombs)
@@ -39,13 +43,12 @@ TOO_BIG = (
     f"more than {MAX_NOTEBOOK_BYTES // 2**20} MiB, larger than any notebook the grader reads: "
     "if it is the notebook, ask the student to clear its outputs and submit again"
 )
-NBGRADER_TIME = "%Y-%m-%d %H:%M:%S.%f %Z"
 # The characters safe in a folder name; id_problem adds what a spreadsheet would run (a leading @).
 SAFE_ID = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9._@-]{0,99}$")
 # Names the batch writes beside the student folders of its output (see batch.OUTPUT_NAMES).
 RESERVED_IDS = {"grades.csv", "gradebook.db", "reference-timing.json", "export.csv", "lms-upload.csv", "report.html"}
 RENAMED = re.compile(rf"^{STEM}(?:[\s_-]*\(\d+\)|[\s_-]+\d+|[\s_-]*copy)*$", re.I)
-CANVAS = re.compile(r"^(?P<name>[^_/]+)_(?:late_)?(?P<id>[^_/]+)_(?P<sub>[^_/]+)_(?P<file>.+)$", re.I)
+CANVAS = re.compile(r"^(?P<name>[^_/]+)_(?P<late>late_)?(?P<id>[^_/]+)_(?P<sub>[^_/]+)_(?P<file>.+)$", re.I)
 MOODLE = re.compile(r"^.+_(?P<id>\d+)_assign(?:submission|feedback)_\w*$")
 EXCHANGE = re.compile(rf"^(?P<id>[^+]+)\+{ASSIGNMENT}\+(?P<stamp>[^+]+)(?:\+.*)?$")
 JUNK = ("__MACOSX", ".ipynb_checkpoints", ".DS_Store", "__pycache__")
@@ -82,6 +85,7 @@ class Candidate:
     timestamp: datetime
     order: tuple = ()  # tie-break after the timestamp (e.g. Canvas submission id)
     secret: bytes | None = None  # nbgrader exchange's submission_secret.txt
+    lms: dict = field(default_factory=dict)  # what the LMS said: {"lms": name, "late": flag, "due": time}
 
 
 @dataclass
@@ -89,9 +93,10 @@ class Row:
     """One line of the table."""
 
     student: str
-    status: str  # matched, renamed, unchanged, kept-newer, duplicate, no-notebook, unmatched, refused
+    status: str  # matched, renamed, unchanged, kept-newer, not-counted, restored, duplicate, no-notebook, ...
     source: str
     note: str = ""
+    when: str = ""  # against the due date: "on time", "late by 1 d 3 h", "" without a due date
 
 
 # --- reading the source -------------------------------------------------------------------
@@ -236,22 +241,6 @@ def read_source(source: Path, rows: list[Row]) -> list[File]:
 # --- recognising the layout ---------------------------------------------------------------
 
 
-def parse_time(text: str) -> datetime | None:
-    text = text.strip()
-    for parse in (
-        lambda t: datetime.strptime(t, NBGRADER_TIME),
-        lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f %z"),
-        lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S %z"),
-        datetime.fromisoformat,
-    ):
-        try:
-            stamp = parse(text)
-        except ValueError:
-            continue
-        return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
-    return None
-
-
 def _stamp_in(files: list[File]) -> datetime | None:
     for f in files:
         if f.path.name == "timestamp.txt":
@@ -321,6 +310,7 @@ def _canvas(files: list[File], rows: list[Row]) -> list[Candidate]:
     # Canvas's download holds each student's latest submission only, one flat file per attachment.
     groups: dict[str, list[tuple[int, File]]] = {}
     prefix: dict[str, str] = {}
+    marked_late: dict[str, bool] = {}
     for f in files:
         m = CANVAS.match(f.path.name)
         if len(f.path.parts) != 1 or not m:
@@ -328,13 +318,22 @@ def _canvas(files: list[File], rows: list[Row]) -> list[Candidate]:
             continue
         sub = int(m["sub"]) if m["sub"].isdigit() else 0
         prefix[m["id"]] = m["name"]
+        marked_late[m["id"]] = marked_late.get(m["id"], False) or bool(m["late"])
         groups.setdefault(m["id"], []).append((sub, File(PurePosixPath(m["file"]), f.mtime, f.size, f._read)))
     out = []
     for student, mine in sorted(groups.items()):
         mine.sort(key=lambda pair: pair[0])
         names = [f for _, f in mine]
+        # The entries' times are the submission time Canvas recorded; LATE is Canvas's own verdict.
         out.append(
-            Candidate(student, f"{prefix[student]}_{student}", names, max(f.mtime for f in names), order=(mine[-1][0],))
+            Candidate(
+                student,
+                f"{prefix[student]}_{student}",
+                names,
+                max(f.mtime for f in names),
+                order=(mine[-1][0],),
+                lms={"lms": "Canvas", "late": marked_late[student]},
+            )
         )
     return out
 
@@ -427,10 +426,88 @@ class Intake:
     layout: str
     rows: list[Row]
     written: list[str]
+    policy: str = ""
+    """The late policy collect applied, in words ("" without a due date)."""
 
 
-def collect(source: Path, submitted: Path, *, dry_run: bool = False) -> Intake:
-    """Read ``source`` and fill ``submitted``; returns the table of what happened to each file."""
+KEPT_DIR = "other-submissions"
+"""Inside a student's submitted assignment folder: submissions kept but not graded (``<UTC time>/``), such as a
+late resubmission when the on-time one counts. Never graded, never deleted by ``collect``."""
+
+
+@dataclass
+class Offer:
+    """One submission of a student holding a notebook: from the download, or already in SUBMITTED."""
+
+    candidate: Candidate
+    notebook: File
+    how: str  # matched or renamed (from the download); "there" when it is already in SUBMITTED
+    folder: Path | None = None  # where it already is in SUBMITTED (its top or a kept folder)
+    late: bool = False
+
+    @property
+    def lms(self) -> dict:
+        return self.candidate.lms
+
+
+def _already_there(submitted: Path, student: str) -> list[Offer]:
+    """The student's submission in SUBMITTED and those kept beside it, as offers (links are never read)."""
+    top = submitted / student / ASSIGNMENT
+    folders = [top] + (sorted(p for p in (top / KEPT_DIR).iterdir() if p.is_dir()) if (top / KEPT_DIR).is_dir() else [])
+    out = []
+    for folder in folders:
+        path = folder / NOTEBOOK
+        if folder.is_symlink() or path.is_symlink() or not path.is_file():
+            continue
+        text, stamp = late.submission_time(folder)
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+        secret = folder / "submission_secret.txt"
+        candidate = Candidate(
+            student,
+            str(folder),
+            [File(PurePosixPath(NOTEBOOK), mtime, path.stat().st_size, path.read_bytes)],
+            stamp or mtime,
+            secret=secret.read_bytes() if secret.is_file() and not secret.is_symlink() else None,
+            lms=late.lms_info(folder),
+        )
+        out.append(Offer(candidate, candidate.files[0], "there", folder))
+    return out
+
+
+def _kept_folder(submitted: Path, student: str, offer: Offer) -> Path:
+    stamp = offer.candidate.timestamp.astimezone(timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
+    return submitted / student / ASSIGNMENT / KEPT_DIR / stamp
+
+
+def _timing(policy: late.LatePolicy, student: str, offer: Offer) -> str:
+    """The table's timing cell for one submission: on time, how late, or nothing without a due date."""
+    return policy.assess(student, offer.candidate.timestamp, 0.0, offer.lms).when()
+
+
+def choose(policy: late.LatePolicy, student: str, offers: list[Offer]) -> tuple[Offer, Offer | None]:
+    """(the submission that counts, the one kept beside it) among a student's submissions, by the policy.
+
+    Without both an on-time and a late submission the latest counts and nothing is kept beside it;
+    with both, ``counts`` picks the latest on-time one or the latest of all, and the latest of the
+    other kind is kept, so a late resubmission never silently replaces an on-time one (nor the reverse).
+    """
+    latest_first = sorted(offers, key=lambda o: (o.candidate.timestamp, o.candidate.order), reverse=True)
+    for offer in latest_first:
+        offer.late = policy.is_late(student, offer.candidate.timestamp, offer.lms)
+    on_time = [o for o in latest_first if not o.late]
+    overdue = [o for o in latest_first if o.late]
+    if not on_time or not overdue:
+        return latest_first[0], None
+    counting = on_time[0] if policy.counts == "on-time" else latest_first[0]
+    return counting, (overdue[0] if counting is on_time[0] else on_time[0])
+
+
+def collect(source: Path, submitted: Path, *, dry_run: bool = False, policy: late.LatePolicy | None = None) -> Intake:
+    """Read ``source`` and fill ``submitted``; returns the table of what happened to each file.
+
+    ``policy``: the course's late policy (no due date when None), which decides which of a student's
+    submissions counts when one is on time and another late."""
+    policy = policy or late.LatePolicy()
     rows: list[Row] = []
     layout, found = candidates(read_source(source, rows), rows)
     by_student: dict[str, list[Candidate]] = {}
@@ -449,91 +526,130 @@ def collect(source: Path, submitted: Path, *, dry_run: bool = False) -> Intake:
         by_student.setdefault(c.student, []).append(c)
     written = []
     for student, subs in sorted(by_student.items()):
-        # The latest submission that holds a notebook wins; the others are reported.
-        ranked = sorted(subs, key=lambda c: (c.timestamp, c.order), reverse=True)
-        chosen, notebook, how = None, None, "no-notebook"
-        for c in ranked:
-            notebook, how = pick_notebook(c.files)
-            if notebook:
-                chosen = c
-                break
-        if not chosen:
-            names = sorted({f.path.name for c in subs for f in c.files})
+        if _collect_student(student, subs, submitted, policy, dry_run, rows):
+            written.append(student)
+    return Intake(layout, rows, written, policy.describe())
+
+
+def _collect_student(
+    student: str, subs: list[Candidate], submitted: Path, policy: late.LatePolicy, dry_run: bool, rows: list[Row]
+) -> bool:
+    """Sort one student's submissions into SUBMITTED; True when the notebook to grade changed."""
+    top = submitted / student / ASSIGNMENT
+    if (submitted / student).is_symlink() or top.is_symlink():
+        raise IntakeError(f"{top} is a symbolic link: remove it and collect again")
+    ranked = sorted(subs, key=lambda c: (c.timestamp, c.order), reverse=True)
+    downloaded = [Offer(c, *pick_notebook(c.files)) for c in ranked]
+    downloaded = [o for o in downloaded if o.notebook]
+    if not downloaded:
+        names = sorted({f.path.name for c in subs for f in c.files})
+        rows.append(
+            Row(student, "no-notebook", ranked[0].source, f"no {NOTEBOOK} (files: {', '.join(names)[:80] or 'none'})")
+        )
+        return False
+    for c in ranked:
+        if not any(o.candidate is c for o in downloaded):
+            newer = c.timestamp > downloaded[0].candidate.timestamp
             rows.append(
                 Row(
                     student,
-                    "no-notebook",
-                    ranked[0].source,
-                    f"no {NOTEBOOK} (files: {', '.join(names)[:80] or 'none'})",
+                    "duplicate",
+                    c.source,
+                    "newer, without a notebook; not used" if newer else "older; not used",
                 )
             )
-            continue
-        for other in chosen.files:
-            if (
-                other is not notebook
-                and other.path.suffix.lower() == ".ipynb"
-                and RENAMED.match(other.path.stem.strip())
-            ):
-                rows.append(Row(student, "duplicate", f"{chosen.source}: {other.path}", "another copy; not used"))
-        for c in ranked:
-            if c is not chosen:
-                rows.append(
-                    Row(
-                        student,
-                        "duplicate",
-                        c.source,
-                        f"{'older' if c.timestamp <= chosen.timestamp else 'newer, without a notebook'}; not used",
-                    )
-                )
-        data = notebook.read()
-        note = f"{notebook.path.name!r} saved as {NOTEBOOK}" if how == "renamed" else ""
-        status = write_submission(submitted, student, data, chosen.timestamp, chosen.secret, dry_run)
-        if status in ("unchanged", "kept-newer"):
-            how, note = (
-                status,
-                (
-                    "already in " + str(submitted)
-                    if status == "unchanged"
-                    else f"{submitted} holds a later submission; this one not used"
-                ),
-            )
+    there = _already_there(submitted, student)
+    # A notebook already in SUBMITTED and a downloaded copy of it are one submission: the first time stands.
+    offers, twin = list(there), {}
+    known = {_digest(o.notebook): o for o in there}
+    for offer in downloaded:
+        twin[id(offer)] = known.setdefault(_digest(offer.notebook), offer)
+        if twin[id(offer)] is offer:
+            offers.append(offer)
+    counting, beside = choose(policy, student, offers)
+    why = f"{'the on-time one' if policy.counts == 'on-time' else 'the latest'} counts (c.LatePolicy.counts)"
+    current = next((o for o in there if o.folder == top), None)
+    if not dry_run:
+        if beside is not None and beside.folder is None:
+            _store(_kept_folder(submitted, student, beside), beside)
+        if counting is not current:
+            if current is not None and current is beside:  # what was graded is kept, never overwritten
+                _store(_kept_folder(submitted, student, current), current)
+            _store(top, counting)
+            if counting.folder is not None:  # a kept submission counts now: it moves up
+                shutil.rmtree(counting.folder)
+    for offer in downloaded:
+        same = twin[id(offer)]
+        origin = f"{offer.candidate.source}/{offer.notebook.path}"
+        when = _timing(policy, student, same)
+        if same is counting and same.folder is None:
+            note = f"{offer.notebook.path.name!r} saved as {NOTEBOOK}" if offer.how == "renamed" else ""
+            rows.append(Row(student, offer.how, origin, note, when))
+            rows += [
+                Row(student, "duplicate", f"{offer.candidate.source}: {f.path}", "another copy; not used")
+                for f in offer.candidate.files
+                if f is not offer.notebook and f.path.suffix.lower() == ".ipynb" and RENAMED.match(f.path.stem.strip())
+            ]
+        elif same is counting:
+            rows.append(Row(student, "unchanged", origin, f"already in {submitted}", when))
+        elif same is beside:
+            kept = _shown_folder(submitted, same.folder or _kept_folder(submitted, student, same))
+            rows.append(Row(student, "not-counted", origin, f"kept in {kept}: {why}", when))
+        elif offer is downloaded[0] and (counting if same.late == counting.late else beside).folder is not None:
+            rows.append(Row(student, "kept-newer", origin, f"{submitted} holds a later submission; this one not used"))
         else:
-            written.append(student)
-        rows.append(Row(student, how, f"{chosen.source}/{notebook.path}", note))
-    return Intake(layout, rows, written)
+            rows.append(Row(student, "duplicate", origin, "older; not used", when))
+    if counting.folder is not None and counting is not current:
+        rows.append(Row(student, "restored", _shown_folder(submitted, counting.folder), f"graded now: {why}"))
+    if current is not None and current is beside:
+        kept = _shown_folder(submitted, _kept_folder(submitted, student, current))
+        rows.append(Row(student, "not-counted", f"{submitted}/{student}", f"moved to {kept}: {why}"))
+    return counting is not current
+
+
+def _digest(file: File) -> bytes:
+    """A notebook's bytes hashed (one copy in memory at a time, whatever its size)."""
+    return hashlib.sha256(file.read()).digest()
+
+
+def _shown_folder(submitted: Path, folder: Path) -> str:
+    try:
+        return str(Path(submitted).name / folder.relative_to(submitted))
+    except ValueError:
+        return str(folder)
+
+
+def _store(folder: Path, offer: Offer) -> None:
+    """Write one submission (notebook, timestamp.txt, exchange secret, what the LMS said) into ``folder``."""
+    c = offer.candidate
+    write_submission(folder, offer.notebook.read(), c.timestamp, c.secret, lms=c.lms)
 
 
 def write_submission(
-    submitted: Path, student: str, data: bytes, stamp: datetime, secret: bytes | None, dry_run: bool
-) -> str:
-    """Write one notebook and its timestamp.txt; never replaces a later submission already there."""
-    folder = submitted / student / ASSIGNMENT
+    folder: Path, data: bytes, stamp: datetime, secret: bytes | None, *, lms: dict | None = None
+) -> None:
+    """Write a notebook and its timestamp.txt (and secret, and lms.json) into a submitted assignment folder."""
+    for part in (folder, folder.parent):
+        if part.is_symlink():
+            raise IntakeError(f"{part} is a symbolic link: remove it and collect again")
+    folder.mkdir(parents=True, exist_ok=True)
     target = folder / NOTEBOOK
-    if target.is_symlink() or folder.is_symlink() or (submitted / student).is_symlink():
-        raise IntakeError(f"{folder} is a symbolic link: remove it and collect again")
-    if target.is_file():
-        if target.read_bytes() == data:
-            return "unchanged"
-        there = (
-            _stamp_in([File(PurePosixPath("timestamp.txt"), stamp, 0, (folder / "timestamp.txt").read_bytes)])
-            if (folder / "timestamp.txt").is_file()
-            else None
-        )
-        if there and there > stamp:
-            return "kept-newer"
-    if not dry_run:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{NOTEBOOK}.partial"
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(target)
-        except BaseException:  # interrupted too: no half-written copy is left in the student's folder
-            tmp.unlink(missing_ok=True)
-            raise
-        (folder / "timestamp.txt").write_text(stamp.astimezone(timezone.utc).strftime(NBGRADER_TIME), encoding="utf-8")
-        if secret:
-            (folder / "submission_secret.txt").write_bytes(secret)
-    return "written"
+    if target.is_symlink():
+        target.unlink()
+    tmp = folder / f".{NOTEBOOK}.partial"
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    except BaseException:  # interrupted too: no half-written copy is left in the student's folder
+        tmp.unlink(missing_ok=True)
+        raise
+    (folder / "timestamp.txt").write_text(late.format_time(stamp), encoding="utf-8")
+    old_secret = folder / "submission_secret.txt"
+    if secret:
+        old_secret.write_bytes(secret)
+    elif old_secret.is_file() and not old_secret.is_symlink():
+        old_secret.unlink()
+    late.write_lms_info(folder, lms or {})
 
 
 def table(intake: Intake, submitted: Path) -> str:
@@ -544,17 +660,25 @@ def table(intake: Intake, submitted: Path) -> str:
         "no-notebook": 2,
         "duplicate": 3,
         "kept-newer": 4,
-        "renamed": 5,
-        "matched": 6,
-        "unchanged": 7,
+        "not-counted": 5,
+        "restored": 6,
+        "renamed": 7,
+        "matched": 8,
+        "unchanged": 9,
     }
-    rows = sorted(intake.rows, key=lambda r: (order.get(r.status, 9), r.student, r.source))
+    rows = sorted(intake.rows, key=lambda r: (order.get(r.status, 99), r.student, r.source))
     width = max([7] + [len(r.student) for r in rows])
-    lines = [f"{'student':<{width}}  {'status':<11}  source", ""] if rows else []
-    lines = lines[:1]
+    timed = any(r.when for r in rows)
+    timing = max([6] + [len(r.when) for r in rows])
+    lines = [f"{'student':<{width}}  {'status':<11}  " + (f"{'timing':<{timing}}  " if timed else "") + "source"]
     for r in rows:
         source = r.source if len(r.source) <= 60 else "..." + r.source[-57:]
-        lines.append(f"{r.student:<{width}}  {r.status:<11}  {source}" + (f"  ({r.note})" if r.note else ""))
+        lines.append(
+            f"{r.student:<{width}}  {r.status:<11}  "
+            + (f"{r.when:<{timing}}  " if timed else "")
+            + source
+            + (f"  ({r.note})" if r.note else "")
+        )
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -563,4 +687,6 @@ def table(intake: Intake, submitted: Path) -> str:
         f"\n{intake.layout}: {len(intake.written)} notebook(s) written to {submitted}"
         + (f" ({', '.join(done)})" if done else " (nothing found)")
     )
+    if intake.policy:
+        lines.append(f"late policy: {intake.policy}")
     return "\n".join(lines)
