@@ -7,6 +7,7 @@ VENV       ?= .venv
 SUBMITTED  ?= submitted
 OUTPUT     ?= grades
 STUDENT    ?=
+ONLY       ?=
 JOBS       ?= 1
 AGENT_ID   ?= 1
 NOTEBOOK   ?= assignment/neuroevolution/neuroevolution.ipynb
@@ -57,8 +58,8 @@ student-kit: $(STAMP) ## Build dist/neuroevolution-student/ and its zip: what st
 check: $(STAMP) ## Student self-check: run the visible tests on NOTEBOOK
 	$(PY) -m tools.selfcheck $(NOTEBOOK)
 
-grade: $(STAMP) ## Grade every submission in SUBMITTED into OUTPUT (or one: STUDENT=id; JOBS=N at once)
-	$(PY) -m autograder grade --submitted $(SUBMITTED) --output $(OUTPUT) --jobs $(JOBS) $(if $(STUDENT),--student $(STUDENT))
+grade: $(STAMP) ## Grade every submission in SUBMITTED into OUTPUT (or one: STUDENT=id; regrade ONLY=inconclusive|errors; JOBS=N at once)
+	$(PY) -m autograder grade --submitted $(SUBMITTED) --output $(OUTPUT) --jobs $(JOBS) $(if $(STUDENT),--student $(STUDENT)) $(if $(ONLY),--only $(ONLY))
 
 collect: $(STAMP) ## Fill SUBMITTED from a download: make collect FROM=submissions.zip (Canvas, Gradescope, folders, exchange)
 	@test -n "$(FROM)" || { echo "make collect: pass FROM=<the downloaded zip or folder>"; exit 2; }

@@ -321,14 +321,18 @@ def _grade_one(
         write_staff_page(output / student)
         scores = previous["extra_data"].get("category_scores", {})
         return Graded(student, previous["score"], scores, skipped=True, doc=previous)
+    error = output / student / results.ERROR_FILE
     try:
         graded = grade_student(student, notebook, output / student, categories, shared)
         write_staff_page(output / student)
+        error.unlink(missing_ok=True)
         return graded
     except KeyboardInterrupt:
         raise
-    except Exception as exc:  # a grader fault: report it, keep grading the others
-        return Graded(student, None, error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # a grader fault: report it (and remember it for --only errors), grade the others
+        graded = Graded(student, None, error=f"{type(exc).__name__}: {exc}")
+        results.write_atomic(error, json.dumps({"error": graded.error, "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}))
+        return graded
 
 
 def write_staff_page(folder: Path) -> None:
@@ -352,8 +356,7 @@ def _zero_reason(doc: dict | None) -> str | None:
 
 
 def _inconclusive(g: Graded) -> tuple[bool, str | None]:
-    timing = ((g.doc or {}).get("extra_data") or {}).get("timing") or {}
-    reason = timing.get("inconclusive") if isinstance(timing, dict) else None
+    reason = results.speedup_not_judged(g.doc)
     return bool(g.inconclusive or reason), reason
 
 
@@ -373,7 +376,10 @@ def summary(report: Report) -> str:
         attention.append(f"  not graded  {name}: {why}")
     for g in report.graded:
         if g.error:
-            attention.append(f"  not graded  {g.student}: grader error ({g.error}); run the same command to retry")
+            attention.append(
+                f"  not graded  {g.student}: grader error ({g.error}); run the same command, or make grade "
+                "ONLY=errors, to retry"
+            )
     for student, note in report.notes.items():
         kind = "renamed" if note.startswith("renamed") else "missing"
         attention.append(f"  {kind:<10}  {student}: {note}")
@@ -393,7 +399,7 @@ def summary(report: Report) -> str:
                 attention.append(
                     f"  timing      {g.student}: speedup inconclusive, {got:g}/{POINTS['speedup']} awarded"
                     + (f" ({reason})" if reason else "")
-                    + "; grade again on a quiet machine with --force for a real measurement"
+                    + "; make grade ONLY=inconclusive on a quiet machine regrades just these"
                 )
     if attention:
         lines += ["", "needs a look:"] + attention

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder import interrupts, output_lock, paths, quotas
+from autograder import interrupts, output_lock, paths, quotas, results
 from autograder.categories import CATEGORIES
 from autograder.categories import parse as parse_categories
 from autograder.term.similarity import THRESHOLD as SIMILAR
@@ -81,6 +81,13 @@ def parser() -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="regrade students whose notebook has not changed since they were last graded",
+    )
+    cmd.add_argument(
+        "--only",
+        choices=sorted(results.ONLY),
+        default=None,
+        help="regrade (as with --force) only "
+        + "; or only ".join(f"{name}: {what}" for name, what in sorted(results.ONLY.items())),
     )
     cmd.add_argument(
         "--jobs",
@@ -314,6 +321,12 @@ def grade(args) -> int:
             )
         students = [s for s in students if s in args.student]
         refused = {}
+    if args.only:
+        students, refused = results.select(args.output, students, args.only), {}
+        if not students:
+            print(f"nothing to regrade: no {results.ONLY[args.only]} in {args.output}")
+            return 0
+        args.force = True
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"{args.output} exists and is not a folder: pass another --output")
     allowed = quotas.jobs_cap(quotas.read(), 1)

@@ -261,6 +261,8 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
         "check_seconds": round(check_seconds, 3),
         "isolation": {k: v for k, v in batch.isolation.items() if k != "warning"} | {"warning": bool(batch.warning)},
         "timing": timing_summary(obs),
+        # Why the speedup was not judged (a busy or too small machine), for `make grade ONLY=inconclusive`.
+        "speedup_inconclusive": (obs.get("speedup") or {}).get("inconclusive"),
         "fitness": fitness(obs),
         "agent_params": agent_params(obs),
     }

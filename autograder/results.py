@@ -119,6 +119,28 @@ def category_scores(tests: list[dict]) -> dict[str, tuple[float, float]]:
     return out
 
 
+def speedup_not_judged(doc: dict | None) -> str | None:
+    """Why a results.json's speedup was not judged (inconclusive timing), or None when it was."""
+    extra = (doc or {}).get("extra_data") or {}
+    timing = extra.get("timing") if isinstance(extra.get("timing"), dict) else {}
+    return extra.get("speedup_inconclusive") or timing.get("inconclusive") or None
+
+
+ERROR_FILE = "grader-error.json"
+"""In a student's output folder while their last grading ended in a grader error (for ``--only errors``)."""
+ONLY = {
+    "inconclusive": "students whose speedup was not judged (a busy machine)",
+    "errors": "students whose last grading ended in a grader error",
+}
+
+
+def select(output: Path, students: list[str], only: str) -> list[str]:
+    """The ``students`` that ``--only`` picks: see ONLY."""
+    if only == "errors":
+        return [s for s in students if (output / s / ERROR_FILE).is_file()]
+    return [s for s in students if speedup_not_judged(read_results(output / s / "results.json"))]
+
+
 def read_results(path: Path) -> dict | None:
     """A results.json written by this grader, or None if absent or unreadable."""
     try:

@@ -42,18 +42,27 @@ def results_doc(student: str, score: float, output: str = "passed") -> dict:
     }
 
 
-def fake_grader(monkeypatch, interrupt_at: str | None = None, zero: tuple[str, ...] = ()):
+def fake_grader(
+    monkeypatch,
+    interrupt_at: str | None = None,
+    zero: tuple[str, ...] = (),
+    fail: tuple[str, ...] = (),
+    not_judged: tuple[str, ...] = (),
+):
     graded = []
 
     def grade_student(student, notebook, out_dir, categories, reference):
         if student == interrupt_at:
             raise KeyboardInterrupt
         graded.append((student, notebook))
+        if student in fail:
+            raise RuntimeError("the reference solution's evolve_parallel failed when timed beside this submission")
         doc = results_doc(
             student,
             0 if student in zero else 30,
             "evolve_serial still raises NotImplementedError" if student in zero else "passed",
         )
+        doc["extra_data"]["speedup_inconclusive"] = "the machine was busy" if student in not_judged else None
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "results.json").write_text(json.dumps(doc))
         return Graded(student, doc["score"], doc["extra_data"]["category_scores"], {"serial": 0.1})
@@ -312,3 +321,25 @@ def test_batch_late_policy_applied_to_the_scores_and_listed(tmp_path, monkeypatc
     assert cli.main([*_grade_argv(submitted, output), "--force"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "c.LatePolicy.duedate" in err[0] and not graded, err
+
+
+def test_batch_only_regrades_inconclusive_timings_or_grader_errors(tmp_path, monkeypatch, capsys):
+    """--only inconclusive regrades just the students whose speedup was not judged, --only errors just those whose
+    last grading was a grader error (both as with --force); with nobody to regrade it says so and exits 0."""
+    submitted, output = tmp_path / "submitted", tmp_path / "out"
+    for student in ("ann", "bob", "cat", "dan"):
+        notebook(submitted, student)
+    fake_grader(monkeypatch, fail=("cat",), not_judged=("bob", "dan"))
+    assert cli.main(_grade_argv(submitted, output)) == 1
+    out = capsys.readouterr().out
+    assert "make grade ONLY=errors" in out, out
+
+    graded = fake_grader(monkeypatch, not_judged=("dan",))
+    assert cli.main(_grade_argv(submitted, output, "--only", "inconclusive")) == 0
+    assert [s for s, _ in graded] == ["bob", "dan"]
+    graded = fake_grader(monkeypatch)
+    assert cli.main(_grade_argv(submitted, output, "--only", "errors")) == 0
+    assert [s for s, _ in graded] == ["cat"] and not (output / "cat" / results.ERROR_FILE).exists()
+    capsys.readouterr()
+    assert cli.main(_grade_argv(submitted, output, "--only", "errors")) == 0
+    assert "nothing to regrade: no students whose last grading ended in a grader error" in capsys.readouterr().out
