@@ -204,8 +204,9 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument(
         "--id-column",
         default=None,
-        help="roster column holding the student ids the submissions were collected under "
-        "(default: the column that matches the most graded students)",
+        help="the one roster column holding the student ids the submissions were collected under "
+        "(default: any column that holds them, SIS User ID, SIS Login ID, email..., row by row; "
+        "the output says which were used)",
     )
     cmd.add_argument(
         "--column",

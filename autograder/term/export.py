@@ -60,6 +60,7 @@ class Written:
     not_in_roster: list[str] = field(default_factory=list)
     roster_without_grade: int = 0
     id_column: str | None = None
+    """The roster column(s) students were found through, with how many each: "'SIS User ID' (28) and ..."."""
     column: str | None = None
 
     def describe(self) -> str:
@@ -67,7 +68,7 @@ class Written:
             return f"wrote {self.path}: {self.rows} students, {self.graded} graded, a column per part"
         lines = [
             f"wrote {self.path}: {self.rows} roster students, {self.graded} with a score in column "
-            f"{self.column!r} (students matched on {self.id_column!r}); "
+            f"{self.column!r} (students matched on {self.id_column}); "
             f"{self.roster_without_grade} without a submission keep an empty score"
         ]
         if self.not_in_roster:
@@ -129,43 +130,70 @@ def read_roster(path: Path) -> tuple[list[str], list[dict]]:
     return list(reader.fieldnames), list(reader)
 
 
-def choose_id_column(header: list[str], rows: list[dict], students: set[str], wanted: str | None) -> str:
-    if wanted:
-        if wanted not in header:
-            raise ExportError(f"the roster has no column {wanted!r} (it has {', '.join(header)})")
-        return wanted
-    overlap = {name: sum((row.get(name) or "").strip() in students for row in rows) for name in header}
-    best = max(header, key=lambda name: overlap[name])
-    if not overlap[best]:
+def _key(value: str | None) -> str:
+    """A roster cell or collected id as compared: trimmed, case-insensitive (emails, logins)."""
+    return (value or "").strip().casefold()
+
+
+def match_roster(
+    header: list[str], rows: list[dict], students: set[str], wanted: str | None
+) -> tuple[dict[int, str], dict[str, int]]:
+    """(roster row index -> collected id, roster column -> students matched through it).
+
+    Students are found through whichever column holds their collected id (SIS User ID, SIS Login ID,
+    email, ...): a class collected from Gradescope mixes SIDs with the emails of those who gave none.
+    The column matching the most students is tried first in every row; ``wanted`` (``--id-column``)
+    restricts the join to that one column."""
+    if wanted and wanted not in header:
+        raise ExportError(f"the roster has no column {wanted!r} (it has {', '.join(header)})")
+    by_key: dict[str, str] = {}
+    for student in students:
+        by_key.setdefault(_key(student), student)
+    columns = [wanted] if wanted else header
+    overlap = {name: sum(_key(row.get(name)) in by_key for row in rows) for name in columns}
+    order = sorted((c for c in columns if overlap[c]), key=lambda c: -overlap[c])
+    if not order:
         raise ExportError(
             f"no roster column holds the graded students' ids: pass --id-column NAME (columns: {', '.join(header)})"
         )
-    return best
+    matched: dict[int, str] = {}
+    used: dict[str, int] = {}
+    taken: set[str] = set()
+    for index, row in enumerate(rows):
+        for name in order:
+            student = by_key.get(_key(row.get(name)))
+            if student and student not in taken:
+                matched[index] = student
+                taken.add(student)
+                used[name] = used.get(name, 0) + 1
+                break
+    return matched, used
 
 
 def lms_file(results: dict[str, dict], roster: Path, id_column: str | None, column: str | None) -> tuple[str, Written]:
     header, rows = read_roster(roster)
-    ids = choose_id_column(header, rows, set(results), id_column)
+    matched, used = match_roster(header, rows, set(results), id_column)
     name = column or next((h for h in header if h.strip().lower().startswith(paths.ASSIGNMENT)), paths.ASSIGNMENT)
-    keep = [h for h in header if h == ids or h.strip().lower() in IDENTIFYING]
+    keep = [h for h in header if h in used or h.strip().lower() in IDENTIFYING]
     table = [[*keep, name]]
-    seen, graded, empty, students = set(), 0, 0, 0
-    for row in rows:
-        student = (row.get(ids) or "").strip()
+    graded, empty, students = 0, 0, 0
+    for index, row in enumerate(rows):
         cells = [row.get(h) or "" for h in keep]
+        student = matched.get(index)
         if not student and any("points possible" in (row.get(h) or "").lower() for h in header):
             table.append([*cells, TOTAL])  # Canvas's second header row
             continue
         students += 1
-        doc = results.get(student)
+        doc = results.get(student) if student else None
         if doc is None:
             empty += 1
             table.append([*cells, ""])
         else:
-            seen.add(student)
             graded += 1
             table.append([*cells, f"{float(doc.get('score') or 0):g}"])
-    written = Written(Path(), students, graded, sorted(set(results) - seen), empty, ids, name)
+    seen = set(matched.values())
+    through = " and ".join(f"{c!r} ({n})" for c, n in sorted(used.items(), key=lambda item: -item[1]))
+    written = Written(Path(), students, graded, sorted(set(results) - seen), empty, through, name)
     return csv_text(table), written
 
 
