@@ -389,3 +389,29 @@ def test_intake_exchange_on_time_and_late_in_one_download(tmp_path):
     again = intake.collect(inbound, submitted, policy=policy)
     assert sorted(r.status for r in again.rows) == ["not-counted", "unchanged"], again.rows
     assert len(list((submitted / "alice" / paths.ASSIGNMENT / intake.KEPT_DIR).iterdir())) == 1
+
+
+def test_intake_student_work_is_ignored_by_git_but_the_demos_are_not():
+    """A collected notebook, the grades, the staged feedback and dist/ are ignored by git; the shipped demo
+    students stay tracked and are not ignored."""
+    if not (paths.ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    import subprocess
+
+    def ignored(path: str) -> bool:
+        done = subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=paths.ROOT)
+        assert done.returncode in (0, 1), f"git check-ignore failed on {path}"
+        return done.returncode == 0
+
+    for path in (
+        f"submitted/1001/{paths.ASSIGNMENT}/{paths.NOTEBOOK}",
+        f"submitted/jane@uni.edu/{paths.ASSIGNMENT}/{intake.KEPT_DIR}/x/{paths.NOTEBOOK}",
+        "grades/1001/results.json",
+        f"feedback/1001/{paths.ASSIGNMENT}/{paths.ASSIGNMENT}.html",
+        "dist/feedback/1001.zip",
+    ):
+        assert ignored(path), f"{path} is not ignored by git"
+    tracked = subprocess.run(["git", "ls-files", "submitted"], cwd=paths.ROOT, capture_output=True, text=True)
+    demos = tracked.stdout.split()
+    assert len(demos) == 3 and all(p.startswith("submitted/demo-") for p in demos), demos
+    assert not any(ignored(path) for path in demos), "a shipped demo student is ignored"
