@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from autograder.categories import CATEGORIES, TOTAL
+from autograder.categories import CATEGORIES, TOTAL, title
 from autograder.paths import ASSIGNMENT
 from autograder.spreadsheet import csv_text
 
@@ -51,7 +51,7 @@ def build(scored: list[dict], extra: dict, seconds: dict[str, float]) -> dict:
         for t in mine:
             tests.append(
                 {
-                    "name": f"{t['name']}: {t['doc']}" if t["doc"] else t["name"],
+                    "name": test_title(category, t["name"], t["doc"]),
                     "score": t["score"],
                     "max_score": t["max_score"],
                     "status": "passed" if t["passed"] else "failed",
@@ -76,6 +76,15 @@ def build(scored: list[dict], extra: dict, seconds: dict[str, float]) -> dict:
             "category_seconds": {c: round(v, 3) for c, v in seconds.items()},
         },
     }
+
+
+def test_title(category: str, name: str, doc: str) -> str:
+    """A test's name as Gradescope and the pages show it: its part, then its docstring's first sentence
+    (``Serial loop: evolve_serial plays exactly one episode per candidate per generation``)."""
+    first = " ".join(doc.split("\n\n")[0].split()).split(". ")[0].rstrip(".")
+    if not first:  # no docstring: the test's name in words
+        first = name.removeprefix("test_").removeprefix(f"{category}_").replace("_", " ").capitalize()
+    return f"{title(category)}: {first}"
 
 
 def summary_text(tests: list[dict], late: dict | None) -> str:

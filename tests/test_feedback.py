@@ -195,3 +195,24 @@ def test_feedback_with_nothing_graded_is_one_line(tmp_path, capsys):
     assert cli.main(["feedback", "--output", str(tmp_path / "none"), "--zips", str(tmp_path / "z")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "make grade" in err, err
+
+
+def test_feedback_unpublished_page_shows_the_exports_total():
+    """Before grades are published the page's total is the one every export shows (score out of the assignment's
+    maximum), the held-back tests' points on a labelled row of their own, a late penalty on another, never a
+    second denominator."""
+    late = doc()
+    late["score"], late["extra_data"]["raw_score"] = 4.0, 5.0
+    late["extra_data"]["late"] = {
+        "status": "late",
+        "penalty": 1.0,
+        "headline": "late by 1 d 3 h: -1 points (20%)",
+        "due": "2025-02-28 23:59:00.000000 UTC",
+    }
+    maximum = sum(t["max_score"] for t in late["tests"])
+    for publish in (False, True):
+        text = visible_text(feedback.page(late, publish=publish, agent=False))
+        assert f"Total 4/{maximum:g}" in text and "so far" not in text, text
+        assert "Late penalty: late by 1 d 3 h: -1 points (20%) −1" in text, text
+        assert ("Tests shown when grades are published (1) 0/5" in text) is not publish, text
+        assert "late by 1 d 3 h: -1 points (20%) (due 2025-02-28 23:59:00.000000 UTC)" in text, text

@@ -75,3 +75,26 @@ def test_grader_grades_csv_has_nbgrader_export_columns():
     assert tuple(rows[0]) == results.CSV_COLUMNS
     assert rows[0]["student_id"] == "bob" and float(rows[0]["score"]) == 42.5
     assert float(rows[0]["max_score"]) == sum(POINTS.values())
+
+
+def test_grader_results_test_names_are_part_and_first_sentence():
+    """A test's name in results.json (what Gradescope shows) is its part and its docstring's first sentence, not
+    the pytest name and whole docstring; a test without a docstring gets its name in words."""
+    outcome = {"category": "serial", "passed": True, "message": "", "hidden": False, "score": 5.0, "max_score": 5.0}
+    doc = results.build(
+        [
+            {
+                **outcome,
+                "name": "test_serial_one",
+                "doc": "Plays one episode per candidate. Checked on replays.\n\nMore.",
+            },
+            {**outcome, "name": "test_serial_calls_in_caller", "doc": ""},
+        ],
+        {},
+        {},
+    )
+    assert [t["name"] for t in doc["tests"]] == [
+        "Serial loop: Plays one episode per candidate",
+        "Serial loop: Calls in caller",
+    ]
+    assert doc["extra_data"]["raw_score"] == doc["score"] == 10.0

@@ -147,6 +147,9 @@ def fitness_png(history: list[list[float]]) -> str | None:
     ax.plot(gens, [max(row) for row in rows], marker="o", ms=3, label="best")
     ax.plot(gens, [sum(row) / len(row) for row in rows], marker="o", ms=3, label="mean")
     ax.axhline(AGENT.solved_return, color="grey", ls=":", lw=1, label=f"solved ({AGENT.solved_return:g})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole: no tick at 0.25
     ax.set_xlabel("generation")
     ax.set_ylabel("return")
     ax.legend(loc="lower right", fontsize=8)
@@ -186,7 +189,8 @@ def timing_png(timing: dict) -> str | None:
     ax.invert_yaxis()
     ax.set_xlabel("seconds (median)")
     ax.margins(x=0.25)
-    ax.legend(loc="lower right", fontsize=8)
+    # Above the bars, never over one of their labels.
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return png_base64(fig)
 
@@ -261,7 +265,7 @@ body{font-family:system-ui,sans-serif;max-width:62em;margin:2em auto;padding:0 1
 h1{margin-bottom:.2em} .sub{color:#666;margin-top:0}
 table.parts td{padding:.15em .8em .15em 0} .bar{display:inline-block;height:.7em;background:#2f6db5;vertical-align:middle}
 .barbg{display:inline-block;width:8em;height:.7em;background:#e4e8ee;vertical-align:middle}
-.total td{font-weight:bold;border-top:1px solid #ccc}
+.total td{font-weight:bold;border-top:1px solid #ccc} .held td{color:#555;font-style:italic}
 .group{border-left:4px solid #b33;padding:.3em .8em;margin:.8em 0;background:#fcf5f5}
 .group.pass{border-color:#3a3;background:#f4faf4}
 .group h3{margin:.1em 0;font-size:1em} .pts{float:right;font-weight:bold}
@@ -295,6 +299,7 @@ def page(results_doc, *legacy, publish: bool = False, agent: bool = True) -> str
         f"<h1>Feedback: {esc(paths.ASSIGNMENT)}</h1>",
         f"<p class=sub>{esc(student)}"
         + (f" · submitted {esc(str(extra['timestamp']))}" if extra.get("timestamp") else "")
+        + (f" · {esc(_late_line(extra.get('late')))}" if _late_line(extra.get("late")) else "")
         + "</p>",
     ]
     body.append(_parts_table(results_doc, tests, held, publish))
@@ -327,29 +332,48 @@ def page(results_doc, *legacy, publish: bool = False, agent: bool = True) -> str
 
 
 def _parts_table(doc: dict, tests: list[dict], held: int, publish: bool) -> str:
+    """Points per part, then the total every export shows (``score``, after any late penalty) out of the
+    assignment's maximum: tests held back until grades are published count in it, on a row of their own."""
     rows = []
+
+    def row(label: str, value: str, fraction: float | None = None, css: str = "") -> None:
+        bar = (
+            f"<span class=barbg><span class=bar style='width:{8 * fraction:.2f}em'></span></span>"
+            if fraction is not None
+            else ""
+        )
+        rows.append(f"<tr{css}><td>{html.escape(label)}</td><td>{bar}</td><td>{value}</td></tr>")
+
     for category in CATEGORIES:
         mine = [t for t in tests if (t.get("tags") or [None])[0] == category]
-        if not mine:
-            continue
-        score = sum(float(t.get("score") or 0) for t in mine)
-        maximum = sum(float(t.get("max_score") or 0) for t in mine)
-        width = 8 * score / maximum if maximum else 0
-        rows.append(
-            f"<tr><td>{html.escape(title_of(category))}</td>"
-            f"<td><span class=barbg><span class=bar style='width:{width:.2f}em'></span></span></td>"
-            f"<td>{score:g}/{maximum:g}</td></tr>"
+        if mine:
+            score = sum(float(t.get("score") or 0) for t in mine)
+            maximum = sum(float(t.get("max_score") or 0) for t in mine)
+            row(title_of(category), f"{score:g}/{maximum:g}", score / maximum if maximum else 0)
+    if held:
+        hidden = [t for t in doc.get("tests") or [] if t not in tests]
+        score = sum(float(t.get("score") or 0) for t in hidden)
+        maximum = sum(float(t.get("max_score") or 0) for t in hidden)
+        row(
+            f"Tests shown when grades are published ({held})",
+            f"{score:g}/{maximum:g}",
+            score / maximum if maximum else 0,
+            " class=held",
         )
-    if held and not publish:
-        score = sum(float(t.get("score") or 0) for t in tests)
-        maximum = sum(float(t.get("max_score") or 0) for t in tests)
-        total = f"{score:g}/{maximum:g} (so far)"
-    else:
-        score = float(doc.get("score") or 0)
-        maximum = sum(float(t.get("max_score") or 0) for t in doc.get("tests") or []) or TOTAL
-        total = f"{score:g}/{maximum:g}"
-    rows.append(f"<tr class=total><td>Total</td><td></td><td>{total}</td></tr>")
+    late = (doc.get("extra_data") or {}).get("late") or {}
+    if late.get("penalty"):
+        row(f"Late penalty: {late.get('headline', 'late')}", f"&minus;{float(late['penalty']):g}")
+    maximum = sum(float(t.get("max_score") or 0) for t in doc.get("tests") or []) or TOTAL
+    row("Total", f"{float(doc.get('score') or 0):g}/{maximum:g}", css=" class=total")
     return f"<table class=parts>{''.join(rows)}</table>"
+
+
+def _late_line(late) -> str:
+    """The submission against its due date, for the page's subtitle ("" when there is nothing to say)."""
+    if not isinstance(late, dict) or late.get("status") in (None, "no due date", "no timestamp"):
+        return ""
+    due = f" (due {late['due']})" if late.get("due") else ""
+    return f"{late.get('headline') or late['status']}{due}"
 
 
 def _group_html(group: Group) -> str:
