@@ -152,7 +152,7 @@ def fitness_png(history: list[list[float]]) -> str | None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole: no tick at 0.25
     ax.set_xlabel("generation")
     ax.set_ylabel("return")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)  # off the curves
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return png_base64(fig)
