@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import interrupts, observe, paths, quotas, results, scoring, timing, training
+from autograder import interrupts, observe, paths, quotas, results, scoring, stamps, timing, training
 from autograder import reference as reference_check
 from autograder.categories import ALL, BY_NAME, OBSERVED_PARALLEL, POINTS
 from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
@@ -18,7 +18,6 @@ from autograder.messages import first_line
 from autograder.observations import Observations, RunObservation, SpeedupObservation
 from autograder.sandbox import SandboxError, accounts, guard, isolation_mode, isolation_warning
 from autograder.sandbox.cgroups import controller
-from autograder.term import late
 from autograder.workspace import remove_tree
 
 
@@ -257,7 +256,7 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
         "student_id": student,
         "grading_key": key,
         "categories": list(categories),
-        "timestamp": late.submission_time(notebook.parent)[0],
+        "timestamp": stamps.submission_time(notebook.parent)[0],
         "check_seconds": round(check_seconds, 3),
         "isolation": {k: v for k, v in batch.isolation.items() if k != "warning"} | {"warning": bool(batch.warning)},
         "timing": timing_summary(obs),

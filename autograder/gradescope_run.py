@@ -21,11 +21,11 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from autograder import interrupts, output_lock, paths, results
+from autograder import interrupts, output_lock, paths, results, stamps
 from autograder.categories import CATEGORIES
 from autograder.categories import parse as parse_categories
 from autograder.sandbox import accounts
-from autograder.term import feedback, intake, late
+from autograder.term import feedback, intake
 
 
 def student_id(metadata: dict) -> str:
@@ -47,8 +47,8 @@ def gradescope_due(metadata: dict) -> dict:
     own = (users[0].get("assignment") if users and isinstance(users[0], dict) else None) or {}
     assignment = metadata.get("assignment") if isinstance(metadata.get("assignment"), dict) else {}
     due = (own.get("due_date") if isinstance(own, dict) else None) or assignment.get("due_date")
-    stamp = late.parse_time(str(due)) if due else None
-    return {"lms": "Gradescope", "due": late.format_time(stamp) if stamp else None}
+    stamp = stamps.parse_time(str(due)) if due else None
+    return {"lms": "Gradescope", "due": stamps.format_time(stamp) if stamp else None}
 
 
 def submission_files(folder: Path) -> list[intake.File]:
@@ -70,7 +70,7 @@ def stage(root: Path, submitted: Path) -> tuple[str, str | None]:
     student = student_id(metadata)
     chosen, how = intake.pick_notebook(submission_files(root / "submission"))
     if chosen:
-        created = late.parse_time(str(metadata.get("created_at") or "")) if isinstance(metadata, dict) else None
+        created = stamps.parse_time(str(metadata.get("created_at") or "")) if isinstance(metadata, dict) else None
         folder = submitted / student / paths.ASSIGNMENT
         intake.write_submission(folder, chosen.read(), created or chosen.mtime, None, lms=gradescope_due(metadata))
         return student, None if how == "matched" else f"graded {chosen.path.as_posix()!r} as {paths.NOTEBOOK}"

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from autograder import gradescope_run
+from autograder import gradescope_run, stamps
 from autograder.term import late
 
 DUE = "2025-03-14 23:59 Europe/London"
@@ -78,7 +78,7 @@ def test_late_lms_verdicts_without_a_course_due_date():
     }
     lms = gradescope_run.gradescope_due(metadata)
     assert lms == {"lms": "Gradescope", "due": "2025-03-17 06:00:00.000000 UTC"}, lms
-    stamp = late.parse_time(metadata["created_at"])
+    stamp = stamps.parse_time(metadata["created_at"])
     assert policy.assess("1", stamp, 60.0, lms).status == "on time", "the student's own extended due date counts"
     del metadata["users"][0]["assignment"]
     got = policy.assess("1", stamp, 60.0, gradescope_run.gradescope_due(metadata))

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from autograder import stamps
 from autograder.config import MAX_NOTEBOOK_BYTES
 from autograder.paths import ASSIGNMENT, NOTEBOOK
 from autograder.spreadsheet import formula_like
+from autograder.stamps import parse_time
 from autograder.term import late
-from autograder.term.late import NBGRADER_TIME, parse_time  # noqa: F401 -- collect's readers and Gradescope's run use them
 
 STEM = NOTEBOOK.removesuffix(".ipynb")
 MAX_ARCHIVE_BYTES = 4 * 2**30  # uncompressed total read from one archive (zip bombs)
@@ -459,7 +460,7 @@ def _already_there(submitted: Path, student: str) -> list[Offer]:
         path = folder / NOTEBOOK
         if folder.is_symlink() or path.is_symlink() or not path.is_file():
             continue
-        text, stamp = late.submission_time(folder)
+        text, stamp = stamps.submission_time(folder)
         mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
         secret = folder / "submission_secret.txt"
         candidate = Candidate(
@@ -643,7 +644,7 @@ def write_submission(
     except BaseException:  # interrupted too: no half-written copy is left in the student's folder
         tmp.unlink(missing_ok=True)
         raise
-    (folder / "timestamp.txt").write_text(late.format_time(stamp), encoding="utf-8")
+    (folder / "timestamp.txt").write_text(stamps.format_time(stamp), encoding="utf-8")
     old_secret = folder / "submission_secret.txt"
     if secret:
         old_secret.write_bytes(secret)

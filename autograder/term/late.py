@@ -34,9 +34,8 @@ from traitlets import Dict, Enum, Float, Unicode, validate
 from traitlets.config import Configurable
 
 from autograder import paths
+from autograder.stamps import format_time, parse_time, submission_time
 
-NBGRADER_TIME = "%Y-%m-%d %H:%M:%S.%f %Z"
-"""nbgrader's timestamp.txt format (always written in UTC)."""
 LMS_FILE = "lms.json"
 """Beside a collected notebook: what the LMS said about the submission (its name, late flag, due date)."""
 DAY = 86400.0
@@ -44,28 +43,6 @@ DAY = 86400.0
 
 class PolicyError(Exception):
     """The late policy in nbgrader_config.py cannot be used; the message says what to change."""
-
-
-def parse_time(text: str) -> datetime | None:
-    """A timestamp as nbgrader, Gradescope or ISO 8601 write it (naive means UTC), or None."""
-    text = str(text).strip()
-    for parse in (
-        lambda t: datetime.strptime(t, NBGRADER_TIME),
-        lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f %z"),
-        lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S %z"),
-        lambda t: datetime.fromisoformat(t[:-1] + "+00:00" if t.endswith("Z") else t),
-    ):
-        try:
-            stamp = parse(text)
-        except ValueError:
-            continue
-        return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
-    return None
-
-
-def format_time(stamp: datetime) -> str:
-    """``stamp`` in nbgrader's timestamp.txt format."""
-    return stamp.astimezone(timezone.utc).strftime(NBGRADER_TIME)
 
 
 def parse_duedate(text: str) -> datetime:
@@ -297,19 +274,6 @@ def course_policy(config_file: Path | None = None) -> LatePolicy:
 
 
 # --- what a submission folder says about its time -------------------------------------------------
-
-
-def submission_time(folder: Path) -> tuple[str | None, datetime | None]:
-    """(timestamp.txt's text, the time it names) of a submitted assignment folder (a link is ignored)."""
-    stamp = Path(folder) / "timestamp.txt"
-    try:
-        if stamp.is_symlink() or not stamp.is_file():
-            return None, None
-        with stamp.open("rb") as fh:
-            text = fh.read(64).decode("utf-8", "replace").strip() or None
-    except OSError:
-        return None, None
-    return text, parse_time(text) if text else None
 
 
 def lms_info(folder: Path) -> dict:
