@@ -34,7 +34,6 @@ from autograder import stamps
 from autograder.config import MAX_NOTEBOOK_BYTES
 from autograder.paths import ASSIGNMENT, NOTEBOOK
 from autograder.spreadsheet import formula_like
-from autograder.stamps import parse_time
 from autograder.term import late
 
 STEM = NOTEBOOK.removesuffix(".ipynb")
@@ -245,7 +244,7 @@ def read_source(source: Path, rows: list[Row]) -> list[File]:
 def _stamp_in(files: list[File]) -> datetime | None:
     for f in files:
         if f.path.name == "timestamp.txt":
-            return parse_time(f.read().decode("utf-8", "replace")[:64])
+            return stamps.parse_time(f.read().decode("utf-8", "replace")[:64])
     return None
 
 
@@ -270,7 +269,9 @@ def _gradescope(files: list[File], rows: list[Row]) -> list[Candidate]:
             continue
         created = info.get(":created_at") or info.get("created_at")
         stamp = (
-            created if isinstance(created, datetime) else parse_time(str(created or "")) or max(f.mtime for f in mine)
+            created
+            if isinstance(created, datetime)
+            else stamps.parse_time(str(created or "")) or max(f.mtime for f in mine)
         )
         stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
         inner = [File(PurePosixPath(*f.path.parts[1:]), f.mtime, f.size, f._read) for f in mine]
@@ -301,7 +302,7 @@ def _exchange(files: list[File], rows: list[Row]) -> list[Candidate]:
     out = []
     for parts, mine in sorted(groups.items()):
         m = EXCHANGE.match(parts[-1])
-        stamp = _stamp_in(mine) or parse_time(m["stamp"]) or max(f.mtime for f in mine)
+        stamp = _stamp_in(mine) or stamps.parse_time(m["stamp"]) or max(f.mtime for f in mine)
         secret = next((f.read() for f in mine if f.path.as_posix() == "submission_secret.txt"), None)
         out.append(Candidate(m["id"], "/".join(parts), mine, stamp, secret=secret))
     return out
@@ -433,7 +434,8 @@ class Intake:
 
 KEPT_DIR = "other-submissions"
 """Inside a student's submitted assignment folder: submissions kept but not graded (``<UTC time>/``), such as a
-late resubmission when the on-time one counts. Never graded, never deleted by ``collect``."""
+late resubmission when the on-time one counts. Never graded; ``collect`` moves one back up (and keeps the one it
+replaces here) when a changed policy makes it count."""
 
 
 @dataclass
