@@ -281,3 +281,34 @@ def test_report_looks_group_stale_class_and_roster():
         ("not in the roster", ("ben",)),
     ]
     assert report.flagged(looks) == {"ann", "ben"}
+
+
+def test_report_roster_found_through_any_id_column(tmp_path):
+    """The report's roster check finds students through whichever column holds their collected id (an SID for
+    one, an email for another), as the LMS upload does; a graded id no row holds is left out."""
+    from types import SimpleNamespace
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Student,SIS User ID,Email\nAnn,s1,ann@uni.edu\nBen,,Ben@Uni.edu\n", encoding="utf-8")
+    students = [SimpleNamespace(id=i) for i in ("s1", "ben@uni.edu", "zed")]
+    assert report._roster_ids(roster, None, students) == {"s1", "ben@uni.edu"}
+
+
+def test_report_shows_the_course_late_policy_in_words(tmp_path):
+    """A penalty the course's late policy applied (term/late.py) is a row of the late section: the penalty, the
+    score after it and how late, in words; an on-time submission is not listed."""
+    from autograder.term import late
+
+    output, submitted = tmp_path / "grades", tmp_path / "submitted"
+    policy = late.LatePolicy(duedate="2025-03-14 23:59 UTC", penalty_per_day=0.1)
+    for student, stamp in (("ann", "2025-03-14 20:00:00.000000 UTC"), ("bob", "2025-03-16 02:00:00.000000 UTC")):
+        folder = submitted / student / "neuroevolution"
+        folder.mkdir(parents=True)
+        (folder / "timestamp.txt").write_text(stamp)
+        doc = _results(student, {})
+        late.apply(doc, policy, student, folder)
+        results.write_atomic(output / student / "results.json", json.dumps(doc))
+    report.run(output, None)
+    rows = _rows(_section((output / report.NAME).read_text(encoding="utf-8"), "<h2>Late submissions"))[1:]
+    assert len(rows) == 1 and "bob" in rows[0] and "−20" in rows[0] and ">80<" in rows[0], rows
+    assert "late by 1 d 2 h: -20 points (20%)" in rows[0] and "due 2025-03-14 23:59:00.000000 UTC" in rows[0], rows

@@ -312,7 +312,7 @@ def apply(doc: dict, policy: LatePolicy, student: str, folder: Path) -> bool:
     extra = doc.setdefault("extra_data", {})
     raw = results.raw_score(doc)
     late = policy.assess(student, stamp, raw, lms_info(folder))
-    record = {**asdict(late), "headline": late.headline(), "policy": policy.digest()}
+    record = {**asdict(late), "late": late.status == "late", "headline": late.headline(), "policy": policy.digest()}
     before = json.dumps([doc.get("score"), doc.get("output"), extra.get("late"), extra.get("timestamp")])
     extra["timestamp"] = text
     results.set_late(doc, record)

@@ -767,11 +767,15 @@ def _late_section(late: list[Student]) -> list[str]:
     for s in late:
         info = s.late or {}
         penalty = _penalty(info)
-        details = "; ".join(
-            f"{_e(k)}: {_e(str(v)[:200])}"
-            for k, v in info.items()
-            if k not in ("penalty", "late_submission_penalty", "points", "late") and v not in (None, "", [], {})
-        )
+        if info.get("headline"):  # the course's late policy (term/late.py) says it in words
+            details = "; ".join(_e(str(info[k])[:200]) for k in ("headline", "note") if info.get(k))
+            details += f"; due {_e(info['due'])}" if info.get("due") else ""
+        else:
+            details = "; ".join(
+                f"{_e(k)}: {_e(str(v)[:200])}"
+                for k, v in info.items()
+                if k not in ("penalty", "late_submission_penalty", "points", "late") and v not in (None, "", [], {})
+            )
         rows.append(
             f"<tr><td>{_e(s.id)}</td><td>{_e(s.extra.get('timestamp') or '')}</td>"
             f"<td class=num>{'−' + format(penalty, 'g') if penalty else '0'}</td>"
@@ -849,7 +853,7 @@ def _roster_ids(roster: Path, id_column: str | None, students: list[Student]) ->
 
     try:
         header, rows = export.read_roster(roster)
-        column = export.choose_id_column(header, rows, {s.id for s in students}, id_column)
+        matched, _ = export.match_roster(header, rows, {s.id for s in students}, id_column)
     except export.ExportError as exc:
         raise ReportError(str(exc)) from None
-    return {(row.get(column) or "").strip() for row in rows}
+    return set(matched.values())  # the students some roster row holds, through whichever column holds their id
