@@ -64,7 +64,7 @@ def test_leftovers_batch_unmounts_then_removes_scratch_on_every_way_out(tmp_path
 
     unmount, remove = workspace._unmount, workspace.remove_tree
     monkeypatch.setattr(batch, "preflight", failing_preflight)
-    monkeypatch.setattr(batch.gradebook, "rebuild", lambda path, rows: path.write_text(str(len(rows))))
+    monkeypatch.setattr(batch.gradebook, "rebuild", lambda path, rows, **_: path.write_text(str(len(rows))))
     monkeypatch.setattr(workspace, "_unmount", lambda m: (calls.append(("unmount", Path(m))), unmount(m)))
     monkeypatch.setattr(workspace, "remove_tree", lambda p: (calls.append(("remove", Path(p))), remove(p)))
     argv = ["grade", "--submitted", str(submitted), "--output", str(tmp_path / "grades"), "--categories", "serial"]
