@@ -9,7 +9,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import interrupts, observe, paths, quotas, results, scoring, stamps, timing, training
+from autograder import (
+    interrupts,
+    observe,
+    paths,
+    quotas,
+    results,
+    scoring,
+    speedup_judge,
+    stamps,
+    timing,
+    training,
+)
 from autograder import reference as reference_check
 from autograder.categories import ALL, BY_NAME, OBSERVED_PARALLEL, POINTS
 from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
@@ -186,7 +197,7 @@ def _observe(
             obs["seconds"]["speedup"] = time.perf_counter() - start
     elif "speedup" in wanted:
         obs["speedup"] = timing.empty_observation(cores)
-        obs["speedup"]["inconclusive"] = f"fewer than 2 cores ({cores}) available to the grader"
+        obs["speedup"]["inconclusive"] = speedup_judge.too_few_cores(cores)
     _observe_runs(collector, obs, wanted, None)
     if "agent" in wanted:
         start = time.perf_counter()
@@ -283,6 +294,7 @@ def timing_summary(obs: dict) -> dict | None:
         "student": {k: timed["student"].get(k) for k in keys},
         "reference": {k: timed["reference"].get(k) for k in keys},
         "inconclusive": timed.get("inconclusive"),
+        "judgement": speedup_judge.judge(timed, obs["settings"]["speedup"]).record(),
         "rounds": timed["rounds"],
         "cpus": timed.get("cpus", []),
         "reserved": timed.get("reserved", []),

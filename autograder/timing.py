@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from statistics import median
 
-from autograder import observe, rules
+from autograder import observe, rules, speedup_judge
 from autograder.config import SPEEDUP
 from autograder.observations import RunObservation, SpeedupObservation, without_workers
 
@@ -109,18 +109,6 @@ def summarise(student: dict, reference: dict) -> dict:
     }
 
 
-def settled(summary: dict, rounds: int) -> bool:
-    """More rounds cannot change the verdict, either way: beside a reference that sped up, the student
-    already has full marks, or is so far below any credit (under 90 % of the no-credit speedup) that
-    noise cannot lift it. Before ``SPEEDUP.repeats`` rounds only a verdict clear by
-    ``SPEEDUP.clear_margin`` counts as settled."""
-    mine, ref = summary["student"]["speedup"], summary["reference"]["speedup"]
-    if ref is None or ref < SPEEDUP.min_reference_speedup or mine is None:
-        return False
-    margin = 1.0 if rounds >= SPEEDUP.repeats else SPEEDUP.clear_margin
-    return mine >= margin * SPEEDUP.full_marks_at(ref) or mine * margin < 0.9 * SPEEDUP.zero_speedup
-
-
 def empty_observation(cores: int) -> SpeedupObservation:
     """A speedup observation before any round."""
     return {
@@ -155,23 +143,14 @@ def measure(
             break
         out["rounds"] = round_ + 1
         summary = summarise(out["student"], out["reference"])
-        if settled(summary, out["rounds"]) or without_workers(out["student"]):
+        if speedup_judge.settled(summary, out["rounds"], SPEEDUP) or without_workers(out["student"]):
             break
     if out["reference"]["problems"] or not summary:
         return out
     out["student"].update(summary["student"])
     out["reference"].update(summary["reference"])
     out["startup_seconds"] = summary["startup_seconds"]
-    ref = summary["reference"]["speedup"] or 0
-    if ref < SPEEDUP.min_reference_speedup and out.get("start_method"):
-        out["inconclusive"] = (
-            f"the reference solution, starting its workers by {out['start_method']} as yours do, "
-            f"reached only {ref:.2f}x: on the grading workload, starting workers that way "
-            "costs about as much as the work itself"
-        )
-    elif ref < SPEEDUP.min_reference_speedup:
-        out["inconclusive"] = (
-            f"the reference solution, timed beside yours, reached only {ref:.2f}x on the "
-            "grading machine (other work is probably using its cores)"
-        )
+    out["inconclusive"] = speedup_judge.not_judged_reason(
+        summary["reference"]["speedup"], out.get("start_method"), SPEEDUP
+    )
     return out

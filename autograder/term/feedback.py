@@ -405,6 +405,10 @@ def _timing_section(timing) -> list[str]:
         + (f" (median of {int(rounds)} rounds)" if isinstance(rounds, int) else "")
         + ".</p>"
     )
+    judgement = timing.get("judgement") if isinstance(timing.get("judgement"), dict) else {}
+    full_at = _number(judgement.get("full_marks_at"))
+    if full_at is not None:
+        out.append(f"<p class=note>Full marks from a speedup of {full_at:.2f}× beside this reference.</p>")
     if timing.get("inconclusive"):
         out.append(
             f"<p class=note>The measurement was inconclusive: {html.escape(clean(timing['inconclusive']))}. "

@@ -1,0 +1,218 @@
+"""The speedup judge: from the trusted measurements of the timed rounds to points and the student's message.
+
+Every speedup verdict is made here, once: the timed phase asks :func:`settled` when to stop
+timing, the checks (``checks/test_speedup.py``) score :func:`judge`'s parts, results.json keeps
+its :meth:`Judgement.record` for the feedback page and the batch summary, and the notebook's
+visible thresholds are tied to the same numbers (:data:`NOTEBOOK_THRESHOLDS`, checked by
+``tests/test_speedup_judge.py``). The numbers themselves are ``config.SpeedupSettings``; the judge
+always reads the settings recorded with the observations, never the grader's current ones, so a
+regrade of old observations gives the verdict they were measured for.
+
+The rule, in order:
+
+1. **Refused** (nothing for either part): a timed run that did not count (wrong answer, crash),
+   a speedup no run playing its episodes can reach, more CPU seconds per wall second than the
+   cores given, or episodes played in fewer than 2 worker processes.
+2. **Judged on speed** when the reference solution, timed beside the submission on the same
+   cores, sped up by at least ``min_reference_speedup``: the submission's speedup earns nothing
+   at ``zero_speedup`` or below and full marks from ``full_fraction`` of the reference's.
+3. **Not judged on speed** otherwise (busy cores, workers started by spawn, fewer than 2 cores,
+   or a timed phase the grader could not keep alone on its cores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from autograder.config import SpeedupSettings
+
+WEIGHTS = {"speed": 12, "parallel_work": 3}
+"""Points of the category's two checks, in proportion: the speedup itself, and evidence of parallel work."""
+
+NOTEBOOK_THRESHOLDS = {"_BUSY_BELOW": "min_reference_speedup", "_FLOOR": "zero_speedup"}
+"""The notebook's visible speedup check (its ``test_speedup`` cell, run by the kit's check.py too) names these
+constants; each must equal the SpeedupSettings field it maps to."""
+
+VERDICTS = ("judged", "not judged", "refused")
+
+
+def settings_from(recorded: dict | None) -> SpeedupSettings:
+    """The SpeedupSettings recorded with observations (fields an older grader did not record keep their default)."""
+    known = {f.name for f in fields(SpeedupSettings)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in (recorded or {}).items() if k in known}
+    return SpeedupSettings(**values)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One check's share of the verdict: the fraction of its points and what the student reads."""
+
+    fraction: float
+    message: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The speedup category's verdict on one submission."""
+
+    verdict: str
+    """One of :data:`VERDICTS`."""
+    speed: Part
+    parallel_work: Part
+    reason: str | None = None
+    """Why the timing was not judged on speed (None when it was)."""
+    full_marks_at: float | None = None
+    """The speedup that earned full marks beside this reference (None when not judged on speed)."""
+
+    @property
+    def fraction(self) -> float:
+        """The category's fraction of points."""
+        total = sum(WEIGHTS.values())
+        return (WEIGHTS["speed"] * self.speed.fraction + WEIGHTS["parallel_work"] * self.parallel_work.fraction) / total
+
+    def record(self) -> dict:
+        """Plain data for results.json."""
+        return {**asdict(self), "fraction": round(self.fraction, 4)}
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def settled(summary: dict, rounds: int, settings: SpeedupSettings) -> bool:
+    """More rounds cannot change the verdict, either way: beside a reference that sped up, the submission
+    already has full marks, or is so far below any credit (under 90 % of the no-credit speedup) that noise
+    cannot lift it. Before ``settings.repeats`` rounds only a verdict clear by ``settings.clear_margin`` counts."""
+    mine, ref = summary["student"]["speedup"], summary["reference"]["speedup"]
+    if ref is None or ref < settings.min_reference_speedup or mine is None:
+        return False
+    margin = 1.0 if rounds >= settings.repeats else settings.clear_margin
+    return mine >= margin * settings.full_marks_at(ref) or mine * margin < 0.9 * settings.zero_speedup
+
+
+def not_judged_reason(
+    reference_speedup: float | None, start_method: str | None, settings: SpeedupSettings
+) -> str | None:
+    """Why a timing beside a reference that reached ``reference_speedup`` cannot be judged on speed, or None."""
+    ref = reference_speedup or 0.0
+    if ref >= settings.min_reference_speedup:
+        return None
+    if start_method:
+        return (
+            f"the reference solution, starting its workers by {start_method} as yours do, reached only {ref:.2f}x: "
+            "on the grading workload, starting workers that way costs about as much as the work itself"
+        )
+    return (
+        f"the reference solution, timed beside yours, reached only {ref:.2f}x on the grading machine "
+        "(other work is probably using its cores)"
+    )
+
+
+def too_few_cores(cores: int) -> str:
+    """Why nothing can be timed on a grader with ``cores`` cores."""
+    return f"fewer than 2 cores ({cores}) available to the grader"
+
+
+def _refusal(student: dict, settings: SpeedupSettings, cores: int) -> str | None:
+    """Why the timed runs earn nothing in either check, whatever was measured, or None."""
+    if student.get("problems"):
+        kind, problem = next(iter(student["problems"].items()))
+        return f"the timed {kind} run did not count: {problem}"
+    mine = _number(student.get("speedup"))
+    if mine is not None and mine > settings.processes * settings.max_speedup_per_worker:
+        return (
+            f"the timed evolve_parallel run was {mine:.2f}x faster than the serial loop with {settings.processes} "
+            "workers, which no run playing its episodes through the helper can be: the timed run did not do the "
+            "work it reports"
+        )
+    ratio = _number(student.get("cpu_ratio"))
+    if ratio is not None and ratio > cores + settings.max_cpu_slack:
+        return (
+            f"the timed evolve_parallel run reported {ratio:.2f} CPU seconds per wall second on {cores} cores, "
+            "which no run can use: its timing cannot be trusted"
+        )
+    workers = student.get("worker_pids") or []
+    if workers and max(workers) < 2:
+        return (
+            f"the timed evolve_parallel run played its episodes in {max(workers)} worker process(es), so it cannot "
+            "be faster than evolve_serial: test each generation with pool.map on a Pool of processes"
+        )
+    return None
+
+
+def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgement:
+    """The verdict on speed, beside a reference that sped up."""
+    mine, ref = _number(student.get("speedup")), _number(reference.get("speedup")) or 0.0
+    full_at = settings.full_marks_at(ref)
+    if mine is None:
+        missing = Part(0.0, "the timed runs took no measurable time; the speedup could not be measured")
+        return Judgement("judged", missing, missing, full_marks_at=full_at)
+    zero_at = settings.zero_speedup
+    detail = (
+        f"speedup {mine:.2f}x with {settings.processes} workers: the reference's evolve_serial time (or yours, "
+        f"if shorter) over your evolve_parallel time (reference solution {ref:.2f}x, timed beside yours; "
+        f"full marks from {full_at:.2f}x)"
+    )
+    if mine <= zero_at:
+        speed = Part(
+            0.0,
+            f"{detail}: no real speedup; start the Pool once per call (not once per generation), map whole "
+            "generations with pool.map, and use processes, not threads",
+        )
+    else:
+        speed = Part(min(1.0, (mine - zero_at) / (full_at - zero_at)), detail)
+    ratio = _number(student.get("cpu_ratio"))
+    if ratio is None or ratio < settings.min_cpu_ratio:
+        work = Part(
+            0.0,
+            f"the timed evolve_parallel run used {ratio or 0.0:.2f} CPU seconds per second, expected at least "
+            f"{settings.min_cpu_ratio}: the episodes did not run on several cores at once",
+        )
+    elif mine <= zero_at:
+        work = Part(
+            0.0,
+            f"the timed evolve_parallel run kept {ratio:.2f} cores busy but was no faster than the serial loop "
+            f"(speedup {mine:.2f}x): its processes burned CPU without sharing the work (waiting by spinning, "
+            "or taking turns on a lock); let pool.map hand each worker its share of the generation",
+        )
+    else:
+        work = Part(1.0, f"{ratio:.2f} CPU seconds per wall second")
+    return Judgement("judged", speed, work, full_marks_at=full_at)
+
+
+def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSettings) -> Judgement:
+    """The verdict when the machine could not show a speedup: correct runs played by worker processes, in
+    proportion to the reference's speedup measured beside them."""
+    mine, ref = _number(student.get("speedup")), _number(reference.get("speedup"))
+    workers = student.get("worker_pids") or []
+    if not workers:
+        refused = Part(
+            0.0,
+            f"not judged on speed ({reason}), but the timed evolve_parallel run played its episodes in 0 worker "
+            "process(es), so it cannot have been faster: test each generation with pool.map on a Pool of processes",
+        )
+        return Judgement("refused", refused, refused, reason=reason)
+    measured = f"your measured speedup was {mine:.2f}x; " if mine is not None else ""
+    work = Part(1.0, f"not judged on speed: {reason}; {measured}the timed runs were correct and used worker processes")
+    if mine is None or ref is None or ref <= 0:
+        return Judgement("not judged", work, work, reason=reason)
+    full_at = settings.full_fraction * ref
+    speed = Part(
+        min(1.0, mine / full_at),
+        f"not judged on speed: {reason}; your speedup {mine:.2f}x is compared with the reference's {ref:.2f}x "
+        f"measured beside it (full marks from {full_at:.2f}x)",
+    )
+    return Judgement("not judged", speed, work, reason=reason)
+
+
+def judge(timing: dict, settings: dict | SpeedupSettings) -> Judgement:
+    """The verdict on one submission's speedup observation (``timing.measure``), under the ``settings`` recorded
+    with it."""
+    settings = settings if isinstance(settings, SpeedupSettings) else settings_from(settings)
+    student, reference = timing.get("student") or {}, timing.get("reference") or {}
+    refused = _refusal(student, settings, int(timing.get("cores") or settings.processes))
+    if refused:
+        return Judgement("refused", Part(0.0, refused), Part(0.0, refused), reason=timing.get("inconclusive"))
+    if timing.get("inconclusive"):
+        return _not_judged(student, reference, timing["inconclusive"], settings)
+    return _judged(student, reference, settings)
