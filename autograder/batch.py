@@ -355,9 +355,15 @@ def _zero_reason(doc: dict | None) -> str | None:
     return max(counts, key=counts.get) if counts else None
 
 
-def _inconclusive(g: Graded) -> tuple[bool, str | None]:
+def _inconclusive(g: Graded) -> tuple[bool, str | None, float | None]:
+    """(not judged on speed, why, episodes played at once by the judge's evidence) for one graded student."""
     reason = results.speedup_not_judged(g.doc)
-    return bool(g.inconclusive or reason), reason
+    timing = ((g.doc or {}).get("extra_data") or {}).get("timing") or {}
+    judgement = (
+        timing.get("judgement") if isinstance(timing, dict) and isinstance(timing.get("judgement"), dict) else {}
+    )
+    concurrency = judgement.get("concurrency")
+    return bool(g.inconclusive or reason), reason, concurrency if isinstance(concurrency, (int, float)) else None
 
 
 def summary(report: Report) -> str:
@@ -393,13 +399,19 @@ def summary(report: Report) -> str:
         attention.append(f"  scored 0    {', '.join(who)}: every test failed, mostly with: {message}")
     if "speedup" in categories:
         for g in report.graded:
-            unsure, reason = _inconclusive(g)
+            unsure, reason, concurrency = _inconclusive(g)
             if unsure and not g.error:
                 got = g.category_scores.get("speedup", 0)
+                evidence = (
+                    f"on the evidence of parallel work ({concurrency:.2f} episodes played at once)"
+                    if concurrency is not None
+                    else "without evidence of parallel work"
+                )
                 attention.append(
-                    f"  timing      {g.student}: speedup inconclusive, {got:g}/{POINTS['speedup']} awarded"
-                    + (f" ({reason})" if reason else "")
-                    + "; make grade ONLY=inconclusive on a quiet machine regrades just these"
+                    f"  timing      {g.student}: speedup inconclusive, {got:g}/{POINTS['speedup']} awarded "
+                    f"{evidence}"
+                    + (f"; not judged on speed: {reason}" if reason else "")
+                    + "; make grade ONLY=inconclusive on a quiet machine regrades just these on speed"
                 )
     if attention:
         lines += ["", "needs a look:"] + attention

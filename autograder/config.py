@@ -118,6 +118,13 @@ class SpeedupSettings:
     """Speedup per worker above which a timed run cannot have played its episodes (2 workers: 2.3x)."""
     max_cpu_slack: float = 0.25
     """CPU seconds per wall second above the cores given that still count as measurement noise."""
+    zero_concurrency: float = 1.1
+    """Episodes in progress at once in different processes (on average while any was, each backed by the grader's
+    CPU samples: ``concurrency.evidence``) at or below which the evidence of parallel work earns nothing. Workers
+    that take turns reach 1 at most; full marks from ``full_fraction`` of the reference's gain over 1."""
+    max_outside_share: float = 0.2
+    """Largest share of a timed run's CPU time, while its generations were played, that processes playing none of
+    their episodes may use (a Pool's caller, waiting in pool.map, uses about 1 %)."""
     wall_seconds: float = 60.0
     """Wall-clock limit of each timed run."""
 
@@ -129,6 +136,12 @@ class SpeedupSettings:
     def full_marks_at(self, reference_speedup: float) -> float:
         """The speedup that earns full marks, given the reference's measured beside it."""
         return max(self.full_fraction * reference_speedup, self.zero_speedup + 0.1)
+
+    def full_concurrency_at(self, reference_concurrency: float | None) -> float:
+        """The concurrency that earns full marks, given the reference's measured beside it (None: as if the
+        reference kept every worker busy)."""
+        ideal = float(self.processes) if reference_concurrency is None else min(reference_concurrency, self.processes)
+        return max(1.0 + self.full_fraction * (ideal - 1.0), self.zero_concurrency + 0.2)
 
 
 @dataclass(frozen=True)

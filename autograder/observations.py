@@ -42,6 +42,9 @@ class RunObservation(TypedDict):
     """Cores the run was allowed."""
     start_methods: list[str]
     """``spawn``/``forkserver`` when the run started processes that way."""
+    evidence: dict | None
+    """For evolve_parallel: how much of its episode work ran at once in different processes
+    (``concurrency.evidence``), or None."""
 
 
 class TimedSide(TypedDict, total=False):
@@ -52,6 +55,8 @@ class TimedSide(TypedDict, total=False):
     problems: dict[str, str]
     """A run that did not count, by kind: the rounds stop at the first one."""
     worker_pids: list[int]
+    evidence: list[dict | None]
+    """Each round's evidence of parallel work in the timed evolve_parallel run (``concurrency.evidence``)."""
     serial_seconds: float
     parallel_seconds: float
     speedup: float | None

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder import extract, hints, messages, paths, readback, rules, workspace
+from autograder import concurrency, extract, hints, messages, paths, readback, rules, workspace
 from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
 from autograder.cores import Cores
 from autograder.observations import RunObservation
@@ -192,6 +192,7 @@ class Observer:
             "kernel_caps": outcome.kernel_caps,
             "cpus": outcome.cpus,
             "start_methods": outcome.start_methods,
+            "evidence": None,
         }
         if obs["problem"] or not function:
             return obs
@@ -206,6 +207,10 @@ class Observer:
         obs["history"], obs["history_problem"] = history(
             answer.get("history"), function, kwargs["generations"], kwargs["pop_size"]
         )
+        if function == "evolve_parallel" and result.episodes:
+            obs["evidence"] = concurrency.evidence(
+                result.episodes, outcome.cpu_samples, pop_size=kwargs["pop_size"], caller=caller
+            )
         if not check:
             return obs
         # One call per run: every episode the run recorded is the call's (no time window a patched clock could shift).
@@ -224,6 +229,7 @@ class Observer:
             chooser=self.chooser,
             centre_tolerance=OBSERVE.centre_tolerance,
             refused_records=[n for n in result.garbled if not n.startswith(("import.json", "result.json"))],
+            evidence=obs["evidence"],
         )
         obs["rules"], obs["worker_pids"] = verdict.rules, verdict.worker_pids
         with self.lock:

@@ -14,7 +14,8 @@ Every run of student code is verified the same way, whatever the grader does wit
 * ``sampling``: each generation is sampled around the previous generation's selected candidate
   with spread sigma, each candidate a fresh draw (no copied parent: no elitism);
 * ``processes``: ``evolve_serial`` plays in the calling process; ``evolve_parallel`` in two or
-  more worker processes and never in the caller.
+  more worker processes and never in the caller, each of them running while it claims to have played
+  (the grader's own CPU samples, ``concurrency.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ NORM_RANGE = (0.25, 2.5)
 a fresh draw lands near 1 (a chance below 1e-8 to leave this range with 41 parameters)."""
 SUM_OF_SQUARES_Z = 7.0
 """How many standard deviations (of the chi-square's normal approximation) a draw's sum of squares may stray."""
+MIN_BACKING = 0.35
+"""Smallest share of its claimed episode time that a process credited with episodes must have spent running or
+waiting for a core, by the grader's samples (``concurrency.evidence``): about 1 for a worker that played, about
+0 for one credited with episodes while it slept."""
 SAME_CANDIDATE_DISTANCE = 3.0
 """Generation-0 candidates of runs with different seeds this close are the same candidate, jitter or not."""
 
@@ -261,9 +266,25 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
 
 
 def check_processes(
-    episodes: list[Played], caller: int | None, function: str, processes: int | None, call: str
+    episodes: list[Played],
+    caller: int | None,
+    function: str,
+    processes: int | None,
+    call: str,
+    evidence: dict | None = None,
 ) -> str | None:
     pids = {e.pid for e in episodes}
+    if evidence and (evidence.get("impossible_share") or 0) > 0.01:
+        return (
+            f"{call}: episodes are recorded at times the run was not running: play every episode with the "
+            "helper's episode function and leave its records alone"
+        )
+    if evidence and evidence.get("backing") is not None and evidence["backing"] < MIN_BACKING:
+        return (
+            f"{call}: episodes are credited to worker processes that were not running while they claim to have "
+            f"played them (one ran for {evidence['backing']:.0%} of that time, by the grader's own CPU samples): "
+            "let the Pool's workers play the episodes, with pool.map"
+        )
     if function == "evolve_serial":
         others = pids - {caller}
         if others:
@@ -300,6 +321,7 @@ def check_run(
     chooser: random.Random,
     centre_tolerance: float,
     refused_records: list[str] = (),
+    evidence: dict | None = None,
 ) -> Verdict:
     """Check one run against every rule (``best``/``history`` None: the call returned nothing valid).
 
@@ -343,5 +365,7 @@ def check_run(
     )
     verdict.rules["selection"] = check_selection(last, best, call) if best is not None else missing
     verdict.rules["sampling"] = check_sampling(gens, kwargs["sigma"], centre_tolerance, call)
-    verdict.rules["processes"] = check_processes(episodes, caller, function, kwargs.get("processes"), call)
+    verdict.rules["processes"] = check_processes(
+        episodes, caller, function, kwargs.get("processes"), call, evidence if function == "evolve_parallel" else None
+    )
     return verdict

@@ -17,12 +17,21 @@ The rule, in order:
    cores, sped up by at least ``min_reference_speedup``: the submission's speedup earns nothing
    at ``zero_speedup`` or below and full marks from ``full_fraction`` of the reference's.
 3. **Not judged on speed** otherwise (busy cores, workers started by spawn, fewer than 2 cores,
-   or a timed phase the grader could not keep alone on its cores).
+   or a timed phase the grader could not keep alone on its cores): the points then follow the
+   evidence of parallel work alone.
+4. **Evidence of parallel work** (the second check, always; the first too when not judged on
+   speed), from the timed evolve_parallel runs' episode records set against the grader's own CPU
+   samples of each process (``concurrency.py``, median over the rounds): nothing when more than
+   ``max_outside_share`` of the run's CPU time went to processes that played none of the episodes,
+   nothing at ``zero_concurrency`` episodes in progress at once or fewer (workers taking turns reach
+   1 at most), full marks from ``full_fraction`` of the reference's gain over 1, measured beside it.
+   It does not depend on free cores: a process waiting for a busy core still counts as playing.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from statistics import median
 
 from autograder.config import SpeedupSettings
 
@@ -63,6 +72,10 @@ class Judgement:
     """Why the timing was not judged on speed (None when it was)."""
     full_marks_at: float | None = None
     """The speedup that earned full marks beside this reference (None when not judged on speed)."""
+    concurrency: float | None = None
+    """Episodes the submission's timed runs played at once, on average while any was (None: not sampled)."""
+    reference_concurrency: float | None = None
+    full_concurrency_at: float | None = None
 
     @property
     def fraction(self) -> float:
@@ -140,6 +153,70 @@ def _refusal(student: dict, settings: SpeedupSettings, cores: int) -> str | None
     return None
 
 
+EVIDENCE_KEYS = ("concurrency", "outside_share", "backing", "work_seconds", "sampled_processes")
+
+
+def evidence_summary(side: dict) -> dict | None:
+    """The median over the rounds of each figure of the timed evolve_parallel runs' evidence (None: no round had
+    any, or the grader could sample no process on this platform)."""
+    rounds = [e for e in side.get("evidence") or [] if isinstance(e, dict) and e.get("sampled_processes")]
+    if not rounds:
+        return None
+    values = {k: [float(e[k]) for e in rounds if _number(e.get(k)) is not None] for k in EVIDENCE_KEYS}
+    return {k: median(v) if v else None for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    part: Part
+    concurrency: float | None
+    reference: float | None
+    full_at: float | None
+
+
+def _parallel_work(student: dict, reference: dict, settings: SpeedupSettings) -> _Evidence | None:
+    """The evidence of parallel work as a part of the verdict (None: the grader could not sample processes)."""
+    mine = evidence_summary(student)
+    if mine is None:
+        return None
+    ref = (evidence_summary(reference) or {}).get("concurrency")
+    full_at = settings.full_concurrency_at(ref)
+    conc, outside = mine["concurrency"], mine["outside_share"]
+    if outside is not None and outside > settings.max_outside_share:
+        part = Part(
+            0.0,
+            f"{outside:.0%} of the CPU time your timed evolve_parallel run used while its generations were played "
+            "went to processes that played none of their episodes (by the grader's own samples of each process): "
+            "the episodes were not played by the worker processes credited with them; let pool.map hand them to "
+            "the Pool's workers",
+        )
+        return _Evidence(part, conc, ref, full_at)
+    if conc is None:
+        part = Part(
+            0.0,
+            "the grader saw none of your timed evolve_parallel run's episodes being played (their records name "
+            "times when no sample of the run was taken): play every episode through the helper, in the workers",
+        )
+        return _Evidence(part, conc, ref, full_at)
+    beside = f"the reference's {ref:.2f}, measured beside yours; " if ref is not None else ""
+    detail = (
+        f"on average {conc:.2f} of your processes were each playing an episode while any was (running, or "
+        f"ready and waiting for a core, by the grader's own CPU samples; {beside}full marks from {full_at:.2f} "
+        f"with {settings.processes} workers)"
+    )
+    if conc <= settings.zero_concurrency:
+        part = Part(
+            0.0,
+            f"{detail}: your workers took turns, so episodes were not played at the same time in different "
+            "processes; workers that wait for a lock, a semaphore or a pipe, or one worker given the whole "
+            "generation, cannot go faster than one: let pool.map hand each worker its share, with nothing "
+            "shared that they must wait for",
+        )
+    else:
+        part = Part(min(1.0, (conc - settings.zero_concurrency) / (full_at - settings.zero_concurrency)), detail)
+    return _Evidence(part, conc, ref, full_at)
+
+
 def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgement:
     """The verdict on speed, beside a reference that sped up."""
     mine, ref = _number(student.get("speedup")), _number(reference.get("speedup")) or 0.0
@@ -161,6 +238,17 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
         )
     else:
         speed = Part(min(1.0, (mine - zero_at) / (full_at - zero_at)), detail)
+    evidence = _parallel_work(student, reference, settings)
+    if evidence is not None:
+        return Judgement(
+            "judged",
+            speed,
+            evidence.part,
+            full_marks_at=full_at,
+            concurrency=evidence.concurrency,
+            reference_concurrency=evidence.reference,
+            full_concurrency_at=evidence.full_at,
+        )
     ratio = _number(student.get("cpu_ratio"))
     if ratio is None or ratio < settings.min_cpu_ratio:
         work = Part(
@@ -192,6 +280,24 @@ def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSe
             "process(es), so it cannot have been faster: test each generation with pool.map on a Pool of processes",
         )
         return Judgement("refused", refused, refused, reason=reason)
+    evidence = _parallel_work(student, reference, settings)
+    if evidence is not None:
+        measured = f" (your measured speedup was {mine:.2f}x)" if mine is not None else ""
+        speed = Part(
+            evidence.part.fraction,
+            f"not judged on speed: {reason}{measured}; judged instead on how much of your episode work ran at once "
+            f"in different processes: {evidence.part.message}",
+        )
+        return Judgement(
+            "not judged",
+            speed,
+            evidence.part,
+            reason=reason,
+            concurrency=evidence.concurrency,
+            reference_concurrency=evidence.reference,
+            full_concurrency_at=evidence.full_at,
+        )
+    # The grader could not sample processes here (no /proc): correct runs in worker processes, scaled by speed.
     measured = f"your measured speedup was {mine:.2f}x; " if mine is not None else ""
     work = Part(1.0, f"not judged on speed: {reason}; {measured}the timed runs were correct and used worker processes")
     if mine is None or ref is None or ref <= 0:

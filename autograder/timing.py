@@ -28,7 +28,12 @@ FUNCTIONS = {"serial": "evolve_serial", "parallel": "evolve_parallel", "noop": N
 
 
 def _empty() -> dict:
-    return {"series": {kind: {"wall": [], "cpu": []} for kind in KINDS}, "problems": {}, "worker_pids": []}
+    return {
+        "series": {kind: {"wall": [], "cpu": []} for kind in KINDS},
+        "problems": {},
+        "worker_pids": [],
+        "evidence": [],
+    }
 
 
 def _round(
@@ -78,6 +83,8 @@ def _round(
         out[side]["series"][kind]["cpu"].append(obs["cpu"])
         if side == "student" and kind == "parallel":
             out[side]["worker_pids"].append(obs["worker_pids"])
+        if kind == "parallel":
+            out[side]["evidence"].append(obs.get("evidence"))
 
 
 def summarise(student: dict, reference: dict) -> dict:

@@ -43,13 +43,15 @@ FIXED_TIME = 946_684_800  # 2000-01-01
 
 @dataclass
 class Episode:
-    """One recorded episode: which process played it, when, from which start state, with what."""
+    """One recorded episode: which process played it, when (``t0`` to ``t``, monotonic ns), from which start
+    state, with what."""
 
     pid: int
     t: int
     seed: int | None
     params: dict
     ret: float
+    t0: int
 
 
 @dataclass
@@ -461,6 +463,7 @@ def _episode(line) -> Episode:
     return Episode(
         pid=readback.integer(line.get("pid"), "pid"),
         t=readback.integer(line.get("t"), "t"),
+        t0=readback.integer(line.get("t0"), "t0"),
         seed=seed,
         params=readback.params(line.get("params"), "recorded params"),
         ret=readback.finite(line.get("ret"), "recorded return"),

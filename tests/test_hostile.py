@@ -63,6 +63,10 @@ REQUIRED = {
     "planted_last_generation",
     "private_episode_copy",
     "slows_the_reference",
+    # evidence of parallel work that a busy grader cannot hide
+    "forge_worker_records",
+    "forge_busy_worker_records",
+    "lock_turn_taking_workers",
 }
 
 

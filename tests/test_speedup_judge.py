@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ast
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import pytest
 
-from autograder import paths, speedup_judge
+from autograder import concurrency, paths, rules, speedup_judge
 from autograder.config import SpeedupSettings
 
 
@@ -65,3 +65,109 @@ def test_speedup_judge_settled_follows_the_same_thresholds():
     assert speedup_judge.settled(summary, 1, settings)
     assert not speedup_judge.settled({**summary, "reference": {"speedup": 1.2}}, 1, settings)
     assert not speedup_judge.settled(summary, 1, SpeedupSettings(full_fraction=1.0))
+
+
+# --- evidence of parallel work, on hand-made records and CPU samples ------------------------------------------
+
+MS = 1_000_000
+
+
+@dataclass
+class Record:
+    pid: int
+    t0: int
+    t: int
+
+
+def sampled(busy: dict[int, list[tuple[int, int]]], *, until: int = 400, every: int = 10, waiting=None) -> dict:
+    """CPU samples every ``every`` ms of processes that run during ``busy`` (ms intervals) and wait for a core
+    during ``waiting``; the run's total is what they ran."""
+    waiting = waiting or {}
+    polls = list(range(0, until * MS + 1, every * MS))
+
+    def upto(spans, t):
+        return sum(max(0, min(b * MS, t) - a * MS) for a, b in spans)
+
+    processes = {
+        pid: [[k, upto(spans, t), upto(waiting.get(pid, []), t)] for k, t in enumerate(polls)]
+        for pid, spans in busy.items()
+    }
+    run = [sum(upto(spans, t) for spans in busy.values()) for t in polls]
+    return {"created": 0, "polls": polls, "run_cpu": run, "processes": processes}
+
+
+def generation_of(pairs: list[tuple[int, int, int]]) -> list[Record]:
+    """Records of episodes given as (pid, start ms, end ms), in the order they ended."""
+    return sorted((Record(pid, a * MS, b * MS) for pid, a, b in pairs), key=lambda r: r.t)
+
+
+def test_speedup_judge_evidence_two_workers_at_once_even_on_one_busy_core():
+    """Two workers playing side by side count as 2 at once, whether they run or wait for a shared core."""
+    episodes = generation_of([(p, 10 * i, 10 * i + 10) for i in range(1, 30) for p in (2, 3)])
+    free = concurrency.evidence(episodes, sampled({2: [(10, 300)], 3: [(10, 300)]}), pop_size=58, caller=1)
+    shared = sampled({2: [(10, 300)], 3: [(10, 300)]})
+    half = {pid: [[k, ran // 2, ran - ran // 2] for k, ran, _ in rows] for pid, rows in shared["processes"].items()}
+    ran = [sum(rows[k][1] for rows in half.values()) for k in range(len(shared["polls"]))]
+    busy = concurrency.evidence(episodes, {**shared, "processes": half, "run_cpu": ran}, pop_size=58, caller=1)
+    for ev in (free, busy):
+        assert ev["concurrency"] == pytest.approx(2.0, abs=0.05) and ev["backing"] == pytest.approx(1.0, abs=0.05)
+        assert ev["outside_share"] == pytest.approx(0.0, abs=0.05)
+
+
+def test_speedup_judge_evidence_turn_taking_and_idle_workers():
+    """Workers taking turns reach 1 at most; workers credited with episodes they slept through reach 0, and the
+    process that did the work shows as CPU time outside them."""
+    turns = generation_of([(2 + i % 2, 10 * i, 10 * i + 10) for i in range(1, 30)])
+    taking = concurrency.evidence(turns, sampled({2: [(0, 400)], 3: [(0, 400)]}), pop_size=29, caller=1)
+    assert taking["concurrency"] == pytest.approx(1.0, abs=0.05) and taking["claimed_overlap"] == pytest.approx(1.0)
+    forged = generation_of([(p, 10 * i, 10 * i + 10) for i in range(1, 30) for p in (2, 3)])
+    idle = concurrency.evidence(forged, sampled({1: [(10, 300)], 2: [], 3: []}), pop_size=58, caller=1)
+    assert idle["claimed_overlap"] == pytest.approx(2.0) and idle["concurrency"] < 0.05 and idle["backing"] < 0.05
+    assert idle["outside_share"] > 0.95
+
+
+def test_speedup_judge_evidence_claims_outside_the_run_are_impossible():
+    """Episodes claimed after the run's last sample cannot have been played in it."""
+    late = generation_of([(2, 1000, 1010), (3, 1000, 1010)])
+    assert concurrency.evidence(late, sampled({2: [(0, 400)], 3: [(0, 400)]}), pop_size=2, caller=1)[
+        "impossible_share"
+    ] == pytest.approx(1.0)
+
+
+def evidence_timing(conc: float, outside: float = 0.01, *, ref: float = 1.9, mine: float = 0.9, reason="busy") -> dict:
+    """A timing not judged on speed whose three rounds show ``conc`` episodes at once and ``outside`` of the CPU
+    spent beside the workers."""
+    out = timing(mine, 1.0, inconclusive=reason)
+    out["student"]["evidence"] = [{"concurrency": conc, "outside_share": outside, "sampled_processes": 3}] * 3
+    out["reference"]["evidence"] = [{"concurrency": ref, "outside_share": 0.01, "sampled_processes": 3}] * 3
+    return out
+
+
+@pytest.mark.parametrize(
+    "conc, outside, fraction, words",
+    [
+        (1.9, 0.01, 1.0, "on average 1.90"),
+        (1.0, 0.01, 0.0, "took turns"),
+        (2.0, 0.33, 0.0, "played none of their episodes"),
+        (0.01, 0.99, 0.0, "played none of their episodes"),
+    ],
+)
+def test_speedup_judge_not_judged_follows_the_evidence(conc, outside, fraction, words):
+    """On a machine too busy to judge a speedup, points follow the evidence of parallel work, not the workers."""
+    judgement = speedup_judge.judge(evidence_timing(conc, outside), asdict(SpeedupSettings()))
+    assert judgement.verdict == "not judged"
+    assert judgement.fraction == pytest.approx(fraction)
+    assert words in judgement.speed.message and "not judged on speed" in judgement.speed.message
+
+
+def test_speedup_judge_unbacked_workers_break_the_processes_rule():
+    """A run whose records credit episodes to processes that did not run breaks the processes rule."""
+    problem = rules.check_processes(
+        [rules.Played(2, 1, {}, 0.0), rules.Played(3, 1, {}, 0.0)],
+        1,
+        "evolve_parallel",
+        2,
+        "evolve_parallel(...)",
+        {"backing": 0.02, "impossible_share": 0.0},
+    )
+    assert problem and "were not running" in problem

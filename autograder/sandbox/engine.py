@@ -100,11 +100,13 @@ class Run:
             usage = reaper.measure(pids)
             self.peak_memory = max(self.peak_memory, usage.memory_bytes)
             self.cpu_seconds = max(self.cpu_seconds, usage.cpu_seconds)
+            kernel = self.group.usage() if self.group is not None else None
+            self.tracker.sample(pids, kernel.cpu_seconds if kernel else None)
             self.hit = limit_passed(
                 self.limits,
                 memory_bytes=usage.memory_bytes,
                 tasks=usage.tasks - (uncounted if pids else 0),
-                kernel=self.group.usage() if self.group is not None else None,
+                kernel=kernel,
                 late=time.perf_counter() > deadline,
             )
             if self.hit is None and stop is not None and stop():
@@ -168,6 +170,7 @@ class Run:
             cpus=cpus,
             start_methods=sorted(self.tracker.start_methods),
             stopped=self.hit == "stop",
+            cpu_samples=self.tracker.samples(),
         )
         outcome.verdict = describe(outcome, self.limits)
         if supervisor_lost:

@@ -87,6 +87,8 @@ class Outcome:
     """``spawn``/``forkserver`` if the run started processes that way (seen from outside, in their command lines)."""
     stopped: bool = False
     """The grader ended the run early, once it had seen all it needed (``Session.run``'s ``stop``)."""
+    cpu_samples: dict = field(default_factory=dict)
+    """The watchdog's CPU samples of the run's processes while it went (``reaper.Tracker.samples``)."""
     verdict: str = ""
     """One line saying what happened, for feedback pages and logs."""
 

@@ -171,15 +171,62 @@ def user_tasks(uid: int) -> int:
     return total
 
 
+def scheduled_ns(pid: int) -> tuple[int, int] | None:
+    """(nanoseconds ``pid``'s main thread has run on a core, nanoseconds it has waited runnable for one), from
+    ``/proc/PID/schedstat``; ticks from ``/proc/PID/stat`` (no waiting time) where the kernel keeps no schedstat;
+    None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as f:
+            ran, waited = f.read().split()[:2]
+        return int(ran), int(waited)
+    except (OSError, ValueError):
+        fields = _stat_fields(pid)
+        if not fields:
+            return None
+        return sum(int(v) for v in fields[11:13]) * 1_000_000_000 // TICKS, 0
+
+
+def threads_ran_ns(pid: int) -> int:
+    """Nanoseconds all of ``pid``'s threads have run on a core (its stat's ticks, its waited-for children's too,
+    where the kernel keeps no schedstat); 0 if it is gone."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    total = 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            fields = _stat_fields(pid)
+            return sum(int(v) for v in fields[11:15]) * 1_000_000_000 // TICKS if fields else 0
+    return total
+
+
 class Tracker:
-    """Remembers every process seen in a run, so those that leave the tree can still be found."""
+    """Remembers every process seen in a run, so those that leave the tree can still be found, and samples
+    the CPU time each one uses while the run goes."""
 
     def __init__(self) -> None:
         self.seen: dict[int, int] = {}
         self.inner: set[int] = set()
         """The same processes' ids inside their own PID namespace (what ``os.getpid()`` told them)."""
+        self.inner_of: dict[int, int] = {}
         self.start_methods: set[str] = set()
         """``spawn`` or ``forkserver`` when a process of the run was started that way (seen in its command line)."""
+        self.created = time.monotonic_ns()
+        """When the watchdog began to watch the run (just after it started): no process of it ran before."""
+        self.polls: list[int] = []
+        """When each CPU sample was taken (``time.monotonic_ns``, the clock episode records use)."""
+        self.run_cpu: list[int] = []
+        """The whole run's CPU nanoseconds at each sample: the kernel's count for its control group where there
+        is one, else the sum over the threads of its live processes (what a process that ended had used stays
+        in the total; one that lived between two samples is missed)."""
+        self.process_cpu: dict[int, list[tuple[int, int, int]]] = {}
+        """Per process (by the id it sees itself as): (sample index, ns run, ns waited runnable) at each sample."""
+        self._threads_ran: dict[int, int] = {}
+        """Without a control group: each process's threads' ns run, as last seen (kept once it ends)."""
 
     def note(self, pids: list[int]) -> None:
         """Record ``pids`` (with their start times) as belonging to the run."""
@@ -188,10 +235,35 @@ class Tracker:
                 started = start_time(pid)
                 if started is not None:
                     self.seen[pid] = started
-                    self.inner.add(inner_pid(pid))
+                    self.inner_of[pid] = inner_pid(pid)
+                    self.inner.add(self.inner_of[pid])
                     method = start_method_of(pid)
                     if method:
                         self.start_methods.add(method)
+
+    def sample(self, pids: list[int], run_cpu_seconds: float | None = None) -> None:
+        """One CPU sample of the run's processes ``pids`` (noted first); ``run_cpu_seconds``: the kernel's count
+        for the whole run, where it has one."""
+        index = len(self.polls)
+        self.polls.append(time.monotonic_ns())
+        for pid in pids:
+            scheduled = scheduled_ns(pid)
+            if scheduled is None or pid not in self.inner_of:
+                continue
+            self.process_cpu.setdefault(self.inner_of[pid], []).append((index, *scheduled))
+            if run_cpu_seconds is None:
+                self._threads_ran[pid] = max(self._threads_ran.get(pid, 0), threads_ran_ns(pid))
+        total = int(run_cpu_seconds * 1e9) if run_cpu_seconds is not None else sum(self._threads_ran.values())
+        self.run_cpu.append(max(total, self.run_cpu[-1] if self.run_cpu else 0))
+
+    def samples(self) -> dict:
+        """The CPU samples as plain data: ``polls``, ``run_cpu`` and ``processes`` (see the attributes)."""
+        return {
+            "created": self.created,
+            "polls": list(self.polls),
+            "run_cpu": list(self.run_cpu),
+            "processes": {pid: [list(s) for s in series] for pid, series in self.process_cpu.items()},
+        }
 
     def alive(self) -> list[int]:
         """Recorded processes still running (same PID and same start time)."""

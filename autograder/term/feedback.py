@@ -406,13 +406,23 @@ def _timing_section(timing) -> list[str]:
         + ".</p>"
     )
     judgement = timing.get("judgement") if isinstance(timing.get("judgement"), dict) else {}
-    full_at = _number(judgement.get("full_marks_at"))
+    full_at = finite_number(judgement.get("full_marks_at"))
     if full_at is not None:
         out.append(f"<p class=note>Full marks from a speedup of {full_at:.2f}× beside this reference.</p>")
     if timing.get("inconclusive"):
         out.append(
             f"<p class=note>The measurement was inconclusive: {html.escape(clean(timing['inconclusive']))}. "
-            "Your own numbers are shown anyway.</p>"
+            "Your own numbers are shown anyway, and the points follow the evidence of parallel work below.</p>"
+        )
+    concurrency, reference = finite_number(judgement.get("concurrency")), finite_number(judgement.get("reference_concurrency"))
+    if concurrency is not None:
+        full = finite_number(judgement.get("full_concurrency_at"))
+        out.append(
+            f"<p>Evidence of parallel work: on average <b>{concurrency:.2f}</b> of your processes were each playing "
+            "an episode while any was (running, or ready and waiting for a core, by the grader's own CPU samples"
+            + (f"; the reference's {reference:.2f}" if reference is not None else "")
+            + (f"; full marks from {full:.2f}" if full is not None else "")
+            + "). Workers that take turns reach 1 at most, whatever the machine.</p>"
         )
     png = timing_png(timing)
     if png:

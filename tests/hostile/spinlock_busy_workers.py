@@ -1,9 +1,9 @@
 """Workers play their episodes one at a time behind a shared lock and busy-wait while waiting, so no
 episode overlaps another (speedup 0.88x) yet CPU time per wall second is about 1.9: it once earned the
-"used more than one core" points."""
+"used more than one core" points, and on a busy grader the speedup points."""
 
 LOSES = ('speedup',)
-MESSAGE = 'no faster than the serial loop'
+MESSAGE = 'took turns'
 
 import multiprocessing as _mp
 
