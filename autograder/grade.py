@@ -190,11 +190,15 @@ def _observe(
             raise GraderFault(f"the reference solution could not be loaded ({first_line(problem)}): grade again")
         # The observed serial and parallel runs are the first timed round: they run on the cores the
         # speedup phase reserves, and the reference is timed beside them right after.
-        with batch.cores.reserve(SPEEDUP.processes) as reserved:
-            _observe_runs(collector, obs, {"serial", "parallel"}, reserved)
+        with batch.cores.reserve(SPEEDUP.processes) as phase:
+            _observe_runs(collector, obs, {"serial", "parallel"}, phase.cpus)
             start = time.perf_counter()
-            obs["speedup"] = speedup_observation(collector, batch.reference, obs["runs"], reserved)
+            obs["speedup"] = speedup_observation(collector, batch.reference, obs["runs"], phase.cpus)
             obs["seconds"]["speedup"] = time.perf_counter() - start
+        # Measured once the phase is over: whatever untimed work ran beside it on its cores.
+        obs["speedup"]["alone"] = phase.record()
+        if not phase.alone:
+            obs["speedup"]["inconclusive"] = speedup_judge.not_alone(obs["speedup"]["alone"])
     elif "speedup" in wanted:
         obs["speedup"] = timing.empty_observation(cores)
         obs["speedup"]["inconclusive"] = speedup_judge.too_few_cores(cores)
@@ -261,7 +265,8 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
     obs_path = out_dir / "observations.json"
     results.write_atomic(obs_path, json.dumps(obs))
     start = time.perf_counter()
-    scored = scoring.score(scoring.run_checks(obs_path, categories))
+    with batch.cores.untimed():  # the checks' own interpreter stays off a timed phase's cores too
+        scored = scoring.score(scoring.run_checks(obs_path, categories))
     check_seconds = time.perf_counter() - start
     extra = {
         "student_id": student,
@@ -289,16 +294,33 @@ def timing_summary(obs: dict) -> dict | None:
     timed = obs.get("speedup")
     if not timed or not timed.get("rounds"):
         return None
-    keys = ("serial_seconds", "parallel_seconds", "speedup")
+    keys = ("serial_seconds", "parallel_seconds", "speedup", "speedup_rounds")
     return {
-        "student": {k: timed["student"].get(k) for k in keys},
-        "reference": {k: timed["reference"].get(k) for k in keys},
+        "student": {k: timed["student"].get(k) for k in keys} | {"interval": speedup_judge.interval(timed["student"])},
+        "reference": {k: timed["reference"].get(k) for k in keys}
+        | {"interval": speedup_judge.interval(timed["reference"])},
+        # Every timed run's wall and CPU seconds, by round, and each round's evidence of parallel work: a
+        # regrade under other settings needs nothing else.
+        "samples": {
+            side: {"series": timed[side].get("series"), "evidence": _evidence_figures(timed[side])}
+            for side in ("student", "reference")
+        },
+        "startup_seconds": timed.get("startup_seconds"),
         "inconclusive": timed.get("inconclusive"),
         "judgement": speedup_judge.judge(timed, obs["settings"]["speedup"]).record(),
         "rounds": timed["rounds"],
         "cpus": timed.get("cpus", []),
         "reserved": timed.get("reserved", []),
+        "alone": timed.get("alone"),
     }
+
+
+def _evidence_figures(side: dict) -> list[dict | None]:
+    """Each round's evidence without its timeline (the feedback page draws one: ``timeline``)."""
+    return [
+        {k: v for k, v in e.items() if k != "timeline"} if isinstance(e, dict) else None
+        for e in side.get("evidence") or []
+    ]
 
 
 def fitness(obs: dict) -> dict | None:

@@ -60,6 +60,8 @@ class TimedSide(TypedDict, total=False):
     serial_seconds: float
     parallel_seconds: float
     speedup: float | None
+    speedup_rounds: list[float | None]
+    """Each round's own speedup, by the same rule as the medians' ``speedup``: its spread is the noise."""
     cpu_ratio: float | None
 
 

@@ -113,7 +113,7 @@ class Observer:
     workdir: Path
     plan: Plan
     cores: Cores | None = None
-    """Where untimed runs wait for free cores while another student is timed (None: any core, no wait)."""
+    """Where untimed runs take cores no timed phase holds, waiting while there are none (None: any core)."""
     replayed: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -250,19 +250,26 @@ class Observer:
         stop_after_episodes: int | None = None,
     ) -> workspace.RunResult:
         """The sandboxed run itself, read back (``Observer.run`` and ``first_generation_problem`` check it)."""
-        if cpus is None and self.cores is not None:
-            cpus = self.cores.free()
-        return workspace.run_call(
-            self.template,
-            function,
-            kwargs,
-            wall_seconds=wall_seconds,
-            start_method=method or start_method(),
-            expected_episodes=kwargs.get("generations", 0) * kwargs.get("pop_size", 0),
-            session=None if fresh else self.session,
-            cpus=cpus,
-            stop_after_episodes=stop_after_episodes,
-        )
+
+        def call(cores: tuple[int, ...] | None) -> workspace.RunResult:
+            return workspace.run_call(
+                self.template,
+                function,
+                kwargs,
+                wall_seconds=wall_seconds,
+                start_method=method or start_method(),
+                expected_episodes=kwargs.get("generations", 0) * kwargs.get("pop_size", 0),
+                session=None if fresh else self.session,
+                cpus=cores,
+                stop_after_episodes=stop_after_episodes,
+            )
+
+        if cpus is not None or self.cores is None:
+            return call(cpus)
+        with self.cores.untimed() as work:  # never on the cores of a timed phase, nor while one waits for them
+            result = call(work.cpus)
+            work.cpu_seconds = result.outcome.cpu_seconds
+            return result
 
     def first_generation_problem(self, function: str, kwargs: dict, *, wall_seconds: float) -> str | None:
         """Start ``function(**kwargs)`` and end it once generation 0 is played: the sampling rule's message

@@ -15,7 +15,8 @@ The rule, in order:
    cores given, or episodes played in fewer than 2 worker processes.
 2. **Judged on speed** when the reference solution, timed beside the submission on the same
    cores, sped up by at least ``min_reference_speedup``: the submission's speedup earns nothing
-   at ``zero_speedup`` or below and full marks from ``full_fraction`` of the reference's.
+   at ``zero_speedup`` or below and full marks from ``full_fraction`` of the reference's, unless
+   the evidence of parallel work (4.) earns nothing, in which case the speedup was noise.
 3. **Not judged on speed** otherwise (busy cores, workers started by spawn, fewer than 2 cores,
    or a timed phase the grader could not keep alone on its cores): the points then follow the
    evidence of parallel work alone.
@@ -121,6 +122,15 @@ def not_judged_reason(
     )
 
 
+def not_alone(alone: dict) -> str:
+    """Why a timed phase that other untimed work ran beside (``cores.Phase.record``) is not judged on speed."""
+    return (
+        f"the grader could not keep your timed runs alone on their cores ({alone.get('others_in_flight', 0)} run(s) "
+        f"of other submissions overlapped them for {alone.get('others_seconds', 0):.1f} s): a grader's fault, "
+        "never yours"
+    )
+
+
 def too_few_cores(cores: int) -> str:
     """Why nothing can be timed on a grader with ``cores`` cores."""
     return f"fewer than 2 cores ({cores}) available to the grader"
@@ -151,6 +161,21 @@ def _refusal(student: dict, settings: SpeedupSettings, cores: int) -> str | None
             "be faster than evolve_serial: test each generation with pool.map on a Pool of processes"
         )
     return None
+
+
+def interval(side: dict) -> list[float] | None:
+    """The lowest and highest of the rounds' own speedups (None with fewer than two rounds measured)."""
+    values = [v for v in side.get("speedup_rounds") or [] if _number(v) is not None]
+    return [round(min(values), 4), round(max(values), 4)] if len(values) >= 2 else None
+
+
+def _spread(side: dict) -> str:
+    """`` (1.70-1.85x over 3 rounds)``, or `` (one round)``."""
+    span = interval(side)
+    rounds = len([v for v in side.get("speedup_rounds") or [] if _number(v) is not None])
+    if span is None:
+        return " (one round)" if rounds == 1 else ""
+    return f" ({span[0]:.2f}-{span[1]:.2f}x over {rounds} rounds, median counted)"
 
 
 EVIDENCE_KEYS = ("concurrency", "outside_share", "backing", "work_seconds", "sampled_processes")
@@ -226,9 +251,9 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
         return Judgement("judged", missing, missing, full_marks_at=full_at)
     zero_at = settings.zero_speedup
     detail = (
-        f"speedup {mine:.2f}x with {settings.processes} workers: the reference's evolve_serial time (or yours, "
-        f"if shorter) over your evolve_parallel time (reference solution {ref:.2f}x, timed beside yours; "
-        f"full marks from {full_at:.2f}x)"
+        f"speedup {mine:.2f}x{_spread(student)} with {settings.processes} workers: the reference's evolve_serial "
+        f"time (or yours, if shorter) over your evolve_parallel time (reference solution {ref:.2f}x, timed beside "
+        f"yours; full marks from {full_at:.2f}x)"
     )
     if mine <= zero_at:
         speed = Part(
@@ -240,6 +265,9 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
         speed = Part(min(1.0, (mine - zero_at) / (full_at - zero_at)), detail)
     evidence = _parallel_work(student, reference, settings)
     if evidence is not None:
+        if evidence.part.fraction <= 0 and speed.fraction > 0:
+            # No episode work ran at once: whatever the clock showed was noise, not a speedup.
+            speed = Part(0.0, f"{detail}, but {evidence.part.message}")
         return Judgement(
             "judged",
             speed,

@@ -106,14 +106,29 @@ def summarise(student: dict, reference: dict) -> dict:
             "parallel_seconds": parallel,
             "speedup": baseline / parallel if baseline > 0 and parallel > 0 else None,
             "cpu_ratio": cpu / parallel if parallel > 0 else None,
+            "speedup_rounds": round_speedups(student, reference, own=True),
         },
         "reference": {
             "serial_seconds": ref_serial,
             "parallel_seconds": ref_parallel,
             "speedup": ref_serial / ref_parallel if ref_serial > 0 and ref_parallel > 0 else None,
+            "speedup_rounds": round_speedups(reference, reference, own=False),
         },
         "startup_seconds": noop["wall"],
     }
+
+
+def round_speedups(side: dict, reference: dict, *, own: bool) -> list[float | None]:
+    """The speedup each round measured on its own, by the same rule as the medians' (``own``: the student's
+    serial time may lower the reference's baseline): their spread is the measurement's noise."""
+    walls = {kind: side["series"][kind]["wall"] for kind in ("serial", "parallel")}
+    ref_serial, noop = reference["series"]["serial"]["wall"], reference["series"]["noop"]["wall"]
+    out: list[float | None] = []
+    for r in range(min(len(walls["serial"]), len(walls["parallel"]), len(ref_serial), len(noop))):
+        baseline = min(ref_serial[r], walls["serial"][r]) if own else ref_serial[r]
+        serial, parallel = baseline - noop[r], walls["parallel"][r] - noop[r]
+        out.append(serial / parallel if serial > 0 and parallel > 0 else None)
+    return out
 
 
 def empty_observation(cores: int) -> SpeedupObservation:

@@ -17,6 +17,7 @@ import pytest
 
 from autograder import batch, cli, paths, results, workspace
 from autograder.categories import CATEGORIES, POINTS
+from autograder.cores import Cores
 from autograder.grade import Graded
 
 CATS = ("serial", "parallel")
@@ -71,7 +72,11 @@ def fake_grader(
 
     def fake_batch(*_):
         return SimpleNamespace(
-            warning="", reference=SimpleNamespace(measured=[]), close=lambda: None, for_job=fake_batch
+            warning="",
+            reference=SimpleNamespace(measured=[]),
+            close=lambda: None,
+            for_job=fake_batch,
+            cores=Cores([0]),
         )
 
     monkeypatch.setattr(batch, "preflight", lambda workdir, categories, **where: fake_batch())

@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass
 
 import pytest
 
-from autograder import concurrency, paths, rules, speedup_judge
+from autograder import concurrency, paths, rules, speedup_judge, timing
 from autograder.config import SpeedupSettings
 
 
-def timing(mine: float | None, ref: float, *, workers: int = 2, cpu_ratio: float = 1.8, inconclusive=None) -> dict:
+def timed(mine: float | None, ref: float, *, workers: int = 2, cpu_ratio: float = 1.8, inconclusive=None) -> dict:
     """A speedup observation: the student's and the reference's medians over three rounds."""
     return {
         "cores": 2,
@@ -43,7 +43,7 @@ def test_speedup_judge_notebook_thresholds_are_the_settings():
 def test_speedup_judge_not_judged_uses_recorded_settings():
     """A timing not judged on speed scales against the full-marks share recorded with it, not today's default."""
     recorded = {**asdict(SpeedupSettings()), "full_fraction": 0.5}
-    judgement = speedup_judge.judge(timing(0.6, 1.0, inconclusive="busy"), recorded)
+    judgement = speedup_judge.judge(timed(0.6, 1.0, inconclusive="busy"), recorded)
     assert judgement.verdict == "not judged"
     assert judgement.speed.fraction == pytest.approx(1.0), judgement.speed.message
     assert "full marks from 0.50x" in judgement.speed.message
@@ -52,7 +52,7 @@ def test_speedup_judge_not_judged_uses_recorded_settings():
 @pytest.mark.parametrize("mine, fraction", [(1.05, 0.0), (1.8, 1.0)])
 def test_speedup_judge_judged_against_reference(mine, fraction):
     """Beside a reference that sped up, no credit at the no-credit line, full marks from 80 % of the reference."""
-    judgement = speedup_judge.judge(timing(mine, 1.85), asdict(SpeedupSettings()))
+    judgement = speedup_judge.judge(timed(mine, 1.85), asdict(SpeedupSettings()))
     assert judgement.verdict == "judged"
     assert judgement.speed.fraction == pytest.approx(fraction)
     assert judgement.full_marks_at == pytest.approx(0.8 * 1.85)
@@ -137,7 +137,7 @@ def test_speedup_judge_evidence_claims_outside_the_run_are_impossible():
 def evidence_timing(conc: float, outside: float = 0.01, *, ref: float = 1.9, mine: float = 0.9, reason="busy") -> dict:
     """A timing not judged on speed whose three rounds show ``conc`` episodes at once and ``outside`` of the CPU
     spent beside the workers."""
-    out = timing(mine, 1.0, inconclusive=reason)
+    out = timed(mine, 1.0, inconclusive=reason)
     out["student"]["evidence"] = [{"concurrency": conc, "outside_share": outside, "sampled_processes": 3}] * 3
     out["reference"]["evidence"] = [{"concurrency": ref, "outside_share": 0.01, "sampled_processes": 3}] * 3
     return out
@@ -171,3 +171,22 @@ def test_speedup_judge_unbacked_workers_break_the_processes_rule():
         {"backing": 0.02, "impossible_share": 0.0},
     )
     assert problem and "were not running" in problem
+
+
+def test_speedup_judge_interval_from_the_rounds():
+    """Each round's own speedup is kept; the spread of three rounds is reported beside the median's verdict."""
+    side = {
+        "series": {"serial": {"wall": [2.1] * 3}, "parallel": {"wall": [1.1, 1.2, 1.3]}, "noop": {"wall": [0.1] * 3}}
+    }
+    rounds = timing.round_speedups(side, side, own=False)
+    assert rounds == pytest.approx([2.0, 2.0 / 1.1, 2.0 / 1.2])
+    student = {**timing_of_rounds(rounds)["student"]}
+    assert speedup_judge.interval(student) == pytest.approx([2.0 / 1.2, 2.0], abs=1e-4)
+    judgement = speedup_judge.judge(timing_of_rounds(rounds), asdict(SpeedupSettings()))
+    assert "1.67-2.00x over 3 rounds" in judgement.speed.message
+
+
+def timing_of_rounds(rounds: list[float]) -> dict:
+    out = timed(sorted(rounds)[1], 1.85)
+    out["student"]["speedup_rounds"] = rounds
+    return out

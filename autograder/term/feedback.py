@@ -200,6 +200,14 @@ def _speedup_text(side: dict) -> str:
     return f"speedup {value:.2f}×" if value is not None else "speedup not measured"
 
 
+def _interval_text(side: dict) -> str:
+    """`` (1.70–1.85× from round to round)`` when the rounds measured an interval."""
+    span = side.get("interval")
+    if not (isinstance(span, list) and len(span) == 2 and all(finite_number(v) is not None for v in span)):
+        return ""
+    return f" ({span[0]:.2f}–{span[1]:.2f}× from round to round)"
+
+
 def _trusted_helper():
     """The grader's own evolution.py (never a student's copy)."""
     spec = importlib.util.spec_from_file_location("_feedback_trusted_evolution", paths.helper_module())
@@ -400,8 +408,9 @@ def _timing_section(timing) -> list[str]:
     mine, ref = timing.get("student") or {}, timing.get("reference") or {}
     rounds = timing.get("rounds")
     out.append(
-        f"<p>Your speedup: <b>{html.escape(_speedup_text(mine).removeprefix('speedup '))}</b>; the reference "
-        f"solution's, timed beside yours: <b>{html.escape(_speedup_text(ref).removeprefix('speedup '))}</b>"
+        f"<p>Your speedup: <b>{html.escape(_speedup_text(mine).removeprefix('speedup '))}</b>"
+        f"{html.escape(_interval_text(mine))}; the reference solution's, timed beside yours: "
+        f"<b>{html.escape(_speedup_text(ref).removeprefix('speedup '))}</b>{html.escape(_interval_text(ref))}"
         + (f" (median of {int(rounds)} rounds)" if isinstance(rounds, int) else "")
         + ".</p>"
     )
