@@ -306,6 +306,7 @@ def timing_summary(obs: dict) -> dict | None:
             for side in ("student", "reference")
         },
         "startup_seconds": timed.get("startup_seconds"),
+        "timeline": {side: _first_timeline(timed[side]) for side in ("student", "reference")},
         "inconclusive": timed.get("inconclusive"),
         "judgement": speedup_judge.judge(timed, obs["settings"]["speedup"]).record(),
         "rounds": timed["rounds"],
@@ -321,6 +322,11 @@ def _evidence_figures(side: dict) -> list[dict | None]:
         {k: v for k, v in e.items() if k != "timeline"} if isinstance(e, dict) else None
         for e in side.get("evidence") or []
     ]
+
+
+def _first_timeline(side: dict) -> dict | None:
+    """One generation of the first timed evolve_parallel run, as the feedback page's chart draws it."""
+    return next((e["timeline"] for e in side.get("evidence") or [] if isinstance(e, dict) and e.get("timeline")), None)
 
 
 def fitness(obs: dict) -> dict | None:

@@ -216,3 +216,25 @@ def test_feedback_unpublished_page_shows_the_exports_total():
         assert "Late penalty: late by 1 d 3 h: -1 points (20%) −1" in text, text
         assert ("Tests shown when grades are published (1) 0/5" in text) is not publish, text
         assert "late by 1 d 3 h: -1 points (20%) (due 2025-02-28 23:59:00.000000 UTC)" in text, text
+
+
+def test_feedback_page_shows_the_speedup_interval_evidence_and_who_played_when():
+    """The speedup's spread over the rounds, the evidence of parallel work and a per-process timeline of one
+    generation (the student's beside the reference's) are on the page."""
+    timed = doc(agent=False)
+    timing = timed["extra_data"]["timing"]
+    timing["student"]["interval"] = [0.9, 1.02]
+    timing["judgement"] = {"verdict": "not judged", "concurrency": 1.0, "reference_concurrency": 1.86}
+    row = {"caller": False, "backing": 1.0}
+    timing["timeline"] = {
+        "student": {
+            "generation": 1,
+            "processes": [{**row, "episodes": [[0, 4], [8, 12]]}, {**row, "episodes": [[4, 8]]}],
+        },
+        "reference": {"generation": 1, "processes": [{**row, "episodes": [[0, 4]]}, {**row, "episodes": [[0, 4]]}]},
+    }
+    page = feedback.page(timed, agent=False)
+    text = visible_text(page)
+    assert "0.90–1.02× from round to round" in text and "on average 1.00 of your processes" in text
+    assert "the reference's 1.86" in text
+    assert "alt='episodes of one generation per process over time'" in page

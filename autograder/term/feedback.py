@@ -195,6 +195,56 @@ def timing_png(timing: dict) -> str | None:
     return png_base64(fig)
 
 
+def _timeline_rows(timeline) -> list[tuple[str, list[tuple[float, float]]]]:
+    """(label, [(start ms, length ms), ...]) per process of a recorded timeline, or [] if it is not one."""
+    rows, workers = [], 0
+    for row in timeline.get("processes") or [] if isinstance(timeline, dict) else []:
+        if not isinstance(row, dict):
+            continue
+        spans = [
+            (float(s[0]), float(s[1]) - float(s[0]))
+            for s in row.get("episodes") or []
+            if isinstance(s, list)
+            and len(s) == 2
+            and finite_number(s[0]) is not None
+            and finite_number(s[1]) is not None
+        ]
+        workers += not row.get("caller")
+        backing = finite_number(row.get("backing"))
+        name = "caller" if row.get("caller") else f"worker {workers}"
+        rows.append((name + (f"\nran {backing:.0%}" if backing is not None else ""), spans))
+    return rows
+
+
+def gantt_png(timelines: dict) -> str | None:
+    """Which process played which episode when, in one generation of the first timed evolve_parallel run: the
+    student's beside the reference's (None when neither was recorded)."""
+    panels = [
+        (title, rows)
+        for title, key in (("your evolve_parallel", "student"), ("reference solution", "reference"))
+        if (rows := _timeline_rows((timelines or {}).get(key)))
+    ]
+    if not panels:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(6, 0.9 + 0.45 * sum(len(r) for _, r in panels)), dpi=100, squeeze=False, sharex=True
+    )
+    for ax, (title, rows) in zip(axes[:, 0], panels, strict=True):
+        for y, (_, spans) in enumerate(rows):
+            colours = ["#2f6db5", "#7fa7d9"] * (len(spans) // 2 + 1)
+            ax.broken_barh(spans, (y - 0.35, 0.7), facecolors=colours[: len(spans)])
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([label for label, _ in rows], fontsize=8)
+        ax.invert_yaxis()
+        generation = (timelines.get("student" if title.startswith("your") else "reference") or {}).get("generation")
+        ax.set_title(f"{title}: generation {generation}, one bar per episode", fontsize=9)
+        ax.set_xlabel("milliseconds from the generation's first episode", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return png_base64(fig)
+
+
 def _speedup_text(side: dict) -> str:
     value = finite_number(side.get("speedup"))
     return f"speedup {value:.2f}×" if value is not None else "speedup not measured"
@@ -423,7 +473,10 @@ def _timing_section(timing) -> list[str]:
             f"<p class=note>The measurement was inconclusive: {html.escape(clean(timing['inconclusive']))}. "
             "Your own numbers are shown anyway, and the points follow the evidence of parallel work below.</p>"
         )
-    concurrency, reference = finite_number(judgement.get("concurrency")), finite_number(judgement.get("reference_concurrency"))
+    concurrency, reference = (
+        finite_number(judgement.get("concurrency")),
+        finite_number(judgement.get("reference_concurrency")),
+    )
     if concurrency is not None:
         full = finite_number(judgement.get("full_concurrency_at"))
         out.append(
@@ -437,6 +490,14 @@ def _timing_section(timing) -> list[str]:
     if png:
         out.append(
             f"<img alt='serial and parallel seconds, yours beside the reference' src='data:image/png;base64,{png}'>"
+        )
+    gantt = gantt_png(timing.get("timeline"))
+    if gantt:
+        out.append(
+            "<p class=note>Who played what, when: each bar is one episode, each row one process. Bars that overlap "
+            'in different rows ran at the same time; a staircase means the workers took turns. "ran" is the '
+            "share of its episodes' time the process really ran or waited for a core, by the grader's samples.</p>"
+            f"<img alt='episodes of one generation per process over time' src='data:image/png;base64,{gantt}'>"
         )
     return out
 
