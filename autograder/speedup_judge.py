@@ -19,7 +19,9 @@ The rule, in order:
    the evidence of parallel work (4.) earns nothing, in which case the speedup was noise.
 3. **Not judged on speed** otherwise (busy cores, workers started by spawn, fewer than 2 cores,
    or a timed phase the grader could not keep alone on its cores): the points then follow the
-   evidence of parallel work alone.
+   evidence of parallel work, capped by the submission's speedup as a share of the reference's
+   timed in the same rounds (full marks from ``full_fraction``, nothing at ``zero_speedup /
+   processes``), which a busy machine slows alike (not when the phase was not alone).
 4. **Evidence of parallel work** (the second check, always; the first too when not judged on
    speed), from the timed evolve_parallel runs' episode records set against the grader's own CPU
    samples of each process (``concurrency.py``, median over the rounds): nothing when more than
@@ -296,7 +298,23 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
     return Judgement("judged", speed, work, full_marks_at=full_at)
 
 
-def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSettings) -> Judgement:
+def _relative_speed(mine: float | None, ref: float | None, settings: SpeedupSettings) -> tuple[float, str] | None:
+    """On a machine too busy to judge a speedup, the submission's speedup as a share of the reference's timed
+    beside it, in the same rounds: a loop that wastes time outside its episodes (a pause, a Pool per episode)
+    still falls behind the reference however busy the cores. Full marks from ``full_fraction`` of it, nothing
+    at ``zero_speedup / processes`` or less (None when either was not measured)."""
+    if mine is None or ref is None or ref <= 0:
+        return None
+    share, zero = mine / ref, settings.zero_speedup / settings.processes
+    fraction = max(0.0, min(1.0, (share - zero) / (settings.full_fraction - zero)))
+    return fraction, (
+        f"your speedup, {mine:.2f}x, was {share:.0%} of the reference's {ref:.2f}x in the same rounds (full marks "
+        f"from {settings.full_fraction:.0%}, nothing at {zero:.0%} or less): time spent outside the episodes "
+        "(starting a Pool per generation or per episode, pauses, sending large data) is the likely cause"
+    )
+
+
+def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSettings, alone: bool) -> Judgement:
     """The verdict when the machine could not show a speedup: correct runs played by worker processes, in
     proportion to the reference's speedup measured beside them."""
     mine, ref = _number(student.get("speedup")), _number(reference.get("speedup"))
@@ -311,11 +329,15 @@ def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSe
     evidence = _parallel_work(student, reference, settings)
     if evidence is not None:
         measured = f" (your measured speedup was {mine:.2f}x)" if mine is not None else ""
-        speed = Part(
-            evidence.part.fraction,
+        message = (
             f"not judged on speed: {reason}{measured}; judged instead on how much of your episode work ran at once "
-            f"in different processes: {evidence.part.message}",
+            f"in different processes: {evidence.part.message}"
         )
+        fraction = evidence.part.fraction
+        relative = _relative_speed(mine, ref, settings) if alone else None
+        if relative is not None and relative[0] < fraction:
+            fraction, message = relative[0], f"{message}; but {relative[1]}"
+        speed = Part(fraction, message)
         return Judgement(
             "not judged",
             speed,
@@ -348,5 +370,6 @@ def judge(timing: dict, settings: dict | SpeedupSettings) -> Judgement:
     if refused:
         return Judgement("refused", Part(0.0, refused), Part(0.0, refused), reason=timing.get("inconclusive"))
     if timing.get("inconclusive"):
-        return _not_judged(student, reference, timing["inconclusive"], settings)
+        alone = (timing.get("alone") or {}).get("alone", True)  # beside other work, the rounds were not alike
+        return _not_judged(student, reference, timing["inconclusive"], settings, alone)
     return _judged(student, reference, settings)

@@ -172,3 +172,21 @@ def test_cli_rejects_unknown_benchmark(capsys):
         main(["--only", "scalling"])
     assert exit_info.value.code == 2
     assert "choose from scaling,backends,overhead,grading" in capsys.readouterr().err
+
+
+def test_under_load_report_names_every_missed_target():
+    """The busy-machine benchmark finds its entries in the corpus and names each target a run missed."""
+    from benchmarks import under_load
+
+    assert set(under_load.sources()) == {*under_load.CORRECT, *under_load.NOT_PARALLEL}
+
+    def run(busy: bool, seconds: float, correct: float, turns: float) -> dict:
+        entries = {
+            "reference": {"points": correct, "verdict": "not judged"},
+            "lock_turn_taking_workers": {"points": turns},
+        }
+        return {"round": 0, "jobs": 1, "busy_core": busy, "seconds_per_submission": seconds, "entries": entries}
+
+    text = under_load.report([run(False, 10.0, 15.0, 0.0), run(True, 16.0, 9.0, 2.0)])
+    assert "below 75% of the points with a core busy: reference 9" in text
+    assert "paid with a core busy: lock_turn_taking_workers 2" in text and "1.60x" in text
