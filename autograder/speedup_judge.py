@@ -128,8 +128,8 @@ def not_alone(alone: dict) -> str:
     """Why a timed phase that other untimed work ran beside (``cores.Phase.record``) is not judged on speed."""
     return (
         f"the grader could not keep your timed runs alone on their cores ({alone.get('others_in_flight', 0)} run(s) "
-        f"of other submissions overlapped them for {alone.get('others_seconds', 0):.1f} s): a grader's fault, "
-        "never yours"
+        f"of other submissions overlapped them for {alone.get('others_seconds', 0):.1f} s): that is the grader's "
+        "scheduling, not your code"
     )
 
 
@@ -315,8 +315,9 @@ def _relative_speed(mine: float | None, ref: float | None, settings: SpeedupSett
 
 
 def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSettings, alone: bool) -> Judgement:
-    """The verdict when the machine could not show a speedup: correct runs played by worker processes, in
-    proportion to the reference's speedup measured beside them."""
+    """The verdict when the machine could not show a speedup: the evidence of parallel work, capped by the
+    submission's speedup as a share of the reference's in the same rounds when its phase ran alone (where the
+    grader cannot sample processes: correct runs in worker processes, scaled by that share)."""
     mine, ref = _number(student.get("speedup")), _number(reference.get("speedup"))
     workers = student.get("worker_pids") or []
     if not workers:
