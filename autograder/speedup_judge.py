@@ -20,8 +20,8 @@ The rule, in order:
 3. **Not judged on speed** otherwise (busy cores, workers started by spawn, fewer than 2 cores,
    or a timed phase the grader could not keep alone on its cores): the points then follow the
    evidence of parallel work, capped by the submission's speedup as a share of the reference's
-   timed in the same rounds (full marks from ``full_fraction``, nothing at ``zero_speedup /
-   processes``), which a busy machine slows alike (not when the phase was not alone).
+   timed in the same rounds (no loss from ``slow_share``, nothing at half of it), which a busy
+   machine slows alike (not when the phase was not alone).
 4. **Evidence of parallel work** (the second check, always; the first too when not judged on
    speed), from the timed evolve_parallel runs' episode records set against the grader's own CPU
    samples of each process (``concurrency.py``, median over the rounds): nothing when more than
@@ -301,16 +301,16 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
 def _relative_speed(mine: float | None, ref: float | None, settings: SpeedupSettings) -> tuple[float, str] | None:
     """On a machine too busy to judge a speedup, the submission's speedup as a share of the reference's timed
     beside it, in the same rounds: a loop that wastes time outside its episodes (a pause, a Pool per episode)
-    still falls behind the reference however busy the cores. Full marks from ``full_fraction`` of it, nothing
-    at ``zero_speedup / processes`` or less (None when either was not measured)."""
+    still falls behind the reference however busy the cores. No loss from ``slow_share`` of it, nothing at half
+    of that or less (None when either was not measured)."""
     if mine is None or ref is None or ref <= 0:
         return None
-    share, zero = mine / ref, settings.zero_speedup / settings.processes
-    fraction = max(0.0, min(1.0, (share - zero) / (settings.full_fraction - zero)))
+    share, full, zero = mine / ref, settings.slow_share, settings.slow_share / 2
+    fraction = max(0.0, min(1.0, (share - zero) / (full - zero)))
     return fraction, (
-        f"your speedup, {mine:.2f}x, was {share:.0%} of the reference's {ref:.2f}x in the same rounds (full marks "
-        f"from {settings.full_fraction:.0%}, nothing at {zero:.0%} or less): time spent outside the episodes "
-        "(starting a Pool per generation or per episode, pauses, sending large data) is the likely cause"
+        f"your speedup, {mine:.2f}x, was {share:.0%} of the reference's {ref:.2f}x in the same rounds (no loss "
+        f"from {full:.0%}, nothing at {zero:.0%} or less): time spent outside the episodes (starting a Pool per "
+        "generation or per episode, pauses, sending large data) is the likely cause"
     )
 
 

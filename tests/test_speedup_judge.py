@@ -193,9 +193,9 @@ def timing_of_rounds(rounds: list[float]) -> dict:
 
 
 def test_speedup_judge_not_judged_still_compares_with_the_reference_beside_it():
-    """Episodes played side by side do not make up for time lost outside them: a loop at half the reference's
-    speed in the same busy rounds earns nothing, unless other work ran beside its timed phase."""
-    slow = evidence_timing(1.9, mine=0.45)
+    """Episodes played side by side do not make up for time lost outside them: a loop at a quarter of the
+    reference's speed in the same busy rounds earns nothing, unless other work ran beside its timed phase."""
+    slow = evidence_timing(1.9, mine=0.24)
     assert speedup_judge.judge(slow, asdict(SpeedupSettings())).speed.fraction == 0
     assert "of the reference's" in speedup_judge.judge(slow, asdict(SpeedupSettings())).speed.message
     slow["alone"] = {"alone": False}
