@@ -76,6 +76,9 @@ class SpeedupObservation(TypedDict, total=False):
     cpus: list[int]
     reserved: list[int]
     start_method: str | None
+    alone: dict
+    """What ran beside the timed phase on its cores (``cores.Phase.record``): nothing, unless the grader had to
+    give up waiting for them, and then the timing is not judged on speed."""
 
 
 class Attempt(TypedDict):
