@@ -37,8 +37,8 @@ from __future__ import annotations
 from bisect import bisect_left
 
 Interval = tuple[int, int]
-STARTED_BEFORE = 50_000_000
-"""Nanoseconds a run may have started before the watchdog's first look at it."""
+STARTED_BEFORE = 500_000_000
+"""Nanoseconds a run may have started before the watchdog began to watch it (a starved grader looks late)."""
 ENDED_AFTER = 50_000_000
 """Nanoseconds a run may have gone on after the watchdog's last sample, or twice the longest gap between two
 samples if more (a starved grader looks late)."""
@@ -98,6 +98,7 @@ def _measure(claims: dict[int, list[Interval]], samples: dict, windows: list[Int
     busy_time = sum(b - a for a, b in everyone)
     demanded = backed = workers_ran = run_total = 0.0
     per_process = {pid: [0.0, 0.0] for pid in mine}  # claimed time inside sampled windows, and backed
+    claimed_in_windows = {pid: sum(covered(spans, a, b) for a, b in windows) for pid, spans in mine.items()}
     for start, end in windows:
         found = _window(polls[: len(run_cpu)], start, end)
         if found is None:
@@ -125,13 +126,24 @@ def _measure(claims: dict[int, list[Interval]], samples: dict, windows: list[Int
     return {
         "impossible_share": outside / claimed if claimed and lifetime else None,
         "concurrency": backed / demanded if demanded else None,
-        "backing": min((b / s for s, b in per_process.values() if s), default=None),
+        # A run sampled a few times whose claims no sample covers claims nothing the grader saw.
+        "backing": _least_backing(per_process, claimed_in_windows) if demanded or len(polls) >= 3 else None,
         "unsampled_share": max(0.0, 1 - sampled / claimed) if claimed else None,
         "outside_share": max(0.0, 1 - workers_ran / run_total) if run_total else None,
         "claimed_overlap": claimed / busy_time if busy_time else None,
         "sampled_seconds": demanded / 1e9,
         "work_seconds": workers_ran / 1e9,
     }
+
+
+def _least_backing(per_process: dict[int, list[float]], claimed: dict[int, int]) -> float | None:
+    """The least share of its claimed time a process ran or waited for a core, among processes holding at least a
+    tenth of the largest claim (a worker handed one episode at the very start of a short run may slip between
+    samples). Claimed time no sample covers (before the first, after the last) counts as not backed: a claim
+    cannot hide from the samples by naming a time just outside them."""
+    largest = max(claimed.values(), default=0)
+    shares = [backed / claimed[pid] for pid, (_, backed) in per_process.items() if claimed[pid] >= largest / 10 > 0]
+    return min(shares, default=None)
 
 
 def _lifetime(samples: dict) -> Interval | None:

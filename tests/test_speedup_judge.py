@@ -126,12 +126,16 @@ def test_speedup_judge_evidence_turn_taking_and_idle_workers():
     assert idle["outside_share"] > 0.95
 
 
-def test_speedup_judge_evidence_claims_outside_the_run_are_impossible():
-    """Episodes claimed after the run's last sample cannot have been played in it."""
+def test_speedup_judge_evidence_claims_outside_the_samples_back_nothing():
+    """Episodes claimed after the run's end cannot have been played in it; claimed just after its last sample,
+    where nothing was measured, they are not backed."""
+    busy = sampled({2: [(0, 400)], 3: [(0, 400)]})
     late = generation_of([(2, 1000, 1010), (3, 1000, 1010)])
-    assert concurrency.evidence(late, sampled({2: [(0, 400)], 3: [(0, 400)]}), pop_size=2, caller=1)[
-        "impossible_share"
-    ] == pytest.approx(1.0)
+    assert concurrency.evidence(late, busy, pop_size=2, caller=1)["impossible_share"] == pytest.approx(1.0)
+    edge = generation_of([(2, 399, 400)] + [(p, 401, 420) for p in (2, 3)])
+    assert concurrency.evidence(edge, busy, pop_size=3, caller=1)["backing"] < 0.1
+    after = generation_of([(p, 401, 420) for p in (2, 3)])
+    assert concurrency.evidence(after, busy, pop_size=2, caller=1)["backing"] == 0
 
 
 def evidence_timing(conc: float, outside: float = 0.01, *, ref: float = 1.9, mine: float = 0.9, reason="busy") -> dict:
