@@ -95,15 +95,32 @@ def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def settled(summary: dict, rounds: int, settings: SpeedupSettings) -> bool:
-    """More rounds cannot change the verdict, either way: beside a reference that sped up, the submission
-    already has full marks, or is so far below any credit (under 90 % of the no-credit speedup) that noise
-    cannot lift it. Before ``settings.repeats`` rounds only a verdict clear by ``settings.clear_margin`` counts."""
-    mine, ref = summary["student"]["speedup"], summary["reference"]["speedup"]
-    if ref is None or ref < settings.min_reference_speedup or mine is None:
+def settled(timing: dict, rounds: int, settings: SpeedupSettings) -> bool:
+    """More rounds cannot change the verdict on ``timing`` (the rounds so far, with their medians), either way.
+
+    Beside a reference that sped up: the submission already has full marks, or is so far below any credit
+    (under 90 % of the no-credit speedup) that noise cannot lift it. Beside one that did not, the evidence of
+    parallel work decides, and a busy machine does not change it: one round settles a clear verdict (full
+    marks, or nothing). Before ``settings.repeats`` rounds, clear means by ``settings.clear_margin``."""
+    student, reference = timing.get("student") or {}, timing.get("reference") or {}
+    mine, ref = _number(student.get("speedup")), _number(reference.get("speedup"))
+    if ref is None or mine is None:
         return False
     margin = 1.0 if rounds >= settings.repeats else settings.clear_margin
-    return mine >= margin * settings.full_marks_at(ref) or mine * margin < 0.9 * settings.zero_speedup
+    if ref >= settings.min_reference_speedup:
+        return mine >= margin * settings.full_marks_at(ref) or mine * margin < 0.9 * settings.zero_speedup
+    evidence = _parallel_work(student, reference, settings)
+    if evidence is None or evidence.concurrency is None:
+        return rounds >= settings.repeats
+    if evidence.part.fraction <= 0:
+        outside = (evidence_summary(student) or {}).get("outside_share") or 0.0
+        return outside >= margin * settings.max_outside_share or (evidence.concurrency - 1) * margin <= (
+            settings.zero_concurrency - 1
+        )
+    relative = _relative_speed(mine, ref, settings)
+    return (evidence.concurrency - 1) >= margin * (evidence.full_at - 1) and (
+        relative is None or mine / ref >= margin * settings.slow_share
+    )
 
 
 def not_judged_reason(

@@ -165,7 +165,8 @@ def measure(
             break
         out["rounds"] = round_ + 1
         summary = summarise(out["student"], out["reference"])
-        if speedup_judge.settled(summary, out["rounds"], SPEEDUP) or without_workers(out["student"]):
+        so_far = {side: {**out[side], **summary[side]} for side in ("student", "reference")}
+        if speedup_judge.settled(so_far, out["rounds"], SPEEDUP) or without_workers(out["student"]):
             break
     if out["reference"]["problems"] or not summary:
         return out

@@ -67,6 +67,15 @@ def test_speedup_judge_settled_follows_the_same_thresholds():
     assert not speedup_judge.settled(summary, 1, SpeedupSettings(full_fraction=1.0))
 
 
+@pytest.mark.parametrize(
+    "conc, mine, settled", [(1.9, 0.9, True), (1.0, 0.9, True), (1.5, 0.9, False), (1.9, 0.3, False)]
+)
+def test_speedup_judge_settled_on_a_busy_machine_by_the_evidence(conc, mine, settled):
+    """Beside a reference that did not speed up, one round settles a clear verdict of the evidence (full marks or
+    nothing); a borderline one, or a loop well behind the reference, gets more rounds."""
+    assert speedup_judge.settled(evidence_timing(conc, mine=mine), 1, SpeedupSettings()) == settled
+
+
 # --- evidence of parallel work, on hand-made records and CPU samples ------------------------------------------
 
 MS = 1_000_000
