@@ -122,10 +122,10 @@ class SpeedupSettings:
     """Episodes in progress at once in different processes (on average while any was, each backed by the grader's
     CPU samples: ``concurrency.evidence``) at or below which the evidence of parallel work earns nothing. Workers
     that take turns reach 1 at most; full marks from ``full_fraction`` of the reference's gain over 1."""
-    slow_share: float = 0.5
-    """When the timing is not judged on speed: the share of the reference's speedup, measured in the same rounds,
-    below which the evidence's points shrink, to nothing at half of it. Low, since a busy machine makes single
-    rounds noisy: it catches time lost outside the episodes (a pause, a Pool per episode), not a slower Pool."""
+    slow_share: float = 0.7
+    """When the timing is not judged on speed: the share of the reference's estimated free-core speedup
+    (``concurrency.estimated_speedup``) below which the evidence's points shrink, to nothing at half of it. It
+    catches time lost outside the episodes (a pause, a Pool per episode), not a Pool a little slower than one."""
     max_outside_share: float = 0.2
     """Largest share of a timed run's CPU time, while its generations were played, that processes playing none of
     their episodes may use (a Pool's caller, waiting in pool.map, uses about 1 %)."""

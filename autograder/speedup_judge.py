@@ -19,9 +19,9 @@ The rule, in order:
    the evidence of parallel work (4.) earns nothing, in which case the speedup was noise.
 3. **Not judged on speed** otherwise (busy cores, workers started by spawn, fewer than 2 cores,
    or a timed phase the grader could not keep alone on its cores): the points then follow the
-   evidence of parallel work, capped by the submission's speedup as a share of the reference's
-   timed in the same rounds (no loss from ``slow_share``, nothing at half of it), which a busy
-   machine slows alike (not when the phase was not alone).
+   evidence of parallel work, capped by the speedup the timed runs' structure would reach on free
+   cores (their workers' CPU time, how many played at once, how long the run slept) as a share of
+   the reference's estimated the same way: no loss from ``slow_share``, nothing at half of it.
 4. **Evidence of parallel work** (the second check, always; the first too when not judged on
    speed), from the timed evolve_parallel runs' episode records set against the grader's own CPU
    samples of each process (``concurrency.py``, median over the rounds): nothing when more than
@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from statistics import median
 
+from autograder import concurrency
 from autograder.config import SpeedupSettings
 
 WEIGHTS = {"speed": 12, "parallel_work": 3}
@@ -117,9 +118,9 @@ def settled(timing: dict, rounds: int, settings: SpeedupSettings) -> bool:
         return outside >= margin * settings.max_outside_share or (evidence.concurrency - 1) * margin <= (
             settings.zero_concurrency - 1
         )
-    relative = _relative_speed(mine, ref, settings)
+    relative = _relative_speed(student, reference, settings)
     return (evidence.concurrency - 1) >= margin * (evidence.full_at - 1) and (
-        relative is None or mine / ref >= margin * settings.slow_share
+        relative is None or relative[2] >= margin * settings.slow_share
     )
 
 
@@ -315,26 +316,34 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
     return Judgement("judged", speed, work, full_marks_at=full_at)
 
 
-def _relative_speed(mine: float | None, ref: float | None, settings: SpeedupSettings) -> tuple[float, str] | None:
-    """On a machine too busy to judge a speedup, the submission's speedup as a share of the reference's timed
-    beside it, in the same rounds: a loop that wastes time outside its episodes (a pause, a Pool per episode)
-    still falls behind the reference however busy the cores. No loss from ``slow_share`` of it, nothing at half
-    of that or less (None when either was not measured)."""
-    if mine is None or ref is None or ref <= 0:
+def _relative_speed(student: dict, reference: dict, settings: SpeedupSettings) -> tuple[float, str, float] | None:
+    """On a machine too busy to judge a speedup: the speedup the submission's timed runs would reach on free
+    cores, by their structure (``concurrency.estimated_speedup``: their workers' CPU time, how many played at
+    once, and how long the whole run slept), as a share of the reference's estimated the same way. A loop that
+    loses time outside its episodes (a pause, a Pool per episode) falls behind however busy the cores. No loss
+    from ``slow_share`` of it, nothing at half of that or less: (fraction, message, share), or None where either
+    was not measured."""
+    mine = [concurrency.estimated_speedup(e) for e in student.get("evidence") or [] if isinstance(e, dict)]
+    ref = [concurrency.estimated_speedup(e) for e in reference.get("evidence") or [] if isinstance(e, dict)]
+    mine, ref = [v for v in mine if v], [v for v in ref if v]
+    if not mine or not ref:
         return None
-    share, full, zero = mine / ref, settings.slow_share, settings.slow_share / 2
+    estimate, beside = median(mine), median(ref)
+    share, full, zero = estimate / beside, settings.slow_share, settings.slow_share / 2
     fraction = max(0.0, min(1.0, (share - zero) / (full - zero)))
-    return fraction, (
-        f"your speedup, {mine:.2f}x, was {share:.0%} of the reference's {ref:.2f}x in the same rounds (no loss "
-        f"from {full:.0%}, nothing at {zero:.0%} or less): time spent outside the episodes (starting a Pool per "
-        "generation or per episode, pauses, sending large data) is the likely cause"
+    message = (
+        f"on free cores your timed runs would reach about {estimate:.2f}x, {share:.0%} of the reference's "
+        f"{beside:.2f}x estimated the same way (from the CPU time of your workers, how many played at once and how "
+        f"long the whole run slept; no loss from {full:.0%}, nothing at {zero:.0%} or less): time spent outside "
+        "the episodes (pauses, a Pool started per generation or per episode) is the likely cause"
     )
+    return fraction, message, share
 
 
-def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSettings, alone: bool) -> Judgement:
-    """The verdict when the machine could not show a speedup: the evidence of parallel work, capped by the
-    submission's speedup as a share of the reference's in the same rounds when its phase ran alone (where the
-    grader cannot sample processes: correct runs in worker processes, scaled by that share)."""
+def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSettings) -> Judgement:
+    """The verdict when the machine could not show a speedup: the evidence of parallel work, capped by the speedup
+    its structure would give on free cores as a share of the reference's (where the grader cannot sample
+    processes: correct runs in worker processes, scaled by the measured speedup's share of the reference's)."""
     mine, ref = _number(student.get("speedup")), _number(reference.get("speedup"))
     workers = student.get("worker_pids") or []
     if not workers:
@@ -352,7 +361,7 @@ def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSe
             f"in different processes: {evidence.part.message}"
         )
         fraction = evidence.part.fraction
-        relative = _relative_speed(mine, ref, settings) if alone else None
+        relative = _relative_speed(student, reference, settings)
         if relative is not None and relative[0] < fraction:
             fraction, message = relative[0], f"{message}; but {relative[1]}"
         speed = Part(fraction, message)
@@ -388,6 +397,5 @@ def judge(timing: dict, settings: dict | SpeedupSettings) -> Judgement:
     if refused:
         return Judgement("refused", Part(0.0, refused), Part(0.0, refused), reason=timing.get("inconclusive"))
     if timing.get("inconclusive"):
-        alone = (timing.get("alone") or {}).get("alone", True)  # beside other work, the rounds were not alike
-        return _not_judged(student, reference, timing["inconclusive"], settings, alone)
+        return _not_judged(student, reference, timing["inconclusive"], settings)
     return _judged(student, reference, settings)

@@ -67,13 +67,11 @@ def test_speedup_judge_settled_follows_the_same_thresholds():
     assert not speedup_judge.settled(summary, 1, SpeedupSettings(full_fraction=1.0))
 
 
-@pytest.mark.parametrize(
-    "conc, mine, settled", [(1.9, 0.9, True), (1.0, 0.9, True), (1.5, 0.9, False), (1.9, 0.3, False)]
-)
-def test_speedup_judge_settled_on_a_busy_machine_by_the_evidence(conc, mine, settled):
+@pytest.mark.parametrize("conc, idle, settled", [(1.9, 0, True), (1.0, 0, True), (1.5, 0, False), (1.9, 0.6, False)])
+def test_speedup_judge_settled_on_a_busy_machine_by_the_evidence(conc, idle, settled):
     """Beside a reference that did not speed up, one round settles a clear verdict of the evidence (full marks or
-    nothing); a borderline one, or a loop well behind the reference, gets more rounds."""
-    assert speedup_judge.settled(evidence_timing(conc, mine=mine), 1, SpeedupSettings()) == settled
+    nothing); a borderline one, or a loop whose pauses put it near the line, gets more rounds."""
+    assert speedup_judge.settled(evidence_timing(conc, idle=idle), 1, SpeedupSettings()) == settled
 
 
 # --- evidence of parallel work, on hand-made records and CPU samples ------------------------------------------
@@ -135,6 +133,14 @@ def test_speedup_judge_evidence_turn_taking_and_idle_workers():
     assert idle["outside_share"] > 0.95
 
 
+def test_speedup_judge_evidence_idle_time_is_when_no_process_could_run():
+    """Time in which no process of the run was running or ready to run counts as idle; a busy core does not."""
+    samples = sampled({2: [(0, 300)], 3: [(0, 300)]})
+    samples["runnable"] = [0 if 100 <= k * 10 <= 150 else 2 for k in range(len(samples["polls"]))]
+    assert concurrency.idle_seconds(samples, (0, 300 * MS)) == pytest.approx(0.05)
+    assert concurrency.idle_seconds(samples, (200 * MS, 300 * MS)) == 0
+
+
 def test_speedup_judge_evidence_claims_outside_the_samples_back_nothing():
     """Episodes claimed after the run's end cannot have been played in it; claimed just after its last sample,
     where nothing was measured, they are not backed."""
@@ -147,12 +153,14 @@ def test_speedup_judge_evidence_claims_outside_the_samples_back_nothing():
     assert concurrency.evidence(after, busy, pop_size=2, caller=1)["backing"] == 0
 
 
-def evidence_timing(conc: float, outside: float = 0.01, *, ref: float = 1.9, mine: float = 0.9, reason="busy") -> dict:
-    """A timing not judged on speed whose three rounds show ``conc`` episodes at once and ``outside`` of the CPU
-    spent beside the workers."""
-    out = timed(mine, 1.0, inconclusive=reason)
-    out["student"]["evidence"] = [{"concurrency": conc, "outside_share": outside, "sampled_processes": 3}] * 3
-    out["reference"]["evidence"] = [{"concurrency": ref, "outside_share": 0.01, "sampled_processes": 3}] * 3
+def evidence_timing(conc: float, outside: float = 0.01, *, idle: float = 0.0, ref: float = 1.9, reason="busy") -> dict:
+    """A timing not judged on speed whose three rounds show ``conc`` episodes at once, ``outside`` of the CPU
+    spent beside the workers and ``idle`` seconds when the whole run slept (0.6 CPU seconds of work each)."""
+    out = timed(0.9, 1.0, inconclusive=reason)
+    mine = {"concurrency": conc, "outside_share": outside, "sampled_processes": 3, "work_seconds": 0.6}
+    out["student"]["evidence"] = [{**mine, "idle_seconds": idle}] * 3
+    beside = {"concurrency": ref, "outside_share": 0.01, "sampled_processes": 3, "work_seconds": 0.6}
+    out["reference"]["evidence"] = [{**beside, "idle_seconds": 0.0}] * 3
     return out
 
 
@@ -206,10 +214,8 @@ def timing_of_rounds(rounds: list[float]) -> dict:
 
 
 def test_speedup_judge_not_judged_still_compares_with_the_reference_beside_it():
-    """Episodes played side by side do not make up for time lost outside them: a loop at a quarter of the
-    reference's speed in the same busy rounds earns nothing, unless other work ran beside its timed phase."""
-    slow = evidence_timing(1.9, mine=0.24)
-    assert speedup_judge.judge(slow, asdict(SpeedupSettings())).speed.fraction == 0
-    assert "of the reference's" in speedup_judge.judge(slow, asdict(SpeedupSettings())).speed.message
-    slow["alone"] = {"alone": False}
-    assert speedup_judge.judge(slow, asdict(SpeedupSettings())).speed.fraction == 1
+    """Episodes played side by side do not make up for time lost outside them: a loop that sleeps 0.4 s per
+    generation (1.2 s in all) would be slower than the serial loop on free cores, and earns nothing."""
+    slow = speedup_judge.judge(evidence_timing(1.9, idle=1.2), asdict(SpeedupSettings()))
+    assert slow.speed.fraction == 0 and "of the reference's" in slow.speed.message, slow.speed.message
+    assert speedup_judge.judge(evidence_timing(1.9, idle=0.05), asdict(SpeedupSettings())).speed.fraction == 1

@@ -225,6 +225,9 @@ class Tracker:
         in the total; one that lived between two samples is missed)."""
         self.process_cpu: dict[int, list[tuple[int, int, int]]] = {}
         """Per process (by the id it sees itself as): (sample index, ns run, ns waited runnable) at each sample."""
+        self.runnable: list[int] = []
+        """How many of the run's processes were running or ready to run (state R) at each sample: none means the
+        whole run slept then (a pause, or waiting on something outside it)."""
         self._threads_ran: dict[int, int] = {}
         """Without a control group: each process's threads' ns run, as last seen (kept once it ends)."""
 
@@ -244,17 +247,20 @@ class Tracker:
     def sample(self, pids: list[int], run_cpu_seconds: float | None = None) -> None:
         """One CPU sample of the run's processes ``pids`` (noted first); ``run_cpu_seconds``: the kernel's count
         for the whole run, where it has one."""
-        index = len(self.polls)
+        index, runnable = len(self.polls), 0
         self.polls.append(time.monotonic_ns())
         for pid in pids:
             scheduled = scheduled_ns(pid)
             if scheduled is None or pid not in self.inner_of:
                 continue
             self.process_cpu.setdefault(self.inner_of[pid], []).append((index, *scheduled))
+            fields = _stat_fields(pid)
+            runnable += bool(fields) and fields[0] == "R"
             if run_cpu_seconds is None:
                 self._threads_ran[pid] = max(self._threads_ran.get(pid, 0), threads_ran_ns(pid))
         total = int(run_cpu_seconds * 1e9) if run_cpu_seconds is not None else sum(self._threads_ran.values())
         self.run_cpu.append(max(total, self.run_cpu[-1] if self.run_cpu else 0))
+        self.runnable.append(runnable)
 
     def samples(self) -> dict:
         """The CPU samples as plain data: ``polls``, ``run_cpu`` and ``processes`` (see the attributes)."""
@@ -262,6 +268,7 @@ class Tracker:
             "created": self.created,
             "polls": list(self.polls),
             "run_cpu": list(self.run_cpu),
+            "runnable": list(self.runnable),
             "processes": {pid: [list(s) for s in series] for pid, series in self.process_cpu.items()},
         }
 
