@@ -121,7 +121,7 @@ class SpeedupSettings:
     zero_concurrency: float = 1.1
     """Episodes in progress at once in different processes (on average while any was, each backed by the grader's
     CPU samples: ``concurrency.evidence``) at or below which the evidence of parallel work earns nothing. Workers
-    that take turns reach 1 at most; full marks from ``full_fraction`` of the reference's gain over 1."""
+    that take turns reach 1 at most; full marks from ``full_fraction`` of the reference's."""
     slow_share: float = 0.7
     """When the timing is not judged on speed: the share of the reference's estimated free-core speedup
     (``concurrency.estimated_speedup``) below which the evidence's points shrink, to nothing at half of it. It
@@ -142,10 +142,10 @@ class SpeedupSettings:
         return max(self.full_fraction * reference_speedup, self.zero_speedup + 0.1)
 
     def full_concurrency_at(self, reference_concurrency: float | None) -> float:
-        """The concurrency that earns full marks, given the reference's measured beside it (None: as if the
-        reference kept every worker busy)."""
+        """The concurrency that earns full marks: ``full_fraction`` of the reference's measured beside it, as for
+        the speedup, which follows it (None: as if the reference kept every worker busy)."""
         ideal = float(self.processes) if reference_concurrency is None else min(reference_concurrency, self.processes)
-        return max(1.0 + self.full_fraction * (ideal - 1.0), self.zero_concurrency + 0.2)
+        return max(self.full_fraction * ideal, self.zero_concurrency + 0.2)
 
 
 @dataclass(frozen=True)

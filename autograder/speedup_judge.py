@@ -27,7 +27,7 @@ The rule, in order:
    samples of each process (``concurrency.py``, median over the rounds): nothing when more than
    ``max_outside_share`` of the run's CPU time went to processes that played none of the episodes,
    nothing at ``zero_concurrency`` episodes in progress at once or fewer (workers taking turns reach
-   1 at most), full marks from ``full_fraction`` of the reference's gain over 1, measured beside it.
+   1 at most), full marks from ``full_fraction`` of the reference's, measured beside it.
    It does not depend on free cores: a process waiting for a busy core still counts as playing.
 """
 
@@ -119,7 +119,7 @@ def settled(timing: dict, rounds: int, settings: SpeedupSettings) -> bool:
             settings.zero_concurrency - 1
         )
     relative = _relative_speed(student, reference, settings)
-    return (evidence.concurrency - 1) >= margin * (evidence.full_at - 1) and (
+    return evidence.concurrency >= margin * evidence.full_at and (
         relative is None or relative[2] >= margin * settings.slow_share
     )
 
