@@ -23,8 +23,8 @@ counts only as far as that process really ran, or waited for a core, in that int
   Near 1 for any process that really played; near 0 for one credited with episodes while it slept.
 * ``impossible_share``: the part of the claimed time that lies outside the run's life (before it started
   or after it ended): 0 for any real record.
-* ``idle_seconds``: time between the first episode's start and the last one's end in which no process of
-  the run was running or ready to run (sampled process states): a pause per generation shows here
+* ``idle_seconds``: time in which no process of the run was running or ready to run (sampled process
+  states, over the whole run): a pause per generation shows here
   however busy the machine, while the work's own time grows with the load. With ``work_seconds`` (the
   claiming processes' CPU time) and the concurrency it gives :func:`estimated_speedup`, the speedup the
   run's structure would reach on free cores.
@@ -152,9 +152,9 @@ def _least_backing(per_process: dict[int, list[float]], claimed: dict[int, int])
 
 
 def idle_seconds(samples: dict, span: Interval) -> float | None:
-    """Seconds of ``span`` (from the first episode's start to the last one's end) in which no process of the run
-    was running or ready to run, by the samples (None without them): a pause, or time spent waiting on nothing
-    the run does. A busy machine does not lengthen it, nor does a worker waiting for a core."""
+    """Seconds of ``span`` (the whole run, as sampled) in which no process of the run was running or ready to
+    run, by the samples (None without them): a pause, or time spent waiting on nothing the run does. A busy
+    machine does not lengthen it, nor does a worker waiting for a core."""
     polls, runnable = samples.get("polls") or [], samples.get("runnable") or []
     idle = 0
     for k in range(1, min(len(polls), len(runnable))):
@@ -201,7 +201,8 @@ def evidence(episodes: list, samples: dict, *, pop_size: int, caller: int | None
     windows = [(min(e.t0 for e in block), max(e.t for e in block)) for block in blocks]
     sampled = len(samples.get("processes") or {})
     out = {**_measure(claims, samples, windows), "processes": len(claims), "sampled_processes": sampled}
-    out["idle_seconds"] = idle_seconds(samples, (windows[0][0], windows[-1][1])) if windows else None
+    polls = samples.get("polls") or []
+    out["idle_seconds"] = idle_seconds(samples, (polls[0], polls[-1])) if windows and polls else None
     out["generations"] = []
     for window in windows:
         out["generations"].append(_rounded(_measure(claims, samples, [window])))

@@ -122,7 +122,7 @@ class SpeedupSettings:
     """Episodes in progress at once in different processes (on average while any was, each backed by the grader's
     CPU samples: ``concurrency.evidence``) at or below which the evidence of parallel work earns nothing. Workers
     that take turns reach 1 at most; full marks from ``full_fraction`` of the reference's."""
-    slow_share: float = 0.7
+    slow_share: float = 0.8
     """When the timing is not judged on speed: the share of the reference's estimated free-core speedup
     (``concurrency.estimated_speedup``) below which the evidence's points shrink, to nothing at half of it. It
     catches time lost outside the episodes (a pause, a Pool per episode), not a Pool a little slower than one."""
