@@ -33,7 +33,7 @@ The rule, in order:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from statistics import median
 
 from autograder import concurrency
@@ -47,6 +47,8 @@ NOTEBOOK_THRESHOLDS = {"_BUSY_BELOW": "min_reference_speedup", "_FLOOR": "zero_s
 constants; each must equal the SpeedupSettings field it maps to."""
 
 VERDICTS = ("judged", "not judged", "refused")
+THRESHOLDS = ("full_fraction", "zero_speedup", "min_reference_speedup", "zero_concurrency", "slow_share")
+"""The lines a verdict is drawn against, recorded with each judgement (the class report's chart draws them)."""
 
 
 def settings_from(recorded: dict | None) -> SpeedupSettings:
@@ -86,6 +88,9 @@ class Judgement:
         """The category's fraction of points."""
         total = sum(WEIGHTS.values())
         return (WEIGHTS["speed"] * self.speed.fraction + WEIGHTS["parallel_work"] * self.parallel_work.fraction) / total
+
+    thresholds: dict | None = None
+    """The settings' lines this verdict was made with (``THRESHOLDS``), for pages drawn from results.json."""
 
     def record(self) -> dict:
         """Plain data for results.json."""
@@ -392,10 +397,13 @@ def judge(timing: dict, settings: dict | SpeedupSettings) -> Judgement:
     """The verdict on one submission's speedup observation (``timing.measure``), under the ``settings`` recorded
     with it."""
     settings = settings if isinstance(settings, SpeedupSettings) else settings_from(settings)
+    lines = {name: getattr(settings, name) for name in THRESHOLDS}
     student, reference = timing.get("student") or {}, timing.get("reference") or {}
     refused = _refusal(student, settings, int(timing.get("cores") or settings.processes))
     if refused:
-        return Judgement("refused", Part(0.0, refused), Part(0.0, refused), reason=timing.get("inconclusive"))
-    if timing.get("inconclusive"):
-        return _not_judged(student, reference, timing["inconclusive"], settings)
-    return _judged(student, reference, settings)
+        judgement = Judgement("refused", Part(0.0, refused), Part(0.0, refused), reason=timing.get("inconclusive"))
+    elif timing.get("inconclusive"):
+        judgement = _not_judged(student, reference, timing["inconclusive"], settings)
+    else:
+        judgement = _judged(student, reference, settings)
+    return replace(judgement, thresholds=lines)

@@ -47,6 +47,7 @@ def test_speedup_judge_not_judged_uses_recorded_settings():
     assert judgement.verdict == "not judged"
     assert judgement.speed.fraction == pytest.approx(1.0), judgement.speed.message
     assert "full marks from 0.50x" in judgement.speed.message
+    assert judgement.record()["thresholds"]["full_fraction"] == 0.5, "pages drawn from results.json need its lines"
 
 
 @pytest.mark.parametrize("mine, fraction", [(1.05, 0.0), (1.8, 1.0)])

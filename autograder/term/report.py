@@ -22,9 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from autograder import extract, paths
+from autograder import extract, paths, speedup_judge
 from autograder.categories import ALL, CATEGORIES, POINTS, TOTAL, title
-from autograder.config import AGENT, SpeedupSettings
+from autograder.config import AGENT
 from autograder.results import read_results, write_atomic
 from autograder.term import feedback, similarity
 
@@ -276,11 +276,14 @@ def needs_a_look(students: list[Student], roster_ids: set[str] | None = None) ->
             looks.append(Look(s.id, "partly graded", f"not graded: {', '.join(title(c) for c in missing)}"))
         reason = s.timing.get("inconclusive")
         if reason:
+            concurrency = feedback.finite_number((s.timing.get("judgement") or {}).get("concurrency"))
             looks.append(
                 Look(
                     s.id,
                     "timing not judged",
-                    "the reference barely sped up beside them (a busy machine): the speedup was scaled, not judged",
+                    "the reference barely sped up beside them (a busy machine): the points followed the evidence of "
+                    "parallel work"
+                    + (f" ({concurrency:.2f} episodes played at once)" if concurrency is not None else ""),
                     f"{s.part('speedup') or 0:g}/{speedup_points} awarded: {feedback.clean(str(reason))}",
                 )
             )
@@ -389,6 +392,11 @@ def scores_png(students: list[Student]) -> str | None:
     return feedback.png_base64(fig)
 
 
+def _judged_with_lines(s: Student) -> bool:
+    judgement = s.timing.get("judgement")
+    return isinstance(judgement, dict) and isinstance(judgement.get("thresholds"), dict)
+
+
 def speedup_png(students: list[Student]) -> str | None:
     """Left: each student's speedup against the reference's measured beside it. Right: the seconds measured."""
     points = []
@@ -408,7 +416,9 @@ def speedup_png(students: list[Student]) -> str | None:
     import numpy as np
 
     plt = feedback.pyplot()
-    rules = SpeedupSettings()
+    # The lines the students' verdicts were drawn against, as their judgements recorded them (the judge's).
+    recorded = next((s.timing["judgement"].get("thresholds") for s in students if _judged_with_lines(s)), None)
+    rules = speedup_judge.settings_from(recorded)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=100, gridspec_kw={"width_ratios": [1.1, 1]})
     top = max([2.5] + [max(x, y) * 1.1 for _, x, y, _ in points])
     line = np.array([0, top])
@@ -674,7 +684,8 @@ def _speedup_section(graded: list[Student]) -> list[str]:
     unsure = [s for s in timed if s.timing.get("inconclusive")]
     out.append(
         f"<p class=note>{len(timed)} students timed, each beside the reference solution on the same cores; "
-        f"{len(unsure)} not judged because the reference itself barely sped up (a busy machine). Points above the "
+        f"{len(unsure)} not judged on speed because the reference itself barely sped up (a busy machine): their "
+        "points followed the evidence of parallel work (autograder/speedup_judge.py). Points above the "
         "dashed line earn full marks; points below the red line earn nothing.</p>"
     )
     out.append(_img(speedup_png(timed), "each student's speedup against the reference's, and the seconds measured"))
