@@ -38,7 +38,9 @@ def test_grading_jobs_same_scores_and_timed_phases_alone(tmp_path):
     one, two = _batch(tmp_path, 1), _batch(tmp_path, 2)
     for student in STUDENTS:
         scores = (one[student]["extra_data"]["category_scores"], two[student]["extra_data"]["category_scores"])
-        assert scores[0] == scores[1], f"{student}: --jobs 1 {scores[0]}, --jobs 2 {scores[1]}"
+        assert scores[0] == scores[1], f"{student}: --jobs 1 {scores[0]}, --jobs 2 {scores[1]}\n" + "\n".join(
+            support.failures(batch[student]) for batch in (one, two)
+        )
     assert one["correct"]["extra_data"]["category_scores"]["speedup"] == POINTS["speedup"]
     assert two["turns"]["extra_data"]["category_scores"]["speedup"] == 0
     for results in (one, two):

@@ -204,6 +204,23 @@ def threads_ran_ns(pid: int) -> int:
     return total
 
 
+def any_thread_runnable(pid: int) -> bool:
+    """Some thread of ``pid`` is running or ready to run (state R): a Pool's caller waits in its main thread
+    while its own threads hand out the tasks."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"R":
+                    return True
+        except (OSError, IndexError):
+            continue
+    return False
+
+
 class Tracker:
     """Remembers every process seen in a run, so those that leave the tree can still be found, and samples
     the CPU time each one uses while the run goes."""
@@ -254,8 +271,7 @@ class Tracker:
             if scheduled is None or pid not in self.inner_of:
                 continue
             self.process_cpu.setdefault(self.inner_of[pid], []).append((index, *scheduled))
-            fields = _stat_fields(pid)
-            runnable += bool(fields) and fields[0] == "R"
+            runnable += any_thread_runnable(pid)
             if run_cpu_seconds is None:
                 self._threads_ran[pid] = max(self._threads_ran.get(pid, 0), threads_ran_ns(pid))
         total = int(run_cpu_seconds * 1e9) if run_cpu_seconds is not None else sum(self._threads_ran.values())
