@@ -9,6 +9,7 @@ from pathlib import Path
 from autograder import interrupts, output_lock, paths, quotas, results
 from autograder.categories import CATEGORIES
 from autograder.categories import parse as parse_categories
+from autograder.config import SPEEDUP
 from autograder.term.similarity import THRESHOLD as SIMILAR
 
 GRADE_STATUS = """\
@@ -334,6 +335,15 @@ def grade(args) -> int:
     if args.jobs > allowed:  # more jobs than paid-for CPUs only makes every timed phase wait longer
         print(f"note: --jobs {args.jobs} lowered to {allowed}, the CPUs this grader can use", file=sys.stderr)
         args.jobs = allowed
+    timed_at_once = quotas.jobs_cap(quotas.read(), SPEEDUP.processes)
+    if "speedup" in categories and args.jobs > timed_at_once:
+        print(
+            f"note: with --jobs {args.jobs}, at most {timed_at_once} timed phase(s) run at once on these CPUs and each "
+            "runs alone on its cores, so the other jobs only overlap untimed runs; grades are the same, but a batch "
+            "graded in the speedup category alone is no faster than with --jobs "
+            f"{timed_at_once}",
+            file=sys.stderr,
+        )
     try:
         report = batch.grade_batch(
             args.submitted, args.output, students, categories, args.force, refused, jobs=args.jobs

@@ -107,17 +107,23 @@ def settled(timing: dict, rounds: int, settings: SpeedupSettings) -> bool:
     Beside a reference that sped up: the submission already has full marks, or is so far below any credit
     (under 90 % of the no-credit speedup) that noise cannot lift it. Beside one that did not, the evidence of
     parallel work decides, and a busy machine does not change it: one round settles a clear verdict (full
-    marks, or nothing). Before ``settings.repeats`` rounds, clear means by ``settings.clear_margin``."""
+    marks, or nothing), ``settings.repeats`` rounds any verdict. Before ``settings.repeats`` rounds, clear means
+    by ``settings.clear_margin``; a speedup far below credit is not clear while the evidence shows parallel work."""
     student, reference = timing.get("student") or {}, timing.get("reference") or {}
     mine, ref = _number(student.get("speedup")), _number(reference.get("speedup"))
     if ref is None or mine is None:
         return False
     margin = 1.0 if rounds >= settings.repeats else settings.clear_margin
-    if ref >= settings.min_reference_speedup:
-        return mine >= margin * settings.full_marks_at(ref) or mine * margin < 0.9 * settings.zero_speedup
     evidence = _parallel_work(student, reference, settings)
-    if evidence is None or evidence.concurrency is None:
-        return rounds >= settings.repeats
+    if ref >= settings.min_reference_speedup:
+        if mine >= margin * settings.full_marks_at(ref):
+            return True
+        # Far below any credit: settled, unless the evidence says the episodes did run side by side (then a burst
+        # of other work slowed the submission's runs, not its loop), which only the usual rounds may overrule.
+        parallel = evidence is not None and evidence.part.fraction > 0
+        return mine * margin < 0.9 * settings.zero_speedup and (not parallel or rounds >= settings.repeats)
+    if rounds >= settings.repeats or evidence is None or evidence.concurrency is None:
+        return rounds >= settings.repeats  # the evidence does not depend on the load: more rounds change little
     if evidence.part.fraction <= 0:
         outside = (evidence_summary(student) or {}).get("outside_share") or 0.0
         return outside >= margin * settings.max_outside_share or (evidence.concurrency - 1) * margin <= (

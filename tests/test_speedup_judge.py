@@ -220,3 +220,15 @@ def test_speedup_judge_not_judged_still_compares_with_the_reference_beside_it():
     slow = speedup_judge.judge(evidence_timing(1.9, idle=1.2), asdict(SpeedupSettings()))
     assert slow.speed.fraction == 0 and "of the reference's" in slow.speed.message, slow.speed.message
     assert speedup_judge.judge(evidence_timing(1.9, idle=0.05), asdict(SpeedupSettings())).speed.fraction == 1
+
+
+def test_speedup_judge_one_slow_round_beside_parallel_evidence_is_not_settled():
+    """A submission whose episodes ran side by side but whose one round measured no speedup beside a reference
+    that sped up gets the usual rounds: a burst of other work, not its loop, is the likely cause."""
+    slow = evidence_timing(1.9)
+    slow["student"]["speedup"], slow["reference"]["speedup"] = 0.7, 1.5
+    assert not speedup_judge.settled(slow, 1, SpeedupSettings())
+    assert speedup_judge.settled(slow, SpeedupSettings().repeats, SpeedupSettings())
+    turns = evidence_timing(1.0)
+    turns["student"]["speedup"], turns["reference"]["speedup"] = 0.7, 1.5
+    assert speedup_judge.settled(turns, 1, SpeedupSettings())
