@@ -13,11 +13,15 @@ The submission's speedup is the serial time of the *reference* (the student's ow
 may only lower it: a slowed-down ``evolve_serial`` gains nothing) over the submission's
 parallel time, both without the reference's start-up cost. All times are wall times taken
 outside the run, CPU times are the kernel's count for the whole run.
+
+Each run's time over the rounds is its *fastest* round, as ``timeit`` advises: other work on the
+machine only ever slows a run down, never speeds it up, so the fastest round is the closest to
+what the code itself costs, and a submission is never marked down for a burst it did not cause.
+No run can make itself faster than it is, so the minimum gives a student nothing the code did
+not earn. CPU seconds are taken from the same fastest round.
 """
 
 from __future__ import annotations
-
-from statistics import median
 
 from autograder import observe, rules
 from autograder.config import SPEEDUP
@@ -80,10 +84,18 @@ def _round(
             out[side]["worker_pids"].append(obs["worker_pids"])
 
 
+def _fastest(series: dict) -> dict:
+    """The wall and CPU seconds of a kind's fastest round (``{}`` before any round)."""
+    if not series["wall"]:
+        return {}
+    best = min(range(len(series["wall"])), key=series["wall"].__getitem__)
+    return {k: v[best] for k, v in series.items() if len(v) > best}
+
+
 def summarise(student: dict, reference: dict) -> dict:
-    """Medians, both speedups and the parallel run's CPU seconds per wall second, from trusted baselines."""
+    """Fastest rounds, both speedups and the parallel run's CPU seconds per wall second, from trusted baselines."""
     med = {
-        side: {kind: {k: median(v) for k, v in s.items() if v} for kind, s in data["series"].items()}
+        side: {kind: _fastest(s) for kind, s in data["series"].items()}
         for side, data in (("student", student), ("reference", reference))
     }
     noop = med["reference"]["noop"]
@@ -110,15 +122,15 @@ def summarise(student: dict, reference: dict) -> dict:
 
 
 def settled(summary: dict, rounds: int) -> bool:
-    """More rounds cannot change the verdict, either way: beside a reference that sped up, the student
-    already has full marks, or is so far below any credit (under 90 % of the no-credit speedup) that
-    noise cannot lift it. Before ``SPEEDUP.repeats`` rounds only a verdict clear by
-    ``SPEEDUP.clear_margin`` counts as settled."""
+    """More rounds cannot change the verdict, either way. Full marks beside a reference that sped up
+    stand at once when clear by ``SPEEDUP.clear_margin`` (more rounds would hardly move it). Anything less waits for ``SPEEDUP.repeats`` rounds, since one slow round may be a burst
+    of other work; then full marks, or a speedup under 90 % of the no-credit line, end the rounds."""
     mine, ref = summary["student"]["speedup"], summary["reference"]["speedup"]
     if ref is None or ref < SPEEDUP.min_reference_speedup or mine is None:
         return False
-    margin = 1.0 if rounds >= SPEEDUP.repeats else SPEEDUP.clear_margin
-    return mine >= margin * SPEEDUP.full_marks_at(ref) or mine * margin < 0.9 * SPEEDUP.zero_speedup
+    if rounds < SPEEDUP.repeats:
+        return mine >= SPEEDUP.clear_margin * SPEEDUP.full_marks_at(ref)
+    return mine >= SPEEDUP.full_marks_at(ref) or mine < 0.9 * SPEEDUP.zero_speedup
 
 
 def empty_observation(cores: int) -> SpeedupObservation:
