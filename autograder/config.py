@@ -100,10 +100,10 @@ class SpeedupSettings:
     candidates_per_worker: int = 24
     """Candidates per worker per generation: enough to even out episode lengths and hide pool start-up."""
     repeats: int = 3
-    """Timed rounds (each kind, submission and reference side by side) after which the medians' verdict stands."""
+    """Timed rounds (each kind, submission and reference side by side) before anything short of full marks stands."""
     clear_margin: float = 1.1
-    """Before ``repeats`` rounds, a verdict stands only when this much clearer (10 % past full marks, or below 90 %
-    of the no-credit line): a correct submission is timed once, a borderline one gets the median of more rounds."""
+    """Full marks this much clear (10 % past the line) stand after one round: a correct submission is timed once;
+    anything else gets ``repeats`` rounds or more, each run counted at its fastest round."""
     max_repeats: int = 5
     """Rounds in all when the verdict is not settled after ``repeats``: noise gets more chances."""
     full_fraction: float = 0.8

@@ -61,7 +61,7 @@ class TimedSide(TypedDict, total=False):
     parallel_seconds: float
     speedup: float | None
     speedup_rounds: list[float | None]
-    """Each round's own speedup, by the same rule as the medians' ``speedup``: its spread is the noise."""
+    """Each round's own speedup, by the same rule as ``speedup`` (which takes each run's fastest round): its spread is the noise."""
     cpu_ratio: float | None
 
 

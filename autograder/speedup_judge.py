@@ -102,13 +102,14 @@ def _number(value) -> float | None:
 
 
 def settled(timing: dict, rounds: int, settings: SpeedupSettings) -> bool:
-    """More rounds cannot change the verdict on ``timing`` (the rounds so far, with their medians), either way.
+    """More rounds cannot change the verdict on ``timing`` (the rounds so far, each run at its fastest), either way.
 
-    Beside a reference that sped up: the submission already has full marks, or is so far below any credit
-    (under 90 % of the no-credit speedup) that noise cannot lift it. Beside one that did not, the evidence of
-    parallel work decides, and a busy machine does not change it: one round settles a clear verdict (full
-    marks, or nothing), ``settings.repeats`` rounds any verdict. Before ``settings.repeats`` rounds, clear means
-    by ``settings.clear_margin``; a speedup far below credit is not clear while the evidence shows parallel work."""
+    Beside a reference that sped up: full marks clear by ``settings.clear_margin`` stand after one round, and so
+    does a speedup that far below 90 % of the no-credit line when the evidence shows no parallel work; anything
+    else waits for ``settings.repeats`` rounds (one slow round may be a burst of other work), after which full
+    marks, or a speedup under 90 % of the no-credit line, end the rounds. Beside one that did not, the evidence of
+    parallel work decides, and a busy machine does not change it: one round settles a clear verdict (full marks,
+    or nothing, clear by ``settings.clear_margin``), ``settings.repeats`` rounds any verdict."""
     student, reference = timing.get("student") or {}, timing.get("reference") or {}
     mine, ref = _number(student.get("speedup")), _number(reference.get("speedup"))
     if ref is None or mine is None:
@@ -118,10 +119,11 @@ def settled(timing: dict, rounds: int, settings: SpeedupSettings) -> bool:
     if ref >= settings.min_reference_speedup:
         if mine >= margin * settings.full_marks_at(ref):
             return True
-        # Far below any credit: settled, unless the evidence says the episodes did run side by side (then a burst
-        # of other work slowed the submission's runs, not its loop), which only the usual rounds may overrule.
-        parallel = evidence is not None and evidence.part.fraction > 0
-        return mine * margin < 0.9 * settings.zero_speedup and (not parallel or rounds >= settings.repeats)
+        # Far below any credit settles early only when the evidence shows no episodes played side by side: a
+        # loop whose episodes did run at once was slowed by a burst of other work, which the usual rounds outlast.
+        far_below = mine * margin < 0.9 * settings.zero_speedup
+        no_parallel_work = evidence is not None and evidence.part.fraction <= 0
+        return far_below and (no_parallel_work or rounds >= settings.repeats)
     if rounds >= settings.repeats or evidence is None or evidence.concurrency is None:
         return rounds >= settings.repeats  # the evidence does not depend on the load: more rounds change little
     if evidence.part.fraction <= 0:
@@ -206,7 +208,7 @@ def _spread(side: dict) -> str:
     rounds = len([v for v in side.get("speedup_rounds") or [] if _number(v) is not None])
     if span is None:
         return " (one round)" if rounds == 1 else ""
-    return f" ({span[0]:.2f}-{span[1]:.2f}x over {rounds} rounds, median counted)"
+    return f" ({span[0]:.2f}-{span[1]:.2f}x over {rounds} rounds, fastest counted)"
 
 
 EVIDENCE_KEYS = ("concurrency", "outside_share", "backing", "work_seconds", "sampled_processes")

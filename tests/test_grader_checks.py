@@ -241,11 +241,11 @@ def _measure(student: FakeCollector, reference: FakeCollector) -> dict:
 
 @pytest.mark.parametrize(
     "student_parallel, rounds",
-    [(0.55, 1), (0.65, SPEEDUP.repeats), (1.0, SPEEDUP.max_repeats), (1.9, 1)],
+    [(0.55, 1), (0.65, SPEEDUP.repeats), (1.0, SPEEDUP.max_repeats), (1.9, SPEEDUP.repeats)],
 )
 def test_grader_checks_speedup_rounds_interleave_and_extend(student_parallel, rounds):
-    """Rounds alternate; a clear verdict stands after one round, a near one after the usual rounds, one near
-    the no-credit line gets extra rounds; the first round's submission runs are the observed ones."""
+    """Rounds alternate; clear full marks stand after one round, a near or failing verdict after the usual rounds,
+    one near the no-credit line gets extra rounds; the first round's submission runs are the observed ones."""
     order: list = []
     student = FakeCollector("student", order, {"serial": 1.1, "parallel": student_parallel + 0.1})
     reference = FakeCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1})
@@ -257,6 +257,47 @@ def test_grader_checks_speedup_rounds_interleave_and_extend(student_parallel, ro
         assert order[3:5] == [("reference", "noop"), ("reference", "parallel")], "the second round runs backwards"
         assert ("student", "serial") in order[3:8] and ("student", "parallel") in order[3:8]
     assert len(out["student"]["series"]["parallel"]["wall"]) == rounds
+
+
+class BurstyCollector(FakeCollector):
+    """A FakeCollector whose runs of one kind take the given wall times in turn (a burst of other work in some)."""
+
+    def __init__(self, name: str, order: list, walls: dict, bursts: dict):
+        super().__init__(name, order, walls)
+        self.bursts = {kind: list(times) for kind, times in bursts.items()}
+
+    def run(self, function, kwargs, *, wall_seconds, check=True, cpus=None, method=None):
+        kind = {"evolve_serial": "serial", "evolve_parallel": "parallel", None: "noop"}[function]
+        self.order.append((self.name, kind))
+        times = self.bursts.get(kind)
+        return self.made(kind, kwargs, times.pop(0) if times else self.walls[kind])
+
+    def observed(self) -> dict:
+        seed = self.plan.timed_seeds[0]
+        parallel = self.bursts["parallel"].pop(0)
+        return {
+            "serial": self.made("serial", self.plan.workload(seed), self.walls["serial"]),
+            "parallel": self.made("parallel", self.plan.workload(seed, SPEEDUP.processes), parallel),
+        }
+
+
+def test_grader_checks_speedup_a_burst_of_other_work_costs_nothing():
+    """Each run counts at its fastest round: a correct loop slowed by other work in one round keeps full marks,
+    a loop that is slow in every round does not."""
+    order: list = []
+    student = BurstyCollector("student", order, {"serial": 1.1, "parallel": 0.75}, {"parallel": [1.3, 0.75, 0.75]})
+    reference = BurstyCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1}, {"serial": [1.6]})
+    out = _measure(student, reference)
+    assert out["rounds"] == SPEEDUP.repeats, "a round far below credit must not settle the verdict"
+    assert out["student"]["speedup"] == pytest.approx(1.0 / 0.65)
+    assert out["student"]["speedup"] >= SPEEDUP.full_marks_at(out["reference"]["speedup"])
+    assert out["reference"]["speedup"] == pytest.approx(1.0 / 0.55), "the reference's slow serial round counts not"
+    order.clear()
+    slow = BurstyCollector("student", order, {"serial": 1.1, "parallel": 1.3}, {"parallel": [1.3, 1.25, 1.3]})
+    reference = FakeCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1})
+    out = _measure(slow, reference)
+    assert out["student"]["speedup"] == pytest.approx(1.0 / 1.15)
+    assert out["student"]["speedup"] < SPEEDUP.zero_speedup
 
 
 def test_grader_checks_speedup_observed_runs_of_another_workload_are_not_reused():
