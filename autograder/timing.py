@@ -15,13 +15,18 @@ parallel time, both without the reference's start-up cost. All times are wall ti
 outside the run, CPU times are the kernel's count for the whole run.
 
 Each run's time over the rounds is its *fastest* round, as ``timeit`` advises: other work on the
-machine only ever slows a run down, never speeds it up, so the fastest round is the closest to
-what the code itself costs, and a submission is never marked down for a burst it did not cause.
-No run can make itself faster than it is, so the minimum gives a student nothing the code did
-not earn. CPU seconds are taken from the same fastest round.
+machine only ever slows a run down, so the fastest round is the closest to what the code itself
+costs. CPU seconds are taken from the same fastest round. The submission's speedup that is judged
+is the reference's (from those fastest rounds) times the median of the rounds' *paired* shares:
+in each round, the submission's speedup over the reference's measured seconds apart, so a slow
+spell of the machine that lasts a round cancels out. No run can make itself faster than it is,
+so neither statistic gives a student anything the code did not earn. The plain speedup of the
+fastest rounds is kept as ``measured_speedup`` (a speedup beyond the workers is refused on it).
 """
 
 from __future__ import annotations
+
+from statistics import median
 
 from autograder import observe, rules, speedup_judge
 from autograder.config import SPEEDUP
@@ -112,18 +117,24 @@ def summarise(student: dict, reference: dict) -> dict:
     parallel = med["student"]["parallel"]["wall"] - noop["wall"]
     cpu = med["student"]["parallel"]["cpu"] - noop["cpu"]
     baseline = min(ref_serial, own_serial)
+    measured = baseline / parallel if baseline > 0 and parallel > 0 else None
+    ref_speedup = ref_serial / ref_parallel if ref_serial > 0 and ref_parallel > 0 else None
+    shares = paired_shares(student, reference)
+    share = median(shares) if shares else None
     return {
         "student": {
             "serial_seconds": own_serial,
             "parallel_seconds": parallel,
-            "speedup": baseline / parallel if baseline > 0 and parallel > 0 else None,
+            "speedup": share * ref_speedup if share is not None and ref_speedup else measured,
+            "measured_speedup": measured,
+            "shares": shares,
             "cpu_ratio": cpu / parallel if parallel > 0 else None,
             "speedup_rounds": round_speedups(student, reference, own=True),
         },
         "reference": {
             "serial_seconds": ref_serial,
             "parallel_seconds": ref_parallel,
-            "speedup": ref_serial / ref_parallel if ref_serial > 0 and ref_parallel > 0 else None,
+            "speedup": ref_speedup,
             "speedup_rounds": round_speedups(reference, reference, own=False),
         },
         "startup_seconds": noop["wall"],
@@ -141,6 +152,18 @@ def round_speedups(side: dict, reference: dict, *, own: bool) -> list[float | No
         serial, parallel = baseline - noop[r], walls["parallel"][r] - noop[r]
         out.append(serial / parallel if serial > 0 and parallel > 0 else None)
     return out
+
+
+def paired_shares(student: dict, reference: dict) -> list[float]:
+    """Each round's submission speedup as a share of the reference's in that same round.
+
+    Within a round the runs follow each other in seconds, so a slow spell of the machine that lasts
+    a round slows both sides alike and cancels out here; across rounds it would not. With the
+    reference's serial time as the baseline, the share is simply the reference's parallel time over
+    the submission's."""
+    mine = round_speedups(student, reference, own=True)
+    ref = round_speedups(reference, reference, own=False)
+    return [m / r for m, r in zip(mine, ref, strict=True) if m and r]
 
 
 def empty_observation(cores: int) -> SpeedupObservation:
