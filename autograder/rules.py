@@ -12,7 +12,8 @@ Every run of student code is verified the same way, whatever the grader does wit
   ``evolve_serial``; as a multiset for ``evolve_parallel``, whose play order is the workers');
 * ``selection``: ``best_params`` is, bit for bit, a highest-return candidate of the last generation;
 * ``sampling``: each generation is sampled around the previous generation's selected candidate
-  with spread sigma, each candidate a fresh draw (no copied parent: no elitism);
+  with spread sigma, each candidate a fresh draw (no copied parent, no parent kept from an earlier
+  generation: no elitism);
 * ``processes``: ``evolve_serial`` plays in the calling process; ``evolve_parallel`` in two or
   more worker processes and never in the caller.
 """
@@ -146,6 +147,13 @@ def check_history(gens: list[list[Played]], history: list[list[float]], *, order
 
 
 def check_selection(last: list[Played], best: dict, call: str) -> str | None:
+    """``best`` is, bit for bit, a highest-return candidate of the last generation.
+
+    Needs a discriminating run (``deviations.py``): a loop that returns the best candidate ever seen, or keeps
+    the best of an earlier generation as its parent, returns a candidate outside the last generation only when
+    an earlier generation did better than the last one; one that selects the lowest return is caught whenever
+    the returns differ.
+    """
     chosen = vector(best)
     winners = _winners(last)
     if any(np.array_equal(chosen, vector(last[i].params)) for i in winners):
@@ -205,11 +213,13 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
                 "candidate of the first generation must be initialize_parameters(I_SIZE, H_SIZE, O_SIZE, rng=rng)"
             )
     steps = []
+    off_centre = None
     for g in range(1, len(gens)):
         parents = [vector(e.params) for e in gens[g - 1]]
         winners = _winners(gens[g - 1])
         parent = parents[winners[0]]
         scale = sigma * np.sqrt(parent.size)
+        off_centre = off_centre or _off_centre(gens[g], [parents[w] for w in winners], sigma, g, call)
         for e in gens[g]:
             child = vector(e.params)
             if any(np.array_equal(child, parents[w]) for w in winners):
@@ -257,7 +267,33 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
             f"in {call}, new candidates are shifted by {mean:.2f} x sigma from the selected one: "
             "sample around the selected candidate"
         )
-    return None
+    return off_centre
+
+
+def _off_centre(children: list[Played], selected: list[np.ndarray], sigma: float, g: int, call: str) -> str | None:
+    """Generation ``g`` is not centred on a candidate ``selected`` in generation g-1 (its message), or None.
+
+    ``pop_size`` fresh samples around the selected candidate average to it plus sigma / sqrt(pop_size) times
+    standard normal noise, so ``pop_size * |mean - selected|^2 / sigma^2`` is a chi-square draw. A generation
+    sampled around another candidate, such as the best of an earlier generation kept as the parent (elitism
+    by return), stands far outside that range: its children sit near the selected one one by one, since
+    both were sampled around the same earlier candidate, and only their mean shows it. Needs a discriminating
+    run (``deviations.py``): the parent kept differs from the selected one only when a generation does worse
+    than an earlier one.
+    """
+    if sigma <= 0 or not children:
+        return None
+    centre = np.mean([vector(e.params) for e in children], axis=0)
+    offset = min(float(np.linalg.norm(centre - s)) for s in selected) / sigma
+    expected = math.sqrt(centre.size / len(children))
+    if len(children) * offset**2 <= chi_square_range(centre.size)[1]:
+        return None
+    return hints.not_sampled_around_best(call, g) + (
+        f" (here the mean of its candidates lies {offset:.1f} sigma from the candidate selected in generation "
+        f"{g - 1}, where fresh samples around it average within about {expected:.1f} sigma: a loop that keeps "
+        "the best candidate of an earlier generation as the parent does this, and the assignment's loop keeps "
+        "no elite)"
+    )
 
 
 def check_processes(
