@@ -32,15 +32,22 @@ Checks that rely on a chosen run say so and ask for it (``checks/observed.py``: 
 from __future__ import annotations
 
 import builtins
+import itertools
+import multiprocessing
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from autograder import extract, paths, rules
+from autograder.batched import batch_returns
 from autograder.config import OBSERVE
+from autograder.cores import usable_cores
 
 RESULTS_DIFFER = "results_differ"
 """Not a rule: what the determinism checks see, two runs with the same arguments returning different histories."""
@@ -81,20 +88,20 @@ class Deviation:
     """One draw from rng before generation 0, as a loop that draws its episode seed first makes it."""
 
 
-DEVIATIONS = (
-    Deviation(
-        "best_ever",
-        "returns the best candidate of all generations instead of the last generation's selected one",
-        ("selection",),
-        2,
-        returned=_best_seen,
-    ),
+DEVIATIONS = (  # in the order a candidate seed is tried on them: the likeliest to be missed, and cheapest, first
     Deviation(
         "elitist_parent",
         "keeps the best candidate seen so far as the parent, and returns it",
         ("sampling", "selection"),
         3,
         parent=_best_seen,
+        returned=_best_seen,
+    ),
+    Deviation(
+        "best_ever",
+        "returns the best candidate of all generations instead of the last generation's selected one",
+        ("selection",),
+        2,
         returned=_best_seen,
     ),
     Deviation(
@@ -155,20 +162,70 @@ class _Enough(Exception):
     """The run has played every episode it was allowed."""
 
 
+class _Returns:
+    """The episode returns of one candidate seed's runs, kept so that runs sharing candidates play them once.
+
+    ``batched``: a generation is played all at once with numpy (``batched.py``, several times faster than one
+    episode at a time, and equal to the helper's returns bit for bit where it has been compared); the returns
+    a choice rests on are then played again with the helper (:meth:`confirm`). Otherwise the helper plays all.
+    """
+
+    def __init__(self, trusted, batched: bool):
+        self._trusted = trusted
+        self._batched = batched
+        self._known: dict = {}
+
+    @staticmethod
+    def _key(params: dict, seed) -> tuple:
+        return (seed, *(np.asarray(params[k], dtype=np.float64).tobytes() for k in rules.PARAM_SHAPES))
+
+    def play(self, population: list[dict], seed) -> None:
+        """Play every candidate of ``population`` not played yet from ``seed``."""
+        todo = list({self._key(p, seed): p for p in population if self._key(p, seed) not in self._known}.values())
+        if self._batched and todo:
+            got = batch_returns(todo, seed, self._trusted)
+        else:
+            got = [self._trusted.episode(p, seed) for p in todo]
+        self._known.update((self._key(p, seed), float(r)) for p, r in zip(todo, got, strict=True))
+
+    def __call__(self, params: dict, seed) -> float:
+        """The return of ``params`` from ``seed``."""
+        if self._key(params, seed) not in self._known:
+            self.play([params], seed)
+        return self._known[self._key(params, seed)]
+
+    def confirm(self, episodes: list[rules.Played]) -> bool:
+        """These episodes' returns are the helper's own, bit for bit."""
+        unique = {self._key(e.params, e.seed): e for e in episodes}.values()
+        return all(float(self._trusted.episode(e.params, e.seed)) == self(e.params, e.seed) for e in unique)
+
+
 class _AlteredHelper:
     """The trusted helper as one in-process run of the reference sees it, some of its calls altered.
 
-    Every episode is recorded as the sandbox's recording helper records it, and its return is kept
-    in ``returns`` (shared by the runs of one seed): runs that share candidates play them once.
+    Every episode is recorded as the sandbox's recording helper records it. The candidates made since the
+    last episode (a generation, in the reference's order) are played together when the first of them is.
     """
 
-    def __init__(self, trusted, deviation: Deviation | None, pop_size: int, returns: dict, limit: int | None):
+    def __init__(
+        self,
+        trusted,
+        deviation: Deviation | None,
+        pop_size: int,
+        returns: _Returns,
+        limit: int | None,
+        moved_by: int | None,
+    ):
         self._trusted = trusted
         self._deviation = deviation
         self._pop_size = pop_size
         self._returns = returns
         self._limit = limit
+        self._moved_by = moved_by
         self._drew_first = False
+        self._made: list[dict] = []
+        self.moved = False
+        """Some generation was sampled around another parent than the selected candidate."""
         self.played: list[rules.Played] = []
 
     def __getattr__(self, name: str):
@@ -183,21 +240,26 @@ class _AlteredHelper:
         if self._deviation is not None and self._deviation.draws_first and not self._drew_first:
             self._drew_first = True
             rng.integers(2**31 - 1)
-        return self._trusted.initialize_parameters(i_size, h_size, o_size, rng=rng)
+        self._made.append(self._trusted.initialize_parameters(i_size, h_size, o_size, rng=rng))
+        return self._made[-1]
 
     def episode(self, params, seed=None):
         if self._limit is not None and len(self.played) >= self._limit:
             raise _Enough
+        if self._moved_by is not None and len(self.played) >= self._moved_by and not self.moved:
+            raise _Enough  # the run follows the reference's path to the end: the sampling rule cannot see it
+        if self._made:
+            self._returns.play([*self._made, params], seed)
+            self._made = []
         arrays = {key: np.array(params[key], dtype=np.float64) for key in rules.PARAM_SHAPES}
-        key = (seed, *(arrays[k].tobytes() for k in rules.PARAM_SHAPES))
-        if key not in self._returns:
-            self._returns[key] = float(self._trusted.episode(arrays, seed))
-        self.played.append(rules.Played(0, seed, arrays, self._returns[key]))
-        return self._returns[key]
+        self.played.append(rules.Played(0, seed, arrays, self._returns(arrays, seed)))
+        return self.played[-1].ret
 
     def sample_params(self, best, rng, sigma=1.0):
         parent = best if self._deviation is None else self._deviation.parent(self.generations(), best)
-        return self._trusted.sample_params(parent, rng, sigma)
+        self.moved = self.moved or not np.array_equal(rules.vector(parent), rules.vector(best))
+        self._made.append(self._trusted.sample_params(parent, rng, sigma))
+        return self._made[-1]
 
 
 @dataclass
@@ -230,11 +292,18 @@ class ReferenceLoop:
             raise ReferenceFault(f"its cells do not compile: {exc}") from None
         from autograder.observe import trusted_helper
 
-        self._trusted = trusted_helper()
+        self.trusted = trusted_helper()
 
-    def run(self, workload: dict, deviation: Deviation | None, returns: dict, limit: int | None = None) -> Trace:
-        """``evolve_serial(**workload)`` with the helper altered as ``deviation`` alters it (None: as it is)."""
-        helper = _AlteredHelper(self._trusted, deviation, workload["pop_size"], returns, limit)
+    def run(self, workload: dict, deviation: Deviation | None, returns: _Returns, limit: int | None = None) -> Trace:
+        """``evolve_serial(**workload)`` with the helper altered as ``deviation`` alters it (None: as it is).
+
+        ``limit``: stop after that many episodes. A deviation that must break the sampling rule is stopped
+        before the last generation if it has not yet moved a parent: its best is then None.
+        """
+        moved_by = None
+        if deviation is not None and "sampling" in deviation.caught_by:
+            moved_by = (workload["generations"] - 1) * workload["pop_size"]
+        helper = _AlteredHelper(self.trusted, deviation, workload["pop_size"], returns, limit, moved_by)
 
         def importer(name, *args, **kwargs):
             return helper if name == "evolution" else builtins.__import__(name, *args, **kwargs)
@@ -254,26 +323,14 @@ class ReferenceLoop:
         return Trace(helper.played, generations, best, played if history is None else history)
 
 
-SCREENED = 4
-"""Candidate seeds drawn at a time. Generation 0 of each is played first and the rest of their runs in order of
-generation 0's best return, highest first: an early high return is what lets a later generation do worse, which
-``best_ever`` and ``elitist_parent`` need, so the seed kept is usually the first one played in full."""
-
-
 class _Candidate:
     """One candidate seed: the reference's run on it and each deviation's altered run, episodes played once."""
 
-    def __init__(self, loop: ReferenceLoop, seed: int, workload: dict):
+    def __init__(self, loop: ReferenceLoop, seed: int, workload: dict, batched: bool = True):
         self.loop, self.seed, self.workload = loop, seed, workload
-        self.returns: dict = {}
-
-    def first_generation_best(self) -> float:
-        trace = self.loop.run(self.workload, None, self.returns, limit=self.workload["pop_size"])
-        return max(trace.history[0])
-
-    def replay(self, params: dict, seed: int) -> float:
-        key = (seed, *(np.asarray(params[k], dtype=np.float64).tobytes() for k in rules.PARAM_SHAPES))
-        return self.returns[key]  # every episode a traced run played is kept
+        self.returns = _Returns(loop.trusted, batched)
+        self._plain: Trace | None = None
+        self._traces: list[Trace] = []
 
     def broken(self, trace: Trace) -> dict[str, str]:
         """The rules ``trace`` breaks, with their messages, checked as a student's run is."""
@@ -286,32 +343,57 @@ class _Candidate:
             best=trace.best,
             history=trace.history,
             live_pids=None,
-            replay=self.replay,
+            replay=self.returns,
             chooser=random.Random(self.seed),
             centre_tolerance=OBSERVE.centre_tolerance,
         )
         return {rule: message for rule, message in verdict.rules.items() if message}
 
-    def tell_apart(self) -> tuple[dict[str, list[str]] | None, list[float], str | None]:
-        """(what catches each deviation, the reference's best return per generation, the first deviation
-        this seed does not tell apart); the first is None when there is one."""
-        plain = self.loop.run(self.workload, None, self.returns)
-        generation_best = [max(row) for row in plain.history]
-        broken = self.broken(plain)
-        if broken:
-            rule, message = next(iter(broken.items()))
-            raise ReferenceFault(f"it breaks the {rule} rule itself: {message}")
+    def plain(self) -> Trace:
+        """The reference's own run on this seed, which must keep every rule (else no verdict can be trusted)."""
+        if self._plain is None:
+            self._plain = self._run(None)
+            broken = self.broken(self._plain)
+            if broken:
+                rule, message = next(iter(broken.items()))
+                raise ReferenceFault(f"it breaks the {rule} rule itself: {message}")
+        return self._plain
+
+    def caught(self, deviation: Deviation) -> list[str]:
+        """What catches ``deviation`` on this seed: the rules its altered run breaks, or :data:`RESULTS_DIFFER`
+        when its generation 0 differs from the reference's (where another draw order shows first)."""
+        if deviation.caught_by == (RESULTS_DIFFER,):
+            trace = self._run(deviation, limit=self.workload["pop_size"])
+            return [RESULTS_DIFFER] if trace.history[:1] != self.plain().history[:1] else []
+        trace = self._run(deviation)
+        return [] if trace.best is None else sorted(self.broken(trace))
+
+    def _run(self, deviation: Deviation | None, limit: int | None = None) -> Trace:
+        self._traces.append(self.loop.run(self.workload, deviation, self.returns, limit))
+        return self._traces[-1]
+
+    def decisive(self) -> list[rules.Played]:
+        """The episodes every verdict of this seed's runs rests on: each generation's highest and lowest return."""
+        out = []
+        for trace in self._traces:
+            for generation in trace.generations:
+                out += [max(generation, key=lambda e: e.ret), min(generation, key=lambda e: e.ret)]
+        return out
+
+    def tell_apart(self) -> tuple[dict[str, list[str]] | None, str | None]:
+        """(what catches each deviation, the first deviation this seed does not tell apart); the first is None
+        when there is one. Deviations are tried in :data:`DEVIATIONS` order, the likeliest to be missed first."""
         caught: dict[str, list[str]] = {}
         for deviation in DEVIATIONS:
-            if deviation.caught_by == (RESULTS_DIFFER,):  # generation 0 is where another draw order shows first
-                trace = self.loop.run(self.workload, deviation, self.returns, limit=self.workload["pop_size"])
-                got = [RESULTS_DIFFER] if trace.history[:1] != plain.history[:1] else []
-            else:
-                got = sorted(self.broken(self.loop.run(self.workload, deviation, self.returns)))
+            got = self.caught(deviation)
             if set(got) != set(deviation.caught_by):
-                return None, generation_best, deviation.name
+                return None, deviation.name
             caught[deviation.name] = got
-        return caught, generation_best, None
+            self.plain()
+        return caught, None
+
+    def generation_best(self) -> list[float]:
+        return [max(row) for row in self.plain().history]
 
 
 def _impossible(workload: dict) -> None:
@@ -324,30 +406,64 @@ def _impossible(workload: dict) -> None:
         )
 
 
+_LOOP: ReferenceLoop | None = None
+"""The reference loop of the search under way, which its forked workers inherit."""
+
+
+def _evaluate(task: tuple[int, dict]) -> tuple[int, dict | None, str | None, list[float] | None]:
+    """(seed, what catches each deviation or None, the first deviation missed, the reference's best returns).
+
+    The runs are played with numpy batches; a seed that tells every deviation apart is kept only once the
+    helper itself gives the returns its verdicts rest on, else it is tried again with the helper alone.
+    """
+    seed, workload = task
+    candidate = _Candidate(_LOOP, seed, workload)
+    caught, missing = candidate.tell_apart()
+    if caught is not None and not candidate.returns.confirm(candidate.decisive()):
+        candidate = _Candidate(_LOOP, seed, workload, batched=False)
+        caught, missing = candidate.tell_apart()
+    return seed, caught, missing, None if caught is None else candidate.generation_best()
+
+
+def _quiet_worker() -> None:
+    """A search worker leaves signals to the grader: its Ctrl-C or SIGTERM ends the pool, which ends the worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextmanager
+def _mapper(tasks: int):
+    """An ordered map over the usable cores: a pool of forked workers where forking is safe (this process runs
+    no other thread), else the built-in map. Either way the results come in the order of the tasks."""
+    workers = min(len(usable_cores()), tasks)
+    if workers < 2 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield map
+        return
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker) as pool:
+        yield lambda function, items: pool.imap(function, items)
+
+
 def choose(candidates: Iterator[int], workload_of: Callable[[int], dict], budget: int) -> Choice:
     """The first seed from ``candidates`` (at most ``budget`` of them) that tells every deviation apart.
 
-    ``workload_of(seed)``: the observed runs' arguments. Raises :class:`NoSeed` when none does,
-    :class:`ReferenceFault` when the reference cannot run or breaks a rule itself.
+    ``workload_of(seed)``: the observed runs' arguments. Candidates are tried side by side on the usable
+    cores, but the one kept is the first in the candidates' order, as if they were tried one by one. Raises
+    :class:`NoSeed` when none does, :class:`ReferenceFault` when the reference cannot run or breaks a rule.
     """
+    global _LOOP
     start = time.perf_counter()
     _impossible(workload_of(0))
-    loop = ReferenceLoop()
-    tried, missed = 0, {}
-    while tried < budget:
-        group = [_Candidate(loop, next(candidates), {}) for _ in range(min(SCREENED, budget - tried))]
-        for candidate in group:
-            candidate.workload = workload_of(candidate.seed)
-        order = sorted(((c.first_generation_best(), k) for k, c in enumerate(group)), reverse=True)
-        for _, k in order:
-            tried += 1
-            caught, generation_best, missing = group[k].tell_apart()
+    _LOOP = ReferenceLoop()
+    tasks = [(seed, workload_of(seed)) for seed in itertools.islice(candidates, budget)]
+    missed: dict[str, int] = {}
+    with _mapper(len(tasks)) as mapped:
+        for tried, (seed, caught, missing, generation_best) in enumerate(mapped(_evaluate, tasks), start=1):
             if caught is not None:
-                return Choice(group[k].seed, caught, generation_best, tried, time.perf_counter() - start)
+                return Choice(seed, caught, generation_best, tried, time.perf_counter() - start)
             missed[missing] = missed.get(missing, 0) + 1
     counts = ", ".join(f"{name} on {n}" for name, n in missed.items())
     raise NoSeed(
-        f"none of the {tried} seeds tried tells every deviation apart (missed: {counts}); the observed "
+        f"none of the {len(tasks)} seeds tried tells every deviation apart (missed: {counts}); the observed "
         "workload may be too small to show them (more candidates or generations), or the budget too low "
         "(observe.seed_budget)"
     )
@@ -355,9 +471,11 @@ def choose(candidates: Iterator[int], workload_of: Callable[[int], dict], budget
 
 def verify(seed: int, workload: dict) -> Choice:
     """``seed``'s choice, checked again (a regrade with recorded seeds): :class:`NoSeed` if it no longer holds."""
+    global _LOOP
     start = time.perf_counter()
     _impossible(workload)
-    caught, generation_best, missing = _Candidate(ReferenceLoop(), seed, workload).tell_apart()
+    _LOOP = ReferenceLoop()
+    seed, caught, missing, generation_best = _evaluate((seed, workload))
     if caught is None:
         raise NoSeed(f"seed {seed} does not tell apart {missing} ({BY_NAME[missing].loop}) with this grader")
     return Choice(seed, caught, generation_best, 1, time.perf_counter() - start)

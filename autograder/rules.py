@@ -48,6 +48,9 @@ NORM_RANGE = (0.25, 2.5)
 a fresh draw lands near 1 (a chance below 1e-8 to leave this range with 41 parameters)."""
 SUM_OF_SQUARES_Z = 7.0
 """How many standard deviations (of the chi-square's normal approximation) a draw's sum of squares may stray."""
+MIN_CENTRE_SAMPLES = 8
+"""Fewest candidates a generation needs for its centre to be checked: its own spread then stands in for sigma
+closely enough that a correct generation strays past the chi-square bound with a chance near 1e-10."""
 SAME_CANDIDATE_DISTANCE = 3.0
 """Generation-0 candidates of runs with different seeds this close are the same candidate, jitter or not."""
 
@@ -219,7 +222,7 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
         winners = _winners(gens[g - 1])
         parent = parents[winners[0]]
         scale = sigma * np.sqrt(parent.size)
-        off_centre = off_centre or _off_centre(gens[g], [parents[w] for w in winners], sigma, g, call)
+        off_centre = off_centre or _off_centre(gens[g], [parents[w] for w in winners], g, call)
         for e in gens[g]:
             child = vector(e.params)
             if any(np.array_equal(child, parents[w]) for w in winners):
@@ -252,8 +255,8 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
                     "make every candidate a fresh sample around the selected one, with the sigma passed in"
                 )
             steps.append((child - parent) / sigma)
-    if not steps:
-        return None
+    if off_centre or not steps:
+        return off_centre
     pooled = np.concatenate(steps)
     mean, spread = float(np.mean(pooled)), float(np.std(pooled))
     if abs(spread - 1.0) > tolerance:
@@ -267,32 +270,33 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
             f"in {call}, new candidates are shifted by {mean:.2f} x sigma from the selected one: "
             "sample around the selected candidate"
         )
-    return off_centre
+    return None
 
 
-def _off_centre(children: list[Played], selected: list[np.ndarray], sigma: float, g: int, call: str) -> str | None:
+def _off_centre(children: list[Played], selected: list[np.ndarray], g: int, call: str) -> str | None:
     """Generation ``g`` is not centred on a candidate ``selected`` in generation g-1 (its message), or None.
 
-    ``pop_size`` fresh samples around the selected candidate average to it plus sigma / sqrt(pop_size) times
-    standard normal noise, so ``pop_size * |mean - selected|^2 / sigma^2`` is a chi-square draw. A generation
-    sampled around another candidate, such as the best of an earlier generation kept as the parent (elitism
-    by return), stands far outside that range: its children sit near the selected one one by one, since
-    both were sampled around the same earlier candidate, and only their mean shows it. Needs a discriminating
-    run (``deviations.py``): the parent kept differs from the selected one only when a generation does worse
-    than an earlier one.
+    ``pop_size`` fresh samples around the selected candidate average to it plus noise of their own spread over
+    sqrt(pop_size), so ``pop_size * |mean - selected|^2 / spread^2`` is about a chi-square draw, whatever sigma
+    the loop used (a wrong sigma is the spread checks' to name). A generation sampled around another candidate,
+    such as the best of an earlier generation kept as the parent (elitism by return), stands far outside that
+    range: its children sit near the selected one one by one, both being samples around the same earlier
+    candidate, and only their mean shows it. Needs a discriminating run (``deviations.py``): the parent kept
+    differs from the selected one only when a generation does worse than an earlier one.
     """
-    if sigma <= 0 or not children:
+    if len(children) < MIN_CENTRE_SAMPLES:
         return None
-    centre = np.mean([vector(e.params) for e in children], axis=0)
-    offset = min(float(np.linalg.norm(centre - s)) for s in selected) / sigma
-    expected = math.sqrt(centre.size / len(children))
-    if len(children) * offset**2 <= chi_square_range(centre.size)[1]:
+    points = np.array([vector(e.params) for e in children])
+    centre = points.mean(axis=0)
+    spread = float(np.sqrt(np.mean(np.square(points - centre)) * len(children) / (len(children) - 1)))
+    offset = min(float(np.linalg.norm(centre - s)) for s in selected)
+    if spread == 0 or len(children) * (offset / spread) ** 2 <= chi_square_range(centre.size)[1]:
         return None
     return hints.not_sampled_around_best(call, g) + (
-        f" (here the mean of its candidates lies {offset:.1f} sigma from the candidate selected in generation "
-        f"{g - 1}, where fresh samples around it average within about {expected:.1f} sigma: a loop that keeps "
-        "the best candidate of an earlier generation as the parent does this, and the assignment's loop keeps "
-        "no elite)"
+        f" (here around a candidate of an earlier generation: the mean of its candidates lies {offset / spread:.1f} "
+        f"spreads from the candidate selected in generation {g - 1}, where samples around it would average within "
+        f"about {math.sqrt(centre.size / len(children)):.1f}; keeping the best candidate of an earlier generation "
+        "as the parent is elitism, which the assignment's loop does not do)"
     )
 
 
