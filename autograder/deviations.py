@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autograder import extract, paths, rules
+from autograder import paths, rules
 from autograder.batched import batch_returns
 from autograder.config import OBSERVE
 from autograder.cores import usable_cores
@@ -273,26 +273,36 @@ class Trace:
     """What the run returned (what it played, when it was stopped early)."""
 
 
-class ReferenceLoop:
-    """The reference solution's ``evolve_serial``, run in the grading process on the trusted helper."""
+class Loop:
+    """A loop's ``evolve_serial`` (the reference solution's, unless other cells are given), run in the grading
+    process on the trusted helper: only the grader's own code runs this way."""
 
-    def __init__(self):
+    def __init__(self, cells: dict[str, str] | None = None, origin: str | None = None):
+        """``cells``: solution cells by grade_id (None: the reference's); ``origin``: where they come from."""
+        from autograder import extract  # here, not at the top: the checks import this module for its names only
+
+        origin = origin or str(paths.reference_notebook())
         try:
             setup = extract.cells_by_grade_id(extract.read_notebook(paths.setup_notebook()), (extract.SETUP_ID,))
-            stubs = extract.cells_by_grade_id(extract.read_notebook(paths.reference_notebook()), extract.STUB_IDS)
+            if cells is None:
+                found = extract.cells_by_grade_id(extract.read_notebook(paths.reference_notebook()), extract.STUB_IDS)
+                cells = found.cells if not found.missing else None
         except extract.NotebookError as exc:
             raise ReferenceFault(str(exc)) from None
-        missing = setup.missing + stubs.missing
-        if missing:
-            raise ReferenceFault(f"no cell with grade_id {', '.join(missing)}")
-        source = extract.build_module(setup.cells[extract.SETUP_ID], stubs.cells)
+        if setup.missing or not cells or "evolve_serial" not in cells:
+            raise ReferenceFault(f"{origin} or the setup notebook lacks a cell (grade_id evolve_serial or setup)")
         try:
-            self._code = compile(source, str(paths.reference_notebook()), "exec")
+            self._code = compile(extract.build_module(setup.cells[extract.SETUP_ID], cells), origin, "exec")
         except SyntaxError as exc:
             raise ReferenceFault(f"its cells do not compile: {exc}") from None
         from autograder.observe import trusted_helper
 
         self.trusted = trusted_helper()
+
+    def verdict(self, workload: dict) -> dict[str, str]:
+        """The rules one run of ``evolve_serial(**workload)`` breaks, with their messages (none for the reference)."""
+        returns = _Returns(self.trusted, batched=True)
+        return broken(self.run(workload, None, returns), workload, returns)
 
     def run(self, workload: dict, deviation: Deviation | None, returns: _Returns, limit: int | None = None) -> Trace:
         """``evolve_serial(**workload)`` with the helper altered as ``deviation`` alters it (None: as it is).
@@ -308,13 +318,13 @@ class ReferenceLoop:
         def importer(name, *args, **kwargs):
             return helper if name == "evolution" else builtins.__import__(name, *args, **kwargs)
 
-        namespace = {"__name__": "reference_in_process", "__builtins__": {**vars(builtins), "__import__": importer}}
+        namespace = {"__name__": "loop_in_process", "__builtins__": {**vars(builtins), "__import__": importer}}
         try:
             exec(self._code, namespace)
             best, history = namespace["evolve_serial"](**workload)
         except _Enough:  # only generation 0 was wanted: what was played is the history
             best, history = None, None
-        except Exception as exc:  # the grader's own solution failed: nothing can be graded
+        except Exception as exc:  # the grader's own loop failed: nothing can be graded
             raise ReferenceFault(f"evolve_serial raised {type(exc).__name__}: {exc}") from None
         generations = helper.generations()
         if best is not None and deviation is not None:
@@ -323,31 +333,35 @@ class ReferenceLoop:
         return Trace(helper.played, generations, best, played if history is None else history)
 
 
+def broken(trace: Trace, workload: dict, replay: Callable[[dict, int], float]) -> dict[str, str]:
+    """The rules ``trace`` breaks, with their messages, checked as a student's run is."""
+    verdict = rules.check_run(
+        call=f"evolve_serial(seed={workload['seed']}) played in the grading process",
+        function="evolve_serial",
+        kwargs=workload,
+        episodes=trace.played,
+        caller=0,
+        best=trace.best,
+        history=trace.history,
+        live_pids=None,
+        replay=replay,
+        chooser=random.Random(workload["seed"]),
+        centre_tolerance=OBSERVE.centre_tolerance,
+    )
+    return {rule: message for rule, message in verdict.rules.items() if message}
+
+
 class _Candidate:
     """One candidate seed: the reference's run on it and each deviation's altered run, episodes played once."""
 
-    def __init__(self, loop: ReferenceLoop, seed: int, workload: dict, batched: bool = True):
+    def __init__(self, loop: Loop, seed: int, workload: dict, batched: bool = True):
         self.loop, self.seed, self.workload = loop, seed, workload
         self.returns = _Returns(loop.trusted, batched)
         self._plain: Trace | None = None
         self._traces: list[Trace] = []
 
     def broken(self, trace: Trace) -> dict[str, str]:
-        """The rules ``trace`` breaks, with their messages, checked as a student's run is."""
-        verdict = rules.check_run(
-            call=f"evolve_serial(seed={self.seed}) of the reference",
-            function="evolve_serial",
-            kwargs=self.workload,
-            episodes=trace.played,
-            caller=0,
-            best=trace.best,
-            history=trace.history,
-            live_pids=None,
-            replay=self.returns,
-            chooser=random.Random(self.seed),
-            centre_tolerance=OBSERVE.centre_tolerance,
-        )
-        return {rule: message for rule, message in verdict.rules.items() if message}
+        return broken(trace, self.workload, self.returns)
 
     def plain(self) -> Trace:
         """The reference's own run on this seed, which must keep every rule (else no verdict can be trusted)."""
@@ -406,18 +420,22 @@ def _impossible(workload: dict) -> None:
         )
 
 
-_LOOP: ReferenceLoop | None = None
+_LOOP: Loop | None = None
 """The reference loop of the search under way, which its forked workers inherit."""
 
 
-def _evaluate(task: tuple[int, dict]) -> tuple[int, dict | None, str | None, list[float] | None]:
+def _evaluate(task: tuple[int, dict, bool]) -> tuple[int, dict | None, str | None, list[float] | None]:
     """(seed, what catches each deviation or None, the first deviation missed, the reference's best returns).
 
     The runs are played with numpy batches; a seed that tells every deviation apart is kept only once the
-    helper itself gives the returns its verdicts rest on, else it is tried again with the helper alone.
+    helper itself gives the returns its verdicts rest on, else it is tried again with the helper alone. The
+    first task checks the reference's own run before anything else: a reference that breaks a rule stops the
+    search at once (a ReferenceFault), whatever the deviations would have shown.
     """
-    seed, workload = task
+    seed, workload, first = task
     candidate = _Candidate(_LOOP, seed, workload)
+    if first:
+        candidate.plain()
     caught, missing = candidate.tell_apart()
     if caught is not None and not candidate.returns.confirm(candidate.decisive()):
         candidate = _Candidate(_LOOP, seed, workload, batched=False)
@@ -453,8 +471,8 @@ def choose(candidates: Iterator[int], workload_of: Callable[[int], dict], budget
     global _LOOP
     start = time.perf_counter()
     _impossible(workload_of(0))
-    _LOOP = ReferenceLoop()
-    tasks = [(seed, workload_of(seed)) for seed in itertools.islice(candidates, budget)]
+    _LOOP = Loop()
+    tasks = [(seed, workload_of(seed), k == 0) for k, seed in enumerate(itertools.islice(candidates, budget))]
     missed: dict[str, int] = {}
     with _mapper(len(tasks)) as mapped:
         for tried, (seed, caught, missing, generation_best) in enumerate(mapped(_evaluate, tasks), start=1):
@@ -474,8 +492,8 @@ def verify(seed: int, workload: dict) -> Choice:
     global _LOOP
     start = time.perf_counter()
     _impossible(workload)
-    _LOOP = ReferenceLoop()
-    seed, caught, missing, generation_best = _evaluate((seed, workload))
+    _LOOP = Loop()
+    seed, caught, missing, generation_best = _evaluate((seed, workload, True))
     if caught is None:
         raise NoSeed(f"seed {seed} does not tell apart {missing} ({BY_NAME[missing].loop}) with this grader")
     return Choice(seed, caught, generation_best, 1, time.perf_counter() - start)

@@ -2,7 +2,7 @@
 correct, but the two functions make their draws in different orders and return different results."""
 
 LOSES = ("determinism",)
-MESSAGE = "same draws"
+MESSAGE = "draw order"
 
 
 def evolve_serial(generations, pop_size, seed, sigma=1.0):
