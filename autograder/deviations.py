@@ -33,13 +33,9 @@ from __future__ import annotations
 
 import builtins
 import itertools
-import multiprocessing
 import random
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +43,6 @@ import numpy as np
 from autograder import paths, rules
 from autograder.batched import batch_returns
 from autograder.config import OBSERVE
-from autograder.cores import usable_cores
 
 RESULTS_DIFFER = "results_differ"
 """Not a rule: what the determinism checks see, two runs with the same arguments returning different histories."""
@@ -420,68 +415,44 @@ def _impossible(workload: dict) -> None:
         )
 
 
-_LOOP: Loop | None = None
-"""The reference loop of the search under way, which its forked workers inherit."""
-
-
-def _evaluate(task: tuple[int, dict, bool]) -> tuple[int, dict | None, str | None, list[float] | None]:
-    """(seed, what catches each deviation or None, the first deviation missed, the reference's best returns).
+def _try(loop: Loop, seed: int, workload: dict, first: bool) -> tuple[dict | None, str | None, list[float] | None]:
+    """(what catches each deviation on ``seed`` or None, the first deviation missed, the reference's best returns).
 
     The runs are played with numpy batches; a seed that tells every deviation apart is kept only once the
-    helper itself gives the returns its verdicts rest on, else it is tried again with the helper alone. The
-    first task checks the reference's own run before anything else: a reference that breaks a rule stops the
-    search at once (a ReferenceFault), whatever the deviations would have shown.
+    helper itself gives the returns its verdicts rest on, else it is tried again with the helper alone.
+    ``first``: check the reference's own run before anything else, so that a reference breaking a rule stops
+    the search at once (a ReferenceFault), whatever the deviations would have shown.
     """
-    seed, workload, first = task
-    candidate = _Candidate(_LOOP, seed, workload)
+    candidate = _Candidate(loop, seed, workload)
     if first:
         candidate.plain()
     caught, missing = candidate.tell_apart()
     if caught is not None and not candidate.returns.confirm(candidate.decisive()):
-        candidate = _Candidate(_LOOP, seed, workload, batched=False)
+        candidate = _Candidate(loop, seed, workload, batched=False)
         caught, missing = candidate.tell_apart()
-    return seed, caught, missing, None if caught is None else candidate.generation_best()
-
-
-def _quiet_worker() -> None:
-    """A search worker leaves signals to the grader: its Ctrl-C or SIGTERM ends the pool, which ends the worker."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-@contextmanager
-def _mapper(tasks: int):
-    """An ordered map over the usable cores: a pool of forked workers where forking is safe (this process runs
-    no other thread), else the built-in map. Either way the results come in the order of the tasks."""
-    workers = min(len(usable_cores()), tasks)
-    if workers < 2 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
-        yield map
-        return
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker) as pool:
-        yield lambda function, items: pool.imap(function, items)
+    return caught, missing, None if caught is None else candidate.generation_best()
 
 
 def choose(candidates: Iterator[int], workload_of: Callable[[int], dict], budget: int) -> Choice:
     """The first seed from ``candidates`` (at most ``budget`` of them) that tells every deviation apart.
 
-    ``workload_of(seed)``: the observed runs' arguments. Candidates are tried side by side on the usable
-    cores, but the one kept is the first in the candidates' order, as if they were tried one by one. Raises
-    :class:`NoSeed` when none does, :class:`ReferenceFault` when the reference cannot run or breaks a rule.
+    ``workload_of(seed)``: the observed runs' arguments. Raises :class:`NoSeed` when none does,
+    :class:`ReferenceFault` when the reference cannot run or breaks a rule itself.
     """
-    global _LOOP
     start = time.perf_counter()
     _impossible(workload_of(0))
-    _LOOP = Loop()
-    tasks = [(seed, workload_of(seed), k == 0) for k, seed in enumerate(itertools.islice(candidates, budget))]
+    loop = Loop()
     missed: dict[str, int] = {}
-    with _mapper(len(tasks)) as mapped:
-        for tried, (seed, caught, missing, generation_best) in enumerate(mapped(_evaluate, tasks), start=1):
-            if caught is not None:
-                return Choice(seed, caught, generation_best, tried, time.perf_counter() - start)
-            missed[missing] = missed.get(missing, 0) + 1
+    tried = 0
+    for seed in itertools.islice(candidates, budget):
+        tried += 1
+        caught, missing, generation_best = _try(loop, seed, workload_of(seed), first=tried == 1)
+        if caught is not None:
+            return Choice(seed, caught, generation_best, tried, time.perf_counter() - start)
+        missed[missing] = missed.get(missing, 0) + 1
     counts = ", ".join(f"{name} on {n}" for name, n in missed.items())
     raise NoSeed(
-        f"none of the {len(tasks)} seeds tried tells every deviation apart (missed: {counts}); the observed "
+        f"none of the {tried} seeds tried tells every deviation apart (missed: {counts}); the observed "
         "workload may be too small to show them (more candidates or generations), or the budget too low "
         "(observe.seed_budget)"
     )
@@ -489,11 +460,9 @@ def choose(candidates: Iterator[int], workload_of: Callable[[int], dict], budget
 
 def verify(seed: int, workload: dict) -> Choice:
     """``seed``'s choice, checked again (a regrade with recorded seeds): :class:`NoSeed` if it no longer holds."""
-    global _LOOP
     start = time.perf_counter()
     _impossible(workload)
-    _LOOP = Loop()
-    seed, caught, missing, generation_best = _evaluate((seed, workload, True))
+    caught, missing, generation_best = _try(Loop(), seed, workload, first=True)
     if caught is None:
         raise NoSeed(f"seed {seed} does not tell apart {missing} ({BY_NAME[missing].loop}) with this grader")
     return Choice(seed, caught, generation_best, 1, time.perf_counter() - start)
