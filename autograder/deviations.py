@@ -13,6 +13,8 @@ batch and pass in the next. These are :data:`DEVIATIONS`:
   sees the returned candidate outside the last generation if that generation did not beat it;
 * ``argmin``: selecting the lowest return breaks the selection and sampling rules only when the
   lowest return is not also the highest;
+* ``first_candidate``: never selecting (sampling around, or returning, a generation's first
+  candidate) is caught only when that candidate is not also the generation's best;
 * ``draw_order``: an ``evolve_parallel`` that draws from ``rng`` in another order than
   ``evolve_serial`` fails the determinism checks only when that order changes generation 0's returns.
 
@@ -56,6 +58,11 @@ def _best_seen(generations: list[list[rules.Played]], selected: dict) -> dict:
     """The highest-return candidate of every generation so far (the first one, when several share it)."""
     played = [e for generation in generations for e in generation]
     return max(played, key=lambda e: e.ret).params
+
+
+def _first_of_last(generations: list[list[rules.Played]], selected: dict) -> dict:
+    """The first candidate of the latest generation, whatever its return."""
+    return generations[-1][0].params
 
 
 def _worst_of_last(generations: list[list[rules.Played]], selected: dict) -> dict:
@@ -106,6 +113,14 @@ DEVIATIONS = (  # in the order a candidate seed is tried on them: the likeliest 
         2,
         parent=_worst_of_last,
         returned=_worst_of_last,
+    ),
+    Deviation(
+        "first_candidate",
+        "never selects: samples around, and returns, each generation's first candidate",
+        ("sampling", "selection"),
+        2,
+        parent=_first_of_last,
+        returned=_first_of_last,
     ),
     Deviation(
         "draw_order",
@@ -362,9 +377,9 @@ class _Candidate:
         """The reference's own run on this seed, which must keep every rule (else no verdict can be trusted)."""
         if self._plain is None:
             self._plain = self._run(None)
-            broken = self.broken(self._plain)
-            if broken:
-                rule, message = next(iter(broken.items()))
+            faults = self.broken(self._plain)
+            if faults:
+                rule, message = next(iter(faults.items()))
                 raise ReferenceFault(f"it breaks the {rule} rule itself: {message}")
         return self._plain
 

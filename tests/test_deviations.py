@@ -61,6 +61,7 @@ def test_deviations_a_seed_that_misses_one_is_refused_by_name(chosen):
         ("best_ever", {"selection"}),
         ("elitist_parent", {"sampling", "selection"}),
         ("argmin_selection", {"sampling", "selection"}),
+        ("no_selection", {"sampling"}),
     ],
 )
 def test_deviations_corpus_loops_break_the_promised_rules_on_the_chosen_seed(chosen, entry, rules):
@@ -120,8 +121,8 @@ def test_deviations_plan_round_trips_through_results(chosen, tmp_path):
 
 def test_deviations_needing_names_what_each_rule_relies_on():
     """Each luck-dependent rule lists the deviations it needs a chosen run for; the others need none."""
-    assert deviations.needing("selection") == ("elitist_parent", "best_ever", "argmin")
-    assert deviations.needing("sampling") == ("elitist_parent", "argmin")
+    assert deviations.needing("selection") == ("elitist_parent", "best_ever", "argmin", "first_candidate")
+    assert deviations.needing("sampling") == ("elitist_parent", "argmin", "first_candidate")
     assert deviations.needing(deviations.RESULTS_DIFFER) == ("draw_order",)
     assert deviations.needing("seeds", "played", "history", "processes") == ()
     assert observe.OBSERVE.seed_budget >= 100

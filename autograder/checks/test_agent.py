@@ -8,8 +8,8 @@ from autograder.rules import LOOP_RULES
 
 
 def _best(obs, agent: dict, what: str) -> dict:
-    # Needs a discriminating run: a training run's seed shows a best-ever, elitist or argmin loop only by luck,
-    # so the loop is judged first on the training function's observed run, whose seed was chosen to show them.
+    # Needs a discriminating run: a training run's seed shows a best-ever, elitist, argmin or non-selecting loop
+    # only by luck, so the loop is judged first on the training function's observed run, chosen to show them.
     observed = obs.chosen(agent["observed"], *needing(*LOOP_RULES))
     if agent["discredited"]:
         fail(

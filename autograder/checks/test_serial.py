@@ -41,8 +41,8 @@ def test_serial_generation_shares_episode_seed(obs):
 @pytest.mark.weight(4)
 def test_serial_selects_best_candidate(obs):
     """The returned best_params is the candidate with the highest return in the last generation."""
-    # Needs a discriminating run: a loop returning the best candidate ever seen, keeping an elite parent or
-    # selecting the lowest return returns another candidate only on some seeds.
+    # Needs a discriminating run: a loop returning the best candidate ever seen, keeping an elite parent,
+    # selecting the lowest return or not selecting at all returns another candidate only on some seeds.
     obs.rule(obs.chosen(LABEL, *needing("selection")), "selection")
 
 
@@ -50,8 +50,8 @@ def test_serial_selects_best_candidate(obs):
 @pytest.mark.weight(4)
 def test_serial_next_generation_centred_on_best(obs):
     """Each new generation is pop_size fresh samples around the previous best, with spread sigma (no elite)."""
-    # Needs a discriminating run: an elite parent or selecting the lowest return moves the next generation
-    # off the selected candidate only on some seeds.
+    # Needs a discriminating run: an elite parent, selecting the lowest return or not selecting at all moves
+    # the next generation off the selected candidate only on some seeds.
     obs.rule(obs.chosen(LABEL, *needing("sampling")), "sampling")
 
 
