@@ -109,16 +109,20 @@ class Plan:
 
     def verify(self) -> Plan:
         """This recorded plan, once its observed seed is checked to tell every deviation apart with this grader
-        (``deviations.verify``; raises ``deviations.NoSeed`` when it does not)."""
-        return self.with_choice(deviations.verify(self.observe_seed, self.workload(self.observe_seed)), self.chosen)
+        (``deviations.verify``; raises ``deviations.NoSeed`` when it does not). What catches each deviation is
+        this grader's finding (it may know more deviations than the first grading); how the seed was found
+        (seeds tried, seconds) stays the first grading's."""
+        choice = deviations.verify(self.observe_seed, self.workload(self.observe_seed))
+        found = {k: (self.chosen or {}).get(k, v) for k, v in choice.record().items() if k in ("tried", "seconds")}
+        return replace(self.with_choice(choice), chosen={**choice.record(), **found})
 
-    def with_choice(self, choice: deviations.Choice, recorded: dict | None = None) -> Plan:
-        """This plan observing on ``choice``'s seed (``recorded``: the first grading's record of it, kept)."""
+    def with_choice(self, choice: deviations.Choice) -> Plan:
+        """This plan observing on ``choice``'s seed."""
         return replace(
             self,
             observe_seed=choice.seed,
             timed_seeds=[choice.seed, *self.timed_seeds[1:]],
-            chosen=recorded or choice.record(),
+            chosen=choice.record(),
         )
 
     def chosen_for(self, seed: int) -> list[str]:

@@ -133,7 +133,7 @@ def run(settings: RegradeSettings) -> list[Report]:
     report = Report(
         name="regrade",
         title=f"Same code, same grade: {len(entries)} corpus entries and the reference graded in {s.draws} "
-        "independent batches",
+        f"independent batches ({'real settings' if s.full else 'test budgets'}; scores of the first draw)",
         columns=["student", *CATEGORIES, "same in every draw"],
     )
     with tempfile.TemporaryDirectory(prefix="bench-regrade-") as tmp:

@@ -6,6 +6,7 @@ deviating loops, played the same way on the chosen seed, must break exactly the 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -117,6 +118,19 @@ def test_deviations_plan_round_trips_through_results(chosen, tmp_path):
         Plan.from_record({**record, "observe_seed": "42"}, "x.json")
     with pytest.raises(ValueError, match="not chosen"):
         Plan.from_record({**record, "chosen": None}, "x.json")
+
+
+def test_deviations_regrade_checks_the_recorded_seed_again(chosen, monkeypatch):
+    """A recorded plan is checked again before a regrade: what catches each deviation is this grader's finding
+    (an older grading may have known fewer), how the seed was found stays the first grading's."""
+    monkeypatch.setattr(Plan, "workload", lambda self, seed, processes=None: workload(seed))
+    recorded = Plan.draw(0).with_choice(chosen)
+    older = dataclasses.replace(
+        recorded, chosen={**recorded.chosen, "caught_by": {"best_ever": ["selection"]}, "tried": 7}
+    )
+    again = older.verify()
+    assert again.observe_seed == chosen.seed and again.chosen["caught_by"] == chosen.caught_by
+    assert again.chosen["tried"] == 7 and again.record()["runs"]["parallel_2"]["chosen_for"] == list(chosen.caught_by)
 
 
 def test_deviations_needing_names_what_each_rule_relies_on():
