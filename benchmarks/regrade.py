@@ -15,7 +15,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from autograder.paths import ROOT
@@ -126,6 +126,24 @@ def observed_seed(draw: dict) -> int:
     return graded["extra_data"]["plan"]["observe_seed"]
 
 
+def regrade_with_seeds(first: dict, entries: dict[str, support.Entry], root: Path, settings: RegradeSettings) -> dict:
+    """Grade the first graded student of the ``first`` draw again with ``--seeds-from`` its results.json: the
+    seeds recorded (``extra_data.plan``) and the category scores must come back the same."""
+    student, results = next((k, v) for k, v in first["results"].items() if v)
+    root.mkdir(parents=True)
+    recorded = root / "results.json"
+    recorded.write_text(json.dumps(results), encoding="utf-8")
+    alone = {student: entries[student]} if student in entries else {}
+    again = grade_draw(alone, root, replace(settings, reference=student == REFERENCE), "--seeds-from", str(recorded))
+    regraded = again["results"].get(student)
+    same_plan = bool(regraded) and regraded["extra_data"]["plan"] == results["extra_data"]["plan"]
+    same_scores = bool(regraded) and category_scores(regraded) == category_scores(results)
+    verdict = f"{student}: same seeds {'yes' if same_plan else 'NO'}, same scores {'yes' if same_scores else 'NO'}" + (
+        "" if again["returncode"] == 0 else f" (exit {again['returncode']}: {again['stderr'][-300:]})"
+    )
+    return {"student": student, "same_plan": same_plan, "same_scores": same_scores, "verdict": verdict}
+
+
 def run(settings: RegradeSettings) -> list[Report]:
     s = settings
     chosen = deterministic()
@@ -138,6 +156,7 @@ def run(settings: RegradeSettings) -> list[Report]:
     )
     with tempfile.TemporaryDirectory(prefix="bench-regrade-") as tmp:
         draws = [grade_draw(entries, Path(tmp) / f"draw-{k}", s) for k in range(s.draws)]
+        again = regrade_with_seeds(draws[0], entries, Path(tmp) / "seeds-from", s)
     differ = differences(draws)
     for student in [*entries, REFERENCE]:
         scores = category_scores(draws[0]["results"].get(student)) or {}
@@ -147,6 +166,7 @@ def run(settings: RegradeSettings) -> list[Report]:
         f"{len(differ)} of {len(entries) + 1} students got a category score that depends on the draw"
         + (": " + "; ".join(f"{k} {v}" for k, v in differ.items()) if differ else "")
     )
+    report.notes.append(f"regraded with --seeds-from the first draw's results.json: {again['verdict']}")
     report.notes.append(
         "observed seeds: "
         + ", ".join(str(observed_seed(d)) for d in draws)
@@ -158,6 +178,7 @@ def run(settings: RegradeSettings) -> list[Report]:
     report.data = {
         "settings": {"draws": s.draws, "full": s.full, "jobs": s.jobs, "entries": sorted(entries)},
         "differences": differ,
+        "seeds_from": again,
         "draws": [
             {
                 "wall": d["wall"],
