@@ -16,6 +16,7 @@ from pathlib import Path
 from autograder import interrupts, output_lock, paths, results, spreadsheet, workspace
 from autograder.categories import POINTS
 from autograder.grade import Batch, Graded, GraderFault, grade_student, grading_key, preflight
+from autograder.observe import Plan
 from autograder.term import feedback, gradebook, intake, late
 
 # What the batch writes beside the student folders of its output: a student folder with one of
@@ -206,6 +207,7 @@ def grade_batch(
     exports: bool = True,
     jobs: int = 1,
     protected: tuple[Path, ...] = (),
+    plan: Plan | None = None,
 ) -> Report:
     """Grade ``students``, skipping those already graded with the same key, then rebuild the outputs.
 
@@ -217,9 +219,10 @@ def grade_batch(
     while it is, or while the exports are written, takes effect once they are done.
     No run may read ``submitted`` or ``output``, nor change ``protected`` (``sandbox/guard.py``).
     One grade at a time per ``output`` (``output_lock.py``): a second one raises ``output_lock.Busy``.
+    ``plan``: the seeds of an earlier grading, to regrade the same way (None: drawn afresh).
     """
     with output_lock.hold(output):  # raises Busy, writing nothing, while another grade writes into output
-        return _grade_batch(submitted, output, students, categories, force, refused, exports, jobs, protected)
+        return _grade_batch(submitted, output, students, categories, force, refused, exports, jobs, protected, plan)
 
 
 def _grade_batch(
@@ -232,6 +235,7 @@ def _grade_batch(
     exports: bool,
     jobs: int,
     protected: tuple[Path, ...],
+    plan: Plan | None,
 ) -> Report:
     workspace.STOPPING.clear()
     try:
@@ -248,7 +252,7 @@ def _grade_batch(
             os.chmod(scratch, workspace.PASSAGE)  # runs' accounts pass through to their own folders
             # Once, up front: isolation (warned about here and recorded in every results.json), the
             # batch's seeds, and a reference that runs; a GraderFault here stops the batch with one line.
-            shared = preflight(Path(scratch), categories, private=(submitted, output), protected=protected)
+            shared = preflight(Path(scratch), categories, private=(submitted, output), protected=protected, plan=plan)
             if shared.warning:
                 print(shared.warning, file=sys.stderr, flush=True)
             batches = [shared] + [shared.for_job(Path(scratch) / f"reference-{k}") for k in range(1, jobs)]

@@ -53,7 +53,7 @@ ALL = (
         runs=("serial_main", "serial_repeat", "serial_other", *(f"parallel_{n}" for n in OBSERVE.parallel_processes)),
     ),
     Category("speedup", "Speedup", 15),
-    Category("agent", "Trained agent", 20),
+    Category("agent", "Trained agent", 20, runs=("serial_main", OBSERVED_PARALLEL)),
 )
 
 CATEGORIES = tuple(c.name for c in ALL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -19,9 +20,10 @@ exit status:
        (each is listed under "needs a look"; run the same command again to retry)
   2    bad command line, no submissions in SUBMITTED, or another grade is writing into OUTPUT
        (nothing graded; the line says what to do)
-  3    the grader cannot grade here (bubblewrap required but missing), or the reference
-       solution fails a run every submission gets or no longer matches the release:
-       nobody was graded; the line says what to fix
+  3    the grader cannot grade here (bubblewrap required but missing), the reference
+       solution fails a run every submission gets or no longer matches the release, no seed
+       was found whose observed runs tell apart the loop's deviations, or the --seeds-from
+       seeds no longer do: nobody was graded; the line says what to fix
   130  interrupted (Ctrl-C or SIGTERM): the grades of everyone graded so far are exported; run
        the same command to resume"""
 
@@ -102,6 +104,14 @@ def parser() -> argparse.ArgumentParser:
         "--categories",
         default=",".join(CATEGORIES),
         help=f"comma-separated categories to grade (default: all of {','.join(CATEGORIES)})",
+    )
+    cmd.add_argument(
+        "--seeds-from",
+        type=Path,
+        default=None,
+        metavar="RESULTS_JSON",
+        help="regrade with the seeds of an earlier grading, as recorded in its OUTPUT/<student_id>/results.json "
+        "(extra_data.plan), instead of drawing new ones; pair it with --force to regrade into the same output",
     )
 
     cmd = commands.add_parser(
@@ -331,6 +341,7 @@ def grade(args) -> int:
         args.force = True
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"{args.output} exists and is not a folder: pass another --output")
+    plan = _recorded_plan(args.seeds_from) if args.seeds_from else None
     allowed = quotas.jobs_cap(quotas.read(), 1)
     if args.jobs > allowed:  # more jobs than paid-for CPUs only makes every timed phase wait longer
         print(f"note: --jobs {args.jobs} lowered to {allowed}, the CPUs this grader can use", file=sys.stderr)
@@ -346,7 +357,7 @@ def grade(args) -> int:
         )
     try:
         report = batch.grade_batch(
-            args.submitted, args.output, students, categories, args.force, refused, jobs=args.jobs
+            args.submitted, args.output, students, categories, args.force, refused, jobs=args.jobs, plan=plan
         )
     except GraderFault as exc:  # found up front (no isolation where required, a broken reference): nobody graded
         print(f"python -m autograder grade: cannot grade: {exc}", file=sys.stderr)
@@ -369,6 +380,25 @@ def _besides(refused: dict[str, str]) -> str:
         return ""
     names = ", ".join(sorted(refused)[:3]) + (", ..." if len(refused) > 3 else "")
     return f" (it holds only {names}, which cannot be graded: {refused[sorted(refused)[0]]})"
+
+
+def _recorded_plan(path: Path):
+    """The seeds recorded in an earlier grading's results.json (or observations.json), checked for this grader."""
+    from autograder import observe
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read --seeds-from {path} ({exc.strerror}): pass OUTPUT/<student_id>/results.json"
+        ) from None
+    except ValueError:
+        raise UsageError(f"--seeds-from {path} is not JSON: pass OUTPUT/<student_id>/results.json") from None
+    record = (data.get("extra_data") or {}).get("plan", data.get("plan")) if isinstance(data, dict) else None
+    try:
+        return observe.Plan.from_record(record, str(path))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def collect(args) -> int:

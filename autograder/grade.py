@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import (
+    deviations,
     interrupts,
     observe,
     paths,
@@ -112,11 +113,13 @@ def preflight(
     *,
     private: tuple[Path, ...] = (),
     protected: tuple[Path, ...] = (),
+    plan: observe.Plan | None = None,
 ) -> Batch:
     """Check once, before any student, that the grader can grade; raise GraderFault with what to do if not.
 
     ``private``: folders of this batch no run may read (submissions, results) besides the grader's own
     secrets; ``protected``: folders no run may change besides the grader's code and environment.
+    ``plan``: the seeds of an earlier grading, to regrade the same way (None: drawn afresh from ``seed``).
     """
     try:
         mode = isolation_mode()
@@ -137,7 +140,7 @@ def preflight(
     quota = quotas.read()
     for problem in quotas.problems(quota, cpus_needed=SPEEDUP.processes, memory_needed=SANDBOX.memory_bytes):
         warning = f"{warning}\nWARNING: {problem}" if warning else f"WARNING: {problem}"
-    plan = observe.Plan.draw(seed)
+    plan = observed_seed(plan or observe.Plan.draw(seed), recorded=plan is not None)
     # A CPU quota below the affinity mask (a container's share of a big host): time on as many cores as it pays for.
     cores = Cores(usable_cores()[: max(1, math.floor(quota.effective_cpus))])
     reference = observe.Reference(workdir / "reference", plan, cores)
@@ -153,6 +156,19 @@ def preflight(
         "warning": warning,
     }
     return Batch(plan, reference, isolation, cores)
+
+
+def observed_seed(plan: observe.Plan, *, recorded: bool) -> observe.Plan:
+    """``plan`` observing on a seed that tells every deviation apart: chosen now, or (``recorded``, a regrade)
+    the first grading's, checked again. A GraderFault when there is none: no verdict could be trusted."""
+    try:
+        return plan.verify() if recorded else plan.choose()
+    except deviations.ReferenceFault as exc:
+        raise GraderFault(f"the reference solution in {paths.reference_notebook()} does not run: {exc}") from None
+    except deviations.NoSeed as exc:
+        if recorded:
+            raise GraderFault(f"the recorded seeds cannot be used again: {exc}; grade without --seeds-from") from None
+        raise GraderFault(f"no seed for the observed runs: {exc}") from None
 
 
 def collect_observations(
@@ -175,6 +191,7 @@ def _observe(
         "student": student,
         "settings": settings_snapshot(),
         "cores": cores,
+        "plan": batch.plan.record(),
         "runs": {},
         "speedup": None,
         "agent": None,
@@ -205,8 +222,8 @@ def _observe(
     _observe_runs(collector, obs, wanted, None)
     if "agent" in wanted:
         start = time.perf_counter()
-        obs["agent"] = training.train(collector, _problem_of(obs["runs"].get(OBSERVED_PARALLEL)), cores)
-        obs["seconds"]["agent"] = time.perf_counter() - start
+        obs["agent"] = training.train(collector, obs["runs"], cores)
+        obs["seconds"]["agent"] = obs["seconds"].get("agent", 0.0) + time.perf_counter() - start
     return obs
 
 
@@ -221,10 +238,6 @@ def _observe_runs(
         start = time.perf_counter()
         obs["runs"].update(collector.observe(todo, obs["runs"], cpus=cpus))
         obs["seconds"][category.name] = time.perf_counter() - start
-
-
-def _problem_of(run: dict | None) -> str | None:
-    return run["problem"] if run else None
 
 
 def speedup_observation(
@@ -280,6 +293,7 @@ def grade_student(student: str, notebook: Path, out_dir: Path, categories: tuple
         "speedup_inconclusive": (obs.get("speedup") or {}).get("inconclusive"),
         "fitness": fitness(obs),
         "agent_params": agent_params(obs),
+        "plan": obs["plan"],
     }
     doc = results.build(scored, extra, obs["seconds"])
     results.write_atomic(out_dir / "results.json", json.dumps(doc, indent=1))  # last: marks the student done

@@ -107,6 +107,10 @@ class AgentObservation(TypedDict):
     best: Attempt | None
     budget: dict
     heldout: int
+    observed: str
+    """The observed run of the training function (``parallel_2``, or ``serial_main`` when evolve_parallel failed)."""
+    discredited: str | None
+    """How that run broke a loop rule, when it did: no training run is then made, no agent counts."""
 
 
 class Observations(TypedDict):
@@ -117,6 +121,8 @@ class Observations(TypedDict):
     cores: int
     load_problem: str | None
     """Why the notebook could not be graded at all (unreadable, a cell missing...), or None."""
+    plan: dict
+    """The batch's seeds (``observe.Plan.record``): every run's seed, and what the observed seed was chosen for."""
     runs: dict[str, RunObservation]
     """The observed runs, by label: ``serial_main``, ``serial_repeat``, ``serial_other``, ``parallel_<n>``."""
     speedup: SpeedupObservation | None

@@ -10,18 +10,19 @@ plain JSON-able data; every problem becomes a message in it, nothing a submissio
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import multiprocessing
 import random
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from autograder import concurrency, extract, hints, messages, paths, readback, rules, workspace
-from autograder.config import AGENT, OBSERVE, SANDBOX, SPEEDUP
+from autograder import concurrency, deviations, extract, hints, messages, paths, readback, rules, workspace
+from autograder.config import AGENT, OBSERVE, SANDBOX, SETTINGS_ENV, SPEEDUP
 from autograder.cores import Cores
 from autograder.observations import RunObservation
 
@@ -51,7 +52,12 @@ def start_method() -> str | None:
 
 @dataclass
 class Plan:
-    """The seeds of one batch's runs, drawn when the batch starts: no run can know them in advance."""
+    """The seeds of one batch's runs, drawn when the batch starts: no run can know them in advance.
+
+    The observed runs' seed (also the first timed round's) is then chosen among further draws by
+    :meth:`choose`: the first whose runs tell apart every deviation a random seed shows only by luck
+    (``deviations.py``), so the same code gets the same verdicts in every batch.
+    """
 
     observe_seed: int
     other_seed: int
@@ -60,6 +66,10 @@ class Plan:
     heldout_seeds: list[int]
     check_seed: int
     """Seeds the grader's own choices after a run (which episodes it replays)."""
+    candidates_seed: int
+    """Seeds the stream of candidates for the observed runs' seed."""
+    chosen: dict | None = None
+    """How ``observe_seed`` was chosen (``deviations.Choice.record``); None while it is a plain draw."""
 
     @classmethod
     def draw(cls, seed: int | None = None) -> Plan:
@@ -76,6 +86,7 @@ class Plan:
             seeds(AGENT.attempts),
             seeds(AGENT.heldout_episodes),
             rng.randrange(2**63),
+            rng.randrange(2**63),
         )
 
     def workload(self, seed: int, processes: int | None = None) -> dict:
@@ -87,6 +98,87 @@ class Plan:
             "sigma": SPEEDUP.sigma,
         }
         return kwargs if processes is None else {**kwargs, "processes": processes}
+
+    def choose(self) -> Plan:
+        """This plan with the observed runs' seed chosen to tell every deviation apart (``deviations.choose``);
+        raises ``deviations.NoSeed`` when no candidate within ``OBSERVE.seed_budget`` does."""
+        rng = random.Random(self.candidates_seed)
+        fresh = (rng.randrange(2**31 - 1) for _ in itertools.count())
+        candidates = (seed for seed in fresh if seed != self.other_seed)  # seed_changes_result needs two seeds
+        return self.with_choice(deviations.choose(candidates, self.workload, OBSERVE.seed_budget))
+
+    def verify(self) -> Plan:
+        """This recorded plan, once its observed seed is checked to tell every deviation apart with this grader
+        (``deviations.verify``; raises ``deviations.NoSeed`` when it does not). What catches each deviation is
+        this grader's finding (it may know more deviations than the first grading); how the seed was found
+        (seeds tried, seconds) stays the first grading's."""
+        choice = deviations.verify(self.observe_seed, self.workload(self.observe_seed))
+        found = {k: (self.chosen or {}).get(k, v) for k, v in choice.record().items() if k in ("tried", "seconds")}
+        return replace(self.with_choice(choice), chosen={**choice.record(), **found})
+
+    def with_choice(self, choice: deviations.Choice) -> Plan:
+        """This plan observing on ``choice``'s seed."""
+        return replace(
+            self,
+            observe_seed=choice.seed,
+            timed_seeds=[choice.seed, *self.timed_seeds[1:]],
+            chosen=choice.record(),
+        )
+
+    def chosen_for(self, seed: int) -> list[str]:
+        """The deviations a run with ``seed`` was chosen to tell apart (none for a seed drawn, not chosen)."""
+        return list(self.chosen["caught_by"]) if self.chosen and seed == self.observe_seed else []
+
+    def record(self) -> dict:
+        """The plan as results.json and observations.json keep it: every run's seed and what it was chosen
+        for, and all a regrade needs (:meth:`from_record`)."""
+        calls = observe_calls(self)
+        return {
+            "workload": {k: v for k, v in self.workload(0).items() if k != "seed"},
+            "runs": {
+                label: {"seed": kwargs["seed"], "chosen_for": self.chosen_for(kwargs["seed"])}
+                for label, (_, kwargs) in calls.items()
+            },
+            **{f.name: getattr(self, f.name) for f in fields(self)},
+        }
+
+    @classmethod
+    def from_record(cls, record, source: str) -> Plan:
+        """The plan of an earlier grading (``record()``'s dict read from ``source``), for a regrade with the same
+        seeds; ValueError saying what to do when it cannot be used here."""
+        again = "grade without --seeds-from to draw new seeds"
+        if not isinstance(record, dict):
+            raise ValueError(f"{source} records no seeds (graded by an older grader?): {again}")
+        try:
+            values = {
+                "observe_seed": readback.integer(record.get("observe_seed"), "observe_seed"),
+                "other_seed": readback.integer(record.get("other_seed"), "other_seed"),
+                "check_seed": readback.integer(record.get("check_seed"), "check_seed"),
+                "candidates_seed": readback.integer(record.get("candidates_seed"), "candidates_seed"),
+            }
+            for name in ("timed_seeds", "training_seeds", "heldout_seeds"):
+                listed = record.get(name)
+                if not isinstance(listed, list):
+                    raise readback.Invalid(f"{name} is not a list")
+                values[name] = [readback.integer(v, f"{name}[{i}]") for i, v in enumerate(listed)]
+        except readback.Invalid as exc:
+            raise ValueError(f"the seeds recorded in {source} cannot be read ({exc}): {again}") from None
+        plan = cls(**values, chosen=record.get("chosen") if isinstance(record.get("chosen"), dict) else None)
+        here = {k: v for k, v in plan.workload(0).items() if k != "seed"}
+        wanted = {
+            "timed_seeds": SPEEDUP.max_repeats,
+            "training_seeds": AGENT.attempts,
+            "heldout_seeds": AGENT.heldout_episodes,
+        }
+        if record.get("workload") != here or any(len(values[k]) < n for k, n in wanted.items()):
+            raise ValueError(
+                f"the seeds recorded in {source} were drawn for other settings (observed workload "
+                f"{record.get('workload')}, this grader's {here}): grade with the settings of the first grading "
+                f"({SETTINGS_ENV}), or {again}"
+            )
+        if plan.chosen is None:
+            raise ValueError(f"the observed seed recorded in {source} was not chosen to tell deviations apart: {again}")
+        return replace(plan, **{k: values[k][:n] for k, n in wanted.items()})
 
 
 def observe_calls(plan: Plan) -> dict[str, tuple[str, dict]]:

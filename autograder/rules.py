@@ -12,7 +12,8 @@ Every run of student code is verified the same way, whatever the grader does wit
   ``evolve_serial``; as a multiset for ``evolve_parallel``, whose play order is the workers');
 * ``selection``: ``best_params`` is, bit for bit, a highest-return candidate of the last generation;
 * ``sampling``: each generation is sampled around the previous generation's selected candidate
-  with spread sigma, each candidate a fresh draw (no copied parent: no elitism);
+  with spread sigma, each candidate a fresh draw (no copied parent, no parent kept from an earlier
+  generation: no elitism);
 * ``processes``: ``evolve_serial`` plays in the calling process; ``evolve_parallel`` in two or
   more worker processes and never in the caller, each of them running while it claims to have played
   (the grader's own CPU samples, ``concurrency.py``).
@@ -52,6 +53,9 @@ MIN_BACKING = 0.35
 """Smallest share of its claimed episode time that a process credited with episodes must have spent running or
 waiting for a core, by the grader's samples (``concurrency.evidence``): about 1 for a worker that played, about
 0 for one credited with episodes while it slept."""
+MIN_CENTRE_SAMPLES = 8
+"""Fewest candidates a generation needs for its centre to be checked: its own spread then stands in for sigma
+closely enough that a correct generation strays past the chi-square bound with a chance near 1e-10."""
 SAME_CANDIDATE_DISTANCE = 3.0
 """Generation-0 candidates of runs with different seeds this close are the same candidate, jitter or not."""
 
@@ -151,6 +155,13 @@ def check_history(gens: list[list[Played]], history: list[list[float]], *, order
 
 
 def check_selection(last: list[Played], best: dict, call: str) -> str | None:
+    """``best`` is, bit for bit, a highest-return candidate of the last generation.
+
+    Needs a discriminating run (``deviations.py``): a loop that returns the best candidate ever seen, or keeps
+    the best of an earlier generation as its parent, returns a candidate outside the last generation only when
+    an earlier generation did better than the last one; one that selects the lowest return is caught whenever
+    the returns differ.
+    """
     chosen = vector(best)
     winners = _winners(last)
     if any(np.array_equal(chosen, vector(last[i].params)) for i in winners):
@@ -210,11 +221,13 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
                 "candidate of the first generation must be initialize_parameters(I_SIZE, H_SIZE, O_SIZE, rng=rng)"
             )
     steps = []
+    off_centre = None
     for g in range(1, len(gens)):
         parents = [vector(e.params) for e in gens[g - 1]]
         winners = _winners(gens[g - 1])
         parent = parents[winners[0]]
         scale = sigma * np.sqrt(parent.size)
+        off_centre = off_centre or _off_centre(gens[g], [parents[w] for w in winners], g, call)
         for e in gens[g]:
             child = vector(e.params)
             if any(np.array_equal(child, parents[w]) for w in winners):
@@ -247,8 +260,8 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
                     "make every candidate a fresh sample around the selected one, with the sigma passed in"
                 )
             steps.append((child - parent) / sigma)
-    if not steps:
-        return None
+    if off_centre or not steps:
+        return off_centre
     pooled = np.concatenate(steps)
     mean, spread = float(np.mean(pooled)), float(np.std(pooled))
     if abs(spread - 1.0) > tolerance:
@@ -263,6 +276,33 @@ def check_sampling(gens: list[list[Played]], sigma: float, tolerance: float, cal
             "sample around the selected candidate"
         )
     return None
+
+
+def _off_centre(children: list[Played], selected: list[np.ndarray], g: int, call: str) -> str | None:
+    """Generation ``g`` is not centred on a candidate ``selected`` in generation g-1 (its message), or None.
+
+    ``pop_size`` fresh samples around the selected candidate average to it plus noise of their own spread over
+    sqrt(pop_size), so ``pop_size * |mean - selected|^2 / spread^2`` is about a chi-square draw, whatever sigma
+    the loop used (a wrong sigma is the spread checks' to name). A generation sampled around another candidate,
+    such as the best of an earlier generation kept as the parent (elitism by return), stands far outside that
+    range: its children sit near the selected one one by one, both being samples around the same earlier
+    candidate, and only their mean shows it. Needs a discriminating run (``deviations.py``): the parent kept
+    differs from the selected one only when a generation does worse than an earlier one.
+    """
+    if len(children) < MIN_CENTRE_SAMPLES:
+        return None
+    points = np.array([vector(e.params) for e in children])
+    centre = points.mean(axis=0)
+    spread = float(np.sqrt(np.mean(np.square(points - centre)) * len(children) / (len(children) - 1)))
+    offset = min(float(np.linalg.norm(centre - s)) for s in selected)
+    if spread == 0 or len(children) * (offset / spread) ** 2 <= chi_square_range(centre.size)[1]:
+        return None
+    return hints.not_sampled_around_best(call, g) + (
+        f" (here around a candidate of an earlier generation: the mean of its candidates lies {offset / spread:.1f} "
+        f"spreads from the candidate selected in generation {g - 1}, where samples around it would average within "
+        f"about {math.sqrt(centre.size / len(children)):.1f}; keeping the best candidate of an earlier generation "
+        "as the parent is elitism, which the assignment's loop does not do)"
+    )
 
 
 def check_processes(

@@ -40,7 +40,11 @@ def run_checks(observations: Path, categories: tuple[str, ...] = CATEGORIES) -> 
         done = subprocess.run(argv, capture_output=True, text=True, cwd=paths.ROOT, env=env, timeout=600)
         if done.returncode not in (0, 1) or not report.is_file():
             raise CheckError(f"pytest exited with status {done.returncode}: {(done.stdout + done.stderr)[-2000:]}")
-        return json.loads(report.read_text(encoding="utf-8"))
+        outcomes = json.loads(report.read_text(encoding="utf-8"))
+        faults = [o for o in outcomes if o.get("grader_fault")]
+        if faults:  # no verdict at all rather than one a discriminating run did not back
+            raise CheckError(f"{faults[0]['name']}: {faults[0]['message']}")
+        return outcomes
 
 
 def score(outcomes: list[dict]) -> list[dict]:

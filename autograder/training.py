@@ -4,7 +4,9 @@ Each training run is verified like every other run, with every rule: the paramet
 must be, bit for bit, the highest-return candidate of the run's last generation as the
 recording helper saw it, reached by the assignment's loop (fresh samples around the selected
 candidate, new start states each generation, no elite). A hand-made controller, a lucky
-network from generation 0, or a loop of the student's own design earns no agent points.
+network from generation 0, or a loop of the student's own design earns no agent points. So does
+a loop whose observed run broke a loop rule: that run's seed was chosen to show the deviations a
+training run's seed shows only by luck (``deviations.py``), so the verdict is the same in every batch.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from dataclasses import asdict
 import numpy as np
 
 from autograder import observe, rules
+from autograder.categories import BY_NAME, OBSERVED_PARALLEL
 from autograder.config import AGENT
-from autograder.observations import AgentObservation, Attempt
+from autograder.observations import AgentObservation, Attempt, RunObservation
+
+SERIAL = BY_NAME["serial"].runs[0]
+"""The observed run of evolve_serial, which stands for the loop when evolve_parallel failed."""
 
 
 def workload(seed: int, processes: int | None) -> dict:
@@ -37,20 +43,33 @@ def _solved(best: Attempt | None) -> bool:
     return best is not None and best["heldout_mean"] >= AGENT.solved_return
 
 
-def train(collector: observe.Observer, parallel_problem: str | None, cores: int) -> AgentObservation:
-    """Up to ``AGENT.attempts`` runs, stopping at the first solved one or the first that fails.
+def train(collector: observe.Observer, observed: dict[str, RunObservation], cores: int) -> AgentObservation:
+    """Up to ``AGENT.attempts`` runs, stopping at the first solved one or the first that fails; none when the
+    training function's run among the ``observed`` ones broke a loop rule.
 
     At least ``AGENT.min_attempts`` runs start, each with its own seed: a network planted in generation 0
     is the same candidate under every seed. Once a run has solved the task, the runs still owed are
     ended as soon as their generation 0 is played (they are made like the others up to then).
     """
     helper = observe.trusted_helper()
+    parallel_problem = (observed.get(OBSERVED_PARALLEL) or {}).get("problem")
     function = "evolve_serial" if parallel_problem else "evolve_parallel"
+    label = SERIAL if parallel_problem else OBSERVED_PARALLEL
+    out: AgentObservation = {
+        "attempts": [],
+        "best": None,
+        "budget": asdict(AGENT),
+        "heldout": len(collector.plan.heldout_seeds),
+        "observed": label,
+        "discredited": _loop_problem(observed.get(label)),
+    }
+    if out["discredited"]:  # it would break the rule again, or pass by luck: no run can count
+        return out
     note = (
         "evolve_parallel failed in the observed runs, so evolve_serial trained the agent" if parallel_problem else None
     )
     needed = min(AGENT.min_attempts, AGENT.attempts)
-    attempts: list[Attempt] = []
+    attempts: list[Attempt] = out["attempts"]
     best = None
     for seed in collector.plan.training_seeds:
         if _solved(best) and len(attempts) >= needed:
@@ -86,4 +105,17 @@ def train(collector: observe.Observer, parallel_problem: str | None, cores: int)
             best = attempt
     if any(a["broke_rule"] for a in attempts):
         best = None  # every training run must keep the loop's rules: one that did not discredits the others
-    return {"attempts": attempts, "best": best, "budget": asdict(AGENT), "heldout": len(collector.plan.heldout_seeds)}
+    out["best"] = best
+    return out
+
+
+def _loop_problem(run: RunObservation | None) -> str | None:
+    """How an observed run that returned an answer broke the loop's rules, or None (a run that failed outright,
+    or was not made, says nothing of the loop: training runs show it)."""
+    if not run or run["problem"]:
+        return None
+    return (
+        run["best_problem"]
+        or run["history_problem"]
+        or next((run["rules"][r] for r in rules.LOOP_RULES if run["rules"].get(r)), None)
+    )

@@ -4,6 +4,7 @@ python -m benchmarks                          # everything, a few minutes on 2 c
 python -m benchmarks --only backends --repeats 5
 python -m benchmarks --quick                  # tiny settings, seconds: checks it all runs
 python -m benchmarks --plots docs             # redraw the README's figures (make bench-readme)
+python -m benchmarks --only regrade           # the corpus graded in 3 independent batches (minutes)
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ from pathlib import Path
 from benchmarks.common import OUT_DIR, BenchmarkError, Report, host_info, positive_int
 
 BENCHMARKS = ("scaling", "backends", "overhead", "grading")  # grading last: it is the slowest and optional
+ON_REQUEST = ("regrade",)
+"""Run only when named: whole grading batches of the corpus, a check of the grader more than a speed figure."""
 
 
 def benchmark_list(text: str) -> list[str]:
-    """argparse type: a comma-separated subset of BENCHMARKS, kept in BENCHMARKS order."""
+    """argparse type: a comma-separated subset of BENCHMARKS and ON_REQUEST, kept in that order."""
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in BENCHMARKS]
+    known = BENCHMARKS + ON_REQUEST
+    unknown = [name for name in names if name not in known]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown benchmark {', '.join(unknown) or repr(text)}: choose from {','.join(BENCHMARKS)}"
+            f"unknown benchmark {', '.join(unknown) or repr(text)}: choose from {','.join(known)}"
         )
-    return [name for name in BENCHMARKS if name in names]
+    return [name for name in known if name in names]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=benchmark_list,
         default=list(BENCHMARKS),
         metavar="NAMES",
-        help=f"comma-separated benchmarks to run, from {','.join(BENCHMARKS)} (default: all)",
+        help=f"comma-separated benchmarks to run, from {','.join(BENCHMARKS + ON_REQUEST)} (default: "
+        f"{','.join(BENCHMARKS)}; {','.join(ON_REQUEST)} grades the corpus in independent batches and runs only "
+        "when named)",
     )
     parser.add_argument(
         "--quick",
@@ -52,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats",
         type=positive_int,
         default=None,
-        help="timed runs per variant, the median is reported (default: 3, or 1 with --quick)",
+        help="timed runs per variant, the median is reported (default: 3, or 1 with --quick); for regrade, the "
+        "number of independent batches (at least 2)",
     )
     parser.add_argument(
         "--plots",
@@ -98,6 +105,10 @@ def run_one(name: str, quick: bool, repeats: int, before: str | None = None) -> 
         return overhead.run(
             overhead.OverheadSettings.quick(repeats) if quick else overhead.OverheadSettings(repeats=repeats)
         )
+    if name == "regrade":
+        from benchmarks import regrade
+
+        return regrade.run(regrade.RegradeSettings.quick() if quick else regrade.RegradeSettings(draws=max(2, repeats)))
     from benchmarks import grading
 
     settings = grading.GradingSettings.quick() if quick else grading.GradingSettings(rounds=repeats)

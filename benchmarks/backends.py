@@ -21,7 +21,7 @@ from multiprocessing import Pool
 import evolution
 import numpy as np
 
-from benchmarks.batched_env import batch_returns, stack_params
+from autograder.batched import batch_returns, stack_params
 from benchmarks.common import Report, default_chunksize, free_cores, interleaved_times, median, ratio, usable_cores
 
 TOLERANCE = 1e-6  # largest |return - episode()| accepted as the same result
@@ -185,7 +185,7 @@ def build_backends(stack: contextlib.ExitStack, s: BackendSettings, population: 
 
     import gymnasium as gym
 
-    stacked = stack_params(population)
+    stacked = stack_params(population, evolution)
     envs, env_start = _started(
         stack,
         lambda: contextlib.closing(gym.vector.AsyncVectorEnv([evolution.make_env] * n)),
@@ -205,7 +205,7 @@ def build_backends(stack: contextlib.ExitStack, s: BackendSettings, population: 
         Backend(
             "numpy batch (whole population)",
             "the population fits one array program: no processes, a few array ops per step",
-            lambda: batch_returns(population, seed).tolist(),
+            lambda: batch_returns(population, seed, evolution).tolist(),
         )
     )
     return backends

@@ -97,7 +97,9 @@ def episode_costs(reference, s: ScalingSettings) -> tuple[list[list[float]], flo
     exact (from the numpy batch replay), whereas one episode's own timing on a busy machine
     may include time the process spent descheduled, which would fake load imbalance.
     """
-    from benchmarks.batched_env import batch_episodes
+    import evolution
+
+    from autograder.batched import batch_episodes
 
     calls: list[tuple[dict, int, float]] = []
     real_episode = reference.episode
@@ -116,7 +118,7 @@ def episode_costs(reference, s: ScalingSettings) -> tuple[list[list[float]], flo
     finally:
         reference.episode = real_episode
     generations = [calls[g * s.pop_size : (g + 1) * s.pop_size] for g in range(s.generations)]
-    steps = [batch_episodes([c[0] for c in gen], gen[0][1])[1].tolist() for gen in generations]
+    steps = [batch_episodes([c[0] for c in gen], gen[0][1], evolution)[1].tolist() for gen in generations]
     timed = [[c[2] for c in gen] for gen in generations]
     per_step = sum(map(sum, timed)) / sum(map(sum, steps))
     costs = [[n * per_step for n in gen] for gen in steps]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import grade, observe, rules, scoring, timing
+from autograder import deviations, grade, observe, rules, scoring, timing
 from autograder.categories import CATEGORIES, POINTS
 from autograder.config import SPEEDUP
 
@@ -36,13 +36,24 @@ def run(*, history=None, best=None, broken=None, problem=None, call="evolve_seri
     }
 
 
-def observations(runs: dict | None = None, agent: dict | None = None, speedup: dict | None = None) -> dict:
+def chosen_plan(*deviation_names: str) -> dict:
+    """The batch's plan as recorded, its observed seed chosen for these deviations (default: all of them)."""
+    plan = observe.Plan.draw(0)
+    names = deviation_names or tuple(deviations.BY_NAME)
+    caught = {name: list(deviations.BY_NAME[name].caught_by) for name in names}
+    return plan.with_choice(deviations.Choice(plan.observe_seed, caught, [0.0, 1.0, 0.5], 1, 0.0)).record()
+
+
+def observations(
+    runs: dict | None = None, agent: dict | None = None, speedup: dict | None = None, plan: dict | None = None
+) -> dict:
     """A student's observations: six correct observed runs unless ``runs`` replaces some."""
     return {
         "student": "x",
         "settings": grade.settings_snapshot(),
         "cores": 2,
         "load_problem": None,
+        "plan": plan or chosen_plan(),
         "runs": {label: run() for label in LABELS}
         | {"serial_other": run(history=[[5.0, 6.0], [7.0, 8.0]])}
         | (runs or {}),
@@ -67,6 +78,8 @@ def agent_section(heldout_mean: float | None, problem: str | None = None) -> dic
         "best": None if problem else attempt,
         "budget": grade.settings_snapshot()["agent"],
         "heldout": 20,
+        "observed": "parallel_2",
+        "discredited": None,
     }
 
 
@@ -144,6 +157,27 @@ def test_grader_checks_determinism_names_where_results_differ(tmp_path):
     }
     message = next(o["message"] for o in failed if o["name"] == "test_determinism_serial_matches_parallel")
     assert "from generation 1 on" in message
+
+
+@pytest.mark.parametrize("category", ["serial", "parallel", "determinism", "agent", "speedup"])
+def test_grader_checks_luck_dependent_checks_refuse_a_run_not_chosen_for_them(tmp_path, category):
+    """A check that needs a discriminating run raises a grader fault on a run whose seed was not chosen for it."""
+    obs = observations(
+        agent=agent_section(95.0), speedup=speedup_section(1.8, 1.85), plan=chosen_plan("elitist_parent")
+    )
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(obs), encoding="utf-8")
+    with pytest.raises(scoring.CheckError, match="not chosen to show"):
+        scoring.run_checks(path, (category,))
+
+
+def test_grader_checks_agent_discredited_by_the_observed_run_earns_nothing(tmp_path):
+    """An agent section discredited by its observed run fails both agent tests with that run's message."""
+    agent = {**agent_section(None, problem="no run"), "attempts": [], "discredited": "broke the selection rule"}
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(observations(agent=agent)), encoding="utf-8")
+    failed = [o for o in scoring.run_checks(path, ("agent",)) if not o["passed"]]
+    assert len(failed) == 2 and all("broke the selection rule" in o["message"] for o in failed)
 
 
 def test_grader_checks_a_failed_run_fails_its_tests_with_its_message(tmp_path):

@@ -14,12 +14,12 @@ from autograder.categories import CATEGORIES, POINTS
 
 
 def test_grader_cli_help_documents_every_flag(capsys):
-    """`grade --help` exits 0 and documents --submitted, --output, --student, --force and --categories."""
+    """`grade --help` exits 0 and documents --submitted, --output, --student, --force, --categories and --seeds-from."""
     with pytest.raises(SystemExit) as done:
         cli.main(["grade", "--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--submitted", "--output", "--student", "--force", "--categories"):
+    for flag in ("--submitted", "--output", "--student", "--force", "--categories", "--seeds-from"):
         assert flag in text, f"{flag} is not documented in --help"
 
 
@@ -29,11 +29,17 @@ def test_grader_cli_help_documents_every_flag(capsys):
         (["--submitted", "no-such-folder"], "no folder no-such-folder"),
         (["--student", "nobody"], "no submission for nobody"),
         (["--categories", "serial,style"], "unknown category style"),
+        (["--seeds-from", "missing.json"], "cannot read --seeds-from"),
+        (["--seeds-from", "garbled.json"], "is not JSON"),
+        (["--seeds-from", "old-results.json"], "records no seeds (graded by an older grader?)"),
     ],
 )
-def test_grader_cli_bad_input_is_one_clear_line(tmp_path, capsys, args, expected):
+def test_grader_cli_bad_input_is_one_clear_line(tmp_path, capsys, monkeypatch, args, expected):
     """Bad command-line input exits with status 2 and one line on stderr, without a traceback."""
     (tmp_path / "submitted" / "alice").mkdir(parents=True)
+    (tmp_path / "garbled.json").write_text("{ nope", encoding="utf-8")
+    (tmp_path / "old-results.json").write_text('{"score": 1, "tests": [], "extra_data": {}}', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
     argv = ["grade", "--submitted", str(tmp_path / "submitted"), "--output", str(tmp_path / "out"), *args]
     if args[0] == "--submitted":
         argv = ["grade", "--output", str(tmp_path / "out"), "--submitted", str(tmp_path / args[1])]

@@ -64,6 +64,17 @@ def test_grader_preflight_broken_reference_refused_up_front(tmp_path, monkeypatc
     assert os.listdir(tmp) == [] and not support.mounts_under(tmp)
 
 
+def test_grader_preflight_no_discriminating_seed_refused_up_front(tmp_path):
+    """Observed runs too short for any seed to show every deviation stop the batch with status 3, grading no one."""
+    submitted = _two_students(tmp_path)
+    settings = {**support.UNTIMED_SETTINGS, "speedup": {**support.UNTIMED_SETTINGS["speedup"], "generations": 2}}
+    done = support.grade(submitted, tmp_path / "grades", "--categories", CATEGORIES, settings=settings)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "cannot grade: no seed for the observed runs" in done.stderr and "speedup.generations" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list((tmp_path / "grades").glob("*/results.json"))
+
+
 @pytest.mark.slow
 def test_grader_preflight_no_isolation_warned_once_and_recorded(tmp_path):
     """Without isolation the batch warns once and every results.json records it."""

@@ -27,12 +27,24 @@ def around(best: dict, rng: np.random.Generator, sigma: float = SIGMA) -> dict:
 
 
 def record(
-    *, seed: int = 0, pids=(CALLER,), elite=False, fixed_seed=False, argmin=False, sigma=SIGMA, inject=None
+    *,
+    seed: int = 0,
+    pids=(CALLER,),
+    elite=False,
+    fixed_seed=False,
+    argmin=False,
+    sigma=SIGMA,
+    inject=None,
+    first_parent=False,
 ) -> tuple[list[rules.Played], dict, list[list[float]]]:
-    """A run of the loop as the recording helper would see it: (episodes, best, history)."""
+    """A run of the loop as the recording helper would see it: (episodes, best, history).
+
+    ``first_parent``: every generation is sampled around generation 0's best, as a loop that keeps an earlier
+    generation's best as the parent does once later generations do worse."""
     rng = np.random.default_rng(seed)
     population = [fresh(rng) for _ in range(P)]
     episodes, history = [], []
+    kept = None
     for g in range(G):
         if inject is not None and g == G - 1:
             population[0] = inject
@@ -44,8 +56,9 @@ def record(
         ]
         history.append(returns)
         best = population[int(np.argmin(returns) if argmin else np.argmax(returns))]
+        kept = best if kept is None or not first_parent else kept
         if g + 1 < G:
-            population = ([best] if elite else []) + [around(best, rng, sigma) for _ in range(P - elite)]
+            population = ([best] if elite else []) + [around(kept, rng, sigma) for _ in range(P - elite)]
     return episodes, best, history
 
 
@@ -87,6 +100,12 @@ def test_rules_elitism_breaks_sampling():
     """A generation holding an exact copy of the selected parent is elitism, named as such."""
     verdicts = check(*record(elite=True))
     assert failing(verdicts) == {"sampling"} and "exact copy" in verdicts["sampling"]
+
+
+def test_rules_parent_kept_from_an_earlier_generation_breaks_sampling():
+    """A generation sampled around an earlier generation's best, not the one just selected, is named as elitism."""
+    verdicts = check(*record(first_parent=True))
+    assert failing(verdicts) == {"sampling"} and "earlier generation" in verdicts["sampling"]
 
 
 def test_rules_fixed_episode_seed_breaks_seeds():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.checks.observed import Observed
+from autograder.checks.observed import NotChosen, Observed
 
 
 def pytest_addoption(parser):
@@ -64,8 +64,10 @@ def pytest_runtest_makereport(item, call):
         return
     credit = getattr(item, "_credit", None)
     message = ""
+    grader_fault = False
     if report.failed and call.excinfo is not None:
         error = call.excinfo.value
+        grader_fault = isinstance(error, NotChosen)
         if isinstance(error, (AssertionError, pytest.fail.Exception)):
             message = str(error)
         else:  # a bug in the check itself, not the student's fault
@@ -83,6 +85,7 @@ def pytest_runtest_makereport(item, call):
             "passed": report.passed,
             "fraction": fraction,
             "message": "\n".join([*notes, message]).strip(),
+            "grader_fault": grader_fault,
         }
     )
 

@@ -14,6 +14,11 @@ def fail(message: str):
     pytest.fail(message, pytrace=False)
 
 
+class NotChosen(Exception):
+    """A check that needs a discriminating run got one whose seed was not chosen for it: the grader's fault (the
+    student is left ungraded and the batch says so), never a verdict on the student."""
+
+
 class Observed:
     """One student's observations with accessors that fail a test with the right message."""
 
@@ -49,6 +54,19 @@ class Observed:
         if run["rules"].get(rule):
             fail(run["rules"][rule])
         return run
+
+    def chosen(self, label: str, *deviations: str) -> str:
+        """``label``, once the plan says its run's seed was chosen to show ``deviations`` (``autograder/deviations.py``).
+
+        A check that tells a deviation apart only on some seeds reads its run through this, naming them, so
+        that no such check can pass a deviation by luck; a run not chosen for them raises :class:`NotChosen`.
+        """
+        runs = (self.data.get("plan") or {}).get("runs") or {}
+        chosen_for = (runs.get(label) or {}).get("chosen_for") or []
+        missing = [d for d in deviations if d not in chosen_for]
+        if missing:
+            raise NotChosen(f"the {label} run's seed was not chosen to show {', '.join(missing)}")
+        return label
 
     def section(self, name: str) -> dict:
         """The speedup or agent observations."""

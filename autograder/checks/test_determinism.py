@@ -4,6 +4,11 @@ import pytest
 
 from autograder import hints
 from autograder.checks.observed import fail, same_answer
+from autograder.deviations import RESULTS_DIFFER, needing
+
+DRAW_ORDER = needing(RESULTS_DIFFER)
+"""Deviations these checks see only on a discriminating run: another draw order in one function must change the
+results (chosen so that it changes generation 0's returns)."""
 
 
 def where_they_differ(a: dict, b: dict) -> str:
@@ -26,7 +31,7 @@ def test_determinism_same_seed_same_result(obs):
 @pytest.mark.weight(5)
 def test_determinism_serial_matches_parallel(obs):
     """evolve_serial and evolve_parallel return identical results for the same arguments."""
-    a, b = obs.answer("serial_main"), obs.answer("parallel_2")
+    a, b = obs.answer(obs.chosen("serial_main", *DRAW_ORDER)), obs.answer(obs.chosen("parallel_2", *DRAW_ORDER))
     if not same_answer(a, b):
         fail(where_they_differ(a, b))
 
@@ -35,7 +40,7 @@ def test_determinism_serial_matches_parallel(obs):
 def test_determinism_any_number_of_processes(obs):
     """evolve_parallel returns identical results with processes=1, 2, 3 and None (the default)."""
     labels = [f"parallel_{n}" for n in obs.settings["observe"]["parallel_processes"]]
-    answers = [obs.answer(label) for label in labels]
+    answers = [obs.answer(obs.chosen(label, *DRAW_ORDER)) for label in labels]
     for other in answers[1:]:
         if not same_answer(answers[0], other):
             fail(where_they_differ(answers[0], other))
