@@ -9,24 +9,22 @@ run is made twice and no run can tell a timed call from an observed one. Every t
 the submission is verified like any other run: one that returns a wrong answer or plays the
 wrong episodes earns nothing.
 
-The submission's speedup is the serial time of the *reference* (the student's own serial time
-may only lower it: a slowed-down ``evolve_serial`` gains nothing) over the submission's
-parallel time, both without the reference's start-up cost. All times are wall times taken
+Both speedups, the submission's and the reference's, are over one serial time: the reference's
+``evolve_serial`` time, or the submission's if shorter (both loops do the same verified work, so
+the faster is the better measure of what it costs; a slowed-down ``evolve_serial`` gains nothing),
+all without the reference's start-up cost. The submission's speedup as a share of the
+reference's is then simply the reference's parallel time over the submission's: noise in the
+serial runs cannot move a verdict. All times are wall times taken
 outside the run, CPU times are the kernel's count for the whole run.
 
 Each run's time over the rounds is its *fastest* round, as ``timeit`` advises: other work on the
-machine only ever slows a run down, so the fastest round is the closest to what the code itself
-costs. CPU seconds are taken from the same fastest round. The submission's speedup that is judged
-is the reference's (from those fastest rounds) times the median of the rounds' *paired* shares:
-in each round, the submission's speedup over the reference's measured seconds apart, so a slow
-spell of the machine that lasts a round cancels out. No run can make itself faster than it is,
-so neither statistic gives a student anything the code did not earn. The plain speedup of the
-fastest rounds is kept as ``measured_speedup`` (a speedup beyond the workers is refused on it).
+machine only ever slows a run down, never speeds it up, so the fastest round is the closest to
+what the code itself costs, and a submission is never marked down for a burst it did not cause.
+No run can make itself faster than it is, so the minimum gives a student nothing the code did
+not earn. CPU seconds are taken from the same fastest round.
 """
 
 from __future__ import annotations
-
-from statistics import median
 
 from autograder import observe, rules
 from autograder.config import SPEEDUP
@@ -110,57 +108,27 @@ def summarise(student: dict, reference: dict) -> dict:
     parallel = med["student"]["parallel"]["wall"] - noop["wall"]
     cpu = med["student"]["parallel"]["cpu"] - noop["cpu"]
     baseline = min(ref_serial, own_serial)
-    measured = baseline / parallel if baseline > 0 and parallel > 0 else None
-    ref_speedup = ref_serial / ref_parallel if ref_serial > 0 and ref_parallel > 0 else None
-    shares = paired_shares(student, reference)
-    share = median(shares) if shares else None
     return {
         "student": {
             "serial_seconds": own_serial,
             "parallel_seconds": parallel,
-            "speedup": share * ref_speedup if share is not None and ref_speedup else measured,
-            "measured_speedup": measured,
-            "shares": shares,
+            "speedup": baseline / parallel if baseline > 0 and parallel > 0 else None,
             "cpu_ratio": cpu / parallel if parallel > 0 else None,
         },
         "reference": {
             "serial_seconds": ref_serial,
             "parallel_seconds": ref_parallel,
-            "speedup": ref_speedup,
+            "speedup": baseline / ref_parallel if baseline > 0 and ref_parallel > 0 else None,
         },
         "startup_seconds": noop["wall"],
     }
 
 
-def paired_shares(student: dict, reference: dict) -> list[float]:
-    """Each round's submission speedup as a share of the reference's in that same round.
-
-    Within a round the runs follow each other in seconds, so a slow spell of the machine that lasts
-    a round slows both sides alike and cancels out here; across rounds it would not. With the
-    reference's serial time as the baseline, the share is simply the reference's parallel time over
-    the submission's."""
-    series = {side: data["series"] for side, data in (("student", student), ("reference", reference))}
-    walls = [
-        series["student"]["serial"]["wall"],
-        series["student"]["parallel"]["wall"],
-        series["reference"]["serial"]["wall"],
-        series["reference"]["parallel"]["wall"],
-        series["reference"]["noop"]["wall"],
-    ]
-    shares = []
-    # A round cut short by a problem ends the rounds: only complete rounds pair up.
-    for own_serial, parallel, ref_serial, ref_parallel, noop in zip(*walls, strict=False):
-        baseline, ref_serial = min(own_serial, ref_serial) - noop, ref_serial - noop
-        parallel, ref_parallel = parallel - noop, ref_parallel - noop
-        if min(baseline, parallel, ref_serial, ref_parallel) > 0:
-            shares.append((baseline / parallel) / (ref_serial / ref_parallel))
-    return shares
-
-
 def settled(summary: dict, rounds: int) -> bool:
     """More rounds cannot change the verdict, either way. Full marks beside a reference that sped up
-    stand at once when clear by ``SPEEDUP.clear_margin`` (more rounds would hardly move it). Anything less waits for ``SPEEDUP.repeats`` rounds, since one slow round may be a burst
-    of other work; then full marks, or a speedup under 90 % of the no-credit line, end the rounds."""
+    stand at once when clear by ``SPEEDUP.clear_margin`` (more rounds would hardly move it). Anything
+    less waits for ``SPEEDUP.repeats`` rounds, since one slow round may be a burst of other work; then
+    full marks, or a speedup under 90 % of the no-credit line, end the rounds."""
     mine, ref = summary["student"]["speedup"], summary["reference"]["speedup"]
     if ref is None or ref < SPEEDUP.min_reference_speedup or mine is None:
         return False
