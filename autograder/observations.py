@@ -60,13 +60,8 @@ class TimedSide(TypedDict, total=False):
     serial_seconds: float
     parallel_seconds: float
     speedup: float | None
-    """The judged speedup: the reference's times the median of the rounds' paired shares (``timing.paired_shares``)."""
-    measured_speedup: float | None
-    """The plain speedup of each run's fastest round (the student's side only)."""
-    shares: list[float]
-    """Each round's speedup as a share of the reference's in that round (the student's side only)."""
     speedup_rounds: list[float | None]
-    """Each round's own plain speedup: its spread is the measurement's noise."""
+    """Each round's own speedup: its spread is the measurement's noise."""
     cpu_ratio: float | None
 
 

@@ -174,7 +174,7 @@ def _refusal(student: dict, settings: SpeedupSettings, cores: int) -> str | None
     if student.get("problems"):
         kind, problem = next(iter(student["problems"].items()))
         return f"the timed {kind} run did not count: {problem}"
-    mine = _number(student.get("measured_speedup", student.get("speedup")))
+    mine = _number(student.get("speedup"))
     if mine is not None and mine > settings.processes * settings.max_speedup_per_worker:
         return (
             f"the timed evolve_parallel run was {mine:.2f}x faster than the serial loop with {settings.processes} "
@@ -203,12 +203,12 @@ def interval(side: dict) -> list[float] | None:
 
 
 def _spread(side: dict) -> str:
-    """`` (rounds measured 1.70-1.85x, each judged ...)``, or `` (one round)``."""
+    """`` (rounds measured 1.70-1.85x, the fastest runs counted)``, or `` (one round)``."""
     span = interval(side)
     rounds = len([v for v in side.get("speedup_rounds") or [] if _number(v) is not None])
     if span is None:
         return " (one round)" if rounds == 1 else ""
-    return f" (rounds measured {span[0]:.2f}-{span[1]:.2f}x, each judged against the reference's in that round)"
+    return f" (rounds measured {span[0]:.2f}-{span[1]:.2f}x, the fastest runs counted)"
 
 
 EVIDENCE_KEYS = ("concurrency", "outside_share", "backing", "work_seconds", "sampled_processes")
@@ -285,8 +285,8 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
     zero_at = settings.zero_speedup
     detail = (
         f"speedup {mine:.2f}x{_spread(student)} with {settings.processes} workers: the reference's evolve_serial "
-        f"time (or yours, if shorter) over your evolve_parallel time (reference solution {ref:.2f}x, timed beside "
-        f"yours; full marks from {full_at:.2f}x)"
+        f"time (or yours, if shorter) over your evolve_parallel time (reference solution {ref:.2f}x over the same "
+        f"serial time, timed beside yours; full marks from {full_at:.2f}x)"
     )
     if mine <= zero_at:
         speed = Part(

@@ -9,24 +9,22 @@ run is made twice and no run can tell a timed call from an observed one. Every t
 the submission is verified like any other run: one that returns a wrong answer or plays the
 wrong episodes earns nothing.
 
-The submission's speedup is the serial time of the *reference* (the student's own serial time
-may only lower it: a slowed-down ``evolve_serial`` gains nothing) over the submission's
-parallel time, both without the reference's start-up cost. All times are wall times taken
+Both speedups, the submission's and the reference's, are over one serial time: the reference's
+``evolve_serial`` time, or the submission's if shorter (both loops do the same verified work, so
+the faster is the better measure of what it costs; a slowed-down ``evolve_serial`` gains nothing),
+all without the reference's start-up cost. The submission's speedup as a share of the
+reference's is then simply the reference's parallel time over the submission's: noise in the
+serial runs cannot move a verdict. All times are wall times taken
 outside the run, CPU times are the kernel's count for the whole run.
 
 Each run's time over the rounds is its *fastest* round, as ``timeit`` advises: other work on the
-machine only ever slows a run down, so the fastest round is the closest to what the code itself
-costs. CPU seconds are taken from the same fastest round. The submission's speedup that is judged
-is the reference's (from those fastest rounds) times the median of the rounds' *paired* shares:
-in each round, the submission's speedup over the reference's measured seconds apart, so a slow
-spell of the machine that lasts a round cancels out. No run can make itself faster than it is,
-so neither statistic gives a student anything the code did not earn. The plain speedup of the
-fastest rounds is kept as ``measured_speedup`` (a speedup beyond the workers is refused on it).
+machine only ever slows a run down, never speeds it up, so the fastest round is the closest to
+what the code itself costs, and a submission is never marked down for a burst it did not cause.
+No run can make itself faster than it is, so the minimum gives a student nothing the code did
+not earn. CPU seconds are taken from the same fastest round.
 """
 
 from __future__ import annotations
-
-from statistics import median
 
 from autograder import observe, rules, speedup_judge
 from autograder.config import SPEEDUP
@@ -117,53 +115,35 @@ def summarise(student: dict, reference: dict) -> dict:
     parallel = med["student"]["parallel"]["wall"] - noop["wall"]
     cpu = med["student"]["parallel"]["cpu"] - noop["cpu"]
     baseline = min(ref_serial, own_serial)
-    measured = baseline / parallel if baseline > 0 and parallel > 0 else None
-    ref_speedup = ref_serial / ref_parallel if ref_serial > 0 and ref_parallel > 0 else None
-    shares = paired_shares(student, reference)
-    share = median(shares) if shares else None
     return {
         "student": {
             "serial_seconds": own_serial,
             "parallel_seconds": parallel,
-            "speedup": share * ref_speedup if share is not None and ref_speedup else measured,
-            "measured_speedup": measured,
-            "shares": shares,
+            "speedup": baseline / parallel if baseline > 0 and parallel > 0 else None,
             "cpu_ratio": cpu / parallel if parallel > 0 else None,
-            "speedup_rounds": round_speedups(student, reference, own=True),
+            "speedup_rounds": round_speedups(student, student, reference),
         },
         "reference": {
             "serial_seconds": ref_serial,
             "parallel_seconds": ref_parallel,
-            "speedup": ref_speedup,
-            "speedup_rounds": round_speedups(reference, reference, own=False),
+            "speedup": baseline / ref_parallel if baseline > 0 and ref_parallel > 0 else None,
+            "speedup_rounds": round_speedups(reference, student, reference),
         },
         "startup_seconds": noop["wall"],
     }
 
 
-def round_speedups(side: dict, reference: dict, *, own: bool) -> list[float | None]:
-    """The speedup each round measured on its own, by the same rule as the fastest rounds' (``own``: the student's
-    serial time may lower the reference's baseline): their spread is the measurement's noise."""
-    walls = {kind: side["series"][kind]["wall"] for kind in ("serial", "parallel")}
-    ref_serial, noop = reference["series"]["serial"]["wall"], reference["series"]["noop"]["wall"]
+def round_speedups(side: dict, student: dict, reference: dict) -> list[float | None]:
+    """The speedup of ``side`` (the student's or the reference's) each round measured on its own, by the same
+    rule as the fastest rounds' (over that round's shorter serial time): their spread is the measurement's noise."""
+    walls = side["series"]["parallel"]["wall"]
+    own, ref = student["series"]["serial"]["wall"], reference["series"]["serial"]["wall"]
+    noop = reference["series"]["noop"]["wall"]
     out: list[float | None] = []
-    for r in range(min(len(walls["serial"]), len(walls["parallel"]), len(ref_serial), len(noop))):
-        baseline = min(ref_serial[r], walls["serial"][r]) if own else ref_serial[r]
-        serial, parallel = baseline - noop[r], walls["parallel"][r] - noop[r]
+    for r in range(min(len(walls), len(own), len(ref), len(noop))):
+        serial, parallel = min(own[r], ref[r]) - noop[r], walls[r] - noop[r]
         out.append(serial / parallel if serial > 0 and parallel > 0 else None)
     return out
-
-
-def paired_shares(student: dict, reference: dict) -> list[float]:
-    """Each round's submission speedup as a share of the reference's in that same round.
-
-    Within a round the runs follow each other in seconds, so a slow spell of the machine that lasts
-    a round slows both sides alike and cancels out here; across rounds it would not. With the
-    reference's serial time as the baseline, the share is simply the reference's parallel time over
-    the submission's."""
-    mine = round_speedups(student, reference, own=True)
-    ref = round_speedups(reference, reference, own=False)
-    return [m / r for m, r in zip(mine, ref, strict=True) if m and r]
 
 
 def empty_observation(cores: int) -> SpeedupObservation:

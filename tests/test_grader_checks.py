@@ -309,9 +309,8 @@ class BurstyCollector(FakeCollector):
     def observed(self) -> dict:
         seed = self.plan.timed_seeds[0]
         parallel = self.bursts["parallel"].pop(0)
-        serial = self.bursts["serial"].pop(0) if self.bursts.get("serial") else self.walls["serial"]
         return {
-            "serial": self.made("serial", self.plan.workload(seed), serial),
+            "serial": self.made("serial", self.plan.workload(seed), self.walls["serial"]),
             "parallel": self.made("parallel", self.plan.workload(seed, SPEEDUP.processes), parallel),
         }
 
@@ -331,27 +330,8 @@ def test_grader_checks_speedup_a_burst_of_other_work_costs_nothing():
     slow = BurstyCollector("student", order, {"serial": 1.1, "parallel": 1.3}, {"parallel": [1.3, 1.25, 1.3]})
     reference = FakeCollector("reference", order, {"serial": 1.1, "parallel": 0.65, "noop": 0.1})
     out = _measure(slow, reference)
-    assert out["student"]["measured_speedup"] == pytest.approx(1.0 / 1.15), "each run's fastest round"
-    assert out["student"]["speedup"] == pytest.approx(0.55 / 1.2 / 0.55), "the reference's times the median share"
+    assert out["student"]["speedup"] == pytest.approx(1.0 / 1.15)
     assert out["student"]["speedup"] < SPEEDUP.zero_speedup
-
-
-def test_grader_checks_speedup_a_slow_spell_over_a_round_cancels_in_its_pair():
-    """A round in which the whole machine ran slower counts as a share of the reference's in that same round: the
-    submission is judged by how it compares with the reference seconds apart, not by when its fastest run fell."""
-    order: list = []
-    # Round 0 slow for everyone (a spell lasting the round); rounds 1 and 2 quick, the student a share of 0.8.
-    student = BurstyCollector(
-        "student", order, {"serial": 1.1, "parallel": 0.7}, {"serial": [2.1], "parallel": [1.6, 0.7, 0.7]}
-    )
-    reference = BurstyCollector(
-        "reference", order, {"serial": 1.1, "parallel": 0.5, "noop": 0.1}, {"serial": [2.1], "parallel": [1.1]}
-    )
-    out = _measure(student, reference)
-    shares = out["student"]["shares"]
-    assert len(shares) == out["rounds"] >= SPEEDUP.repeats
-    assert shares == pytest.approx([(1.0 / 0.6) / (1.0 / 0.4)] * len(shares)), "the slow round's share is the same"
-    assert out["student"]["speedup"] == pytest.approx(out["reference"]["speedup"] * (0.4 / 0.6))
 
 
 def test_grader_checks_speedup_observed_runs_of_another_workload_are_not_reused():

@@ -196,11 +196,11 @@ def test_speedup_judge_unbacked_workers_break_the_processes_rule():
 
 
 def test_speedup_judge_interval_from_the_rounds():
-    """Each round's own speedup is kept; the spread of three rounds is reported beside the median's verdict."""
+    """Each round's own speedup is kept; the spread of three rounds is reported beside the verdict."""
     side = {
         "series": {"serial": {"wall": [2.1] * 3}, "parallel": {"wall": [1.1, 1.2, 1.3]}, "noop": {"wall": [0.1] * 3}}
     }
-    rounds = timing.round_speedups(side, side, own=False)
+    rounds = timing.round_speedups(side, side, side)
     assert rounds == pytest.approx([2.0, 2.0 / 1.1, 2.0 / 1.2])
     student = {**timing_of_rounds(rounds)["student"]}
     assert speedup_judge.interval(student) == pytest.approx([2.0 / 1.2, 2.0], abs=1e-4)
