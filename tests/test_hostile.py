@@ -69,6 +69,9 @@ REQUIRED = {
     "lock_turn_taking_workers",
 }
 
+NOISE = 3
+"""Speedup points a correct loop may lose to noise in the test budgets' timed batch."""
+
 
 def test_hostile_corpus_is_well_formed():
     """Every corpus file parses, says what it does, names valid categories and covers the required cases."""
@@ -165,12 +168,20 @@ def test_hostile_batch_nothing_written_outside_the_sandbox(class_batch):
 def test_hostile_speedup_batch_verdicts(speedup_batch):
     """In the speedup category, entries without real parallel work lose the points, the correct ones keep them."""
     assert "Traceback" not in speedup_batch.stderr, speedup_batch.stderr[-3000:]
-    correct = speedup_batch.result(CORRECT_STUDENT)
-    assert support.losses(correct).get("speedup", 0) <= 3, support.failures(correct)
+    # The test budgets time half the real workload in 2 or 3 rounds, where a run lasts half a second: a
+    # correct loop may lose a few points to noise there (at most NOISE of 15), never the category.
+    correct = {CORRECT_STUDENT, *support.corpus("correct")}
+    noisy = {name: support.losses(speedup_batch.result(name)).get("speedup", 0) for name in correct}
+    assert all(lost <= NOISE for lost in noisy.values()), "\n".join(
+        f"{name} lost {lost:.1f} speedup points:\n{support.failures(speedup_batch.result(name))}"
+        for name, lost in noisy.items()
+        if lost > NOISE
+    )
     wrong = [
         p
         for name, entry in speedup_batch.entries.items()
-        if (p := support.verdict_problem(entry, speedup_batch.result(name), {"speedup"}, check_message=False))
+        if name not in correct
+        and (p := support.verdict_problem(entry, speedup_batch.result(name), {"speedup"}, check_message=False))
     ]
     assert not wrong, "\n\n".join(wrong)
 
