@@ -163,13 +163,16 @@ def idle_seconds(samples: dict, span: Interval) -> float | None:
     return idle / 1e9 if len(runnable) >= 2 else None
 
 
-def estimated_speedup(evidence: dict) -> float | None:
-    """The speedup the run's structure would give on free cores: its workers' CPU time over that time shared by
-    its concurrency, plus the time it slept (None when a figure is missing)."""
+def estimated_speedup(evidence: dict, needed: float | None = None) -> float | None:
+    """The speedup the run's structure would give on free cores: the CPU time the work needs (``needed``, such
+    as the reference's for the same workload; by default the run's own) over the time the run's workers took
+    for it, their CPU time shared by their concurrency, plus the time the run slept (None when a figure is
+    missing). Workers that burn CPU beside their episodes (spinning while they wait their turn) take longer
+    for the same work than they claim to need."""
     work, conc, idle = evidence.get("work_seconds"), evidence.get("concurrency"), evidence.get("idle_seconds")
     if not work or not conc or idle is None:
         return None
-    return work / (work / conc + idle)
+    return (needed or work) / (work / conc + idle)
 
 
 def _lifetime(samples: dict) -> Interval | None:

@@ -131,8 +131,13 @@ class SpeedupSettings:
     that take turns reach 1 at most; full marks from ``full_fraction`` of the reference's."""
     slow_share: float = 0.8
     """When the timing is not judged on speed: the share of the reference's estimated free-core speedup
-    (``concurrency.estimated_speedup``) below which the evidence's points shrink, to nothing at half of it. It
-    catches time lost outside the episodes (a pause, a Pool per episode), not a Pool a little slower than one."""
+    (``concurrency.estimated_speedup``) below which the evidence's points shrink, to nothing at
+    ``slow_zero_share``. It catches time lost outside the episodes (a pause, a Pool per episode) and CPU burned
+    beside them (workers spinning through their turns: about half the reference's), not a Pool a little slower
+    than one."""
+    slow_zero_share: float = 0.55
+    """The share of the reference's estimated free-core speedup at or below which a timing not judged on speed
+    earns nothing."""
     max_outside_share: float = 0.2
     """Largest share of a timed run's CPU time, while its generations were played, that processes playing none of
     their episodes may use (a Pool's caller, waiting in pool.map, uses about 1 %)."""

@@ -21,7 +21,7 @@ The rule, in order:
    or a timed phase the grader could not keep alone on its cores): the points then follow the
    evidence of parallel work, capped by the speedup the timed runs' structure would reach on free
    cores (their workers' CPU time, how many played at once, how long the run slept) as a share of
-   the reference's estimated the same way: no loss from ``slow_share``, nothing at half of it.
+   the reference's estimated the same way: no loss from ``slow_share``, nothing at ``slow_zero_share``.
 4. **Evidence of parallel work** (the second check, always; the first too when not judged on
    speed), from the timed evolve_parallel runs' episode records set against the grader's own CPU
    samples of each process (``concurrency.py``, median over the rounds): nothing when more than
@@ -47,7 +47,14 @@ NOTEBOOK_THRESHOLDS = {"_BUSY_BELOW": "min_reference_speedup", "_FLOOR": "zero_s
 constants; each must equal the SpeedupSettings field it maps to."""
 
 VERDICTS = ("judged", "not judged", "refused")
-THRESHOLDS = ("full_fraction", "zero_speedup", "min_reference_speedup", "zero_concurrency", "slow_share")
+THRESHOLDS = (
+    "full_fraction",
+    "zero_speedup",
+    "min_reference_speedup",
+    "zero_concurrency",
+    "slow_share",
+    "slow_zero_share",
+)
 """The lines a verdict is drawn against, recorded with each judgement (the class report's chart draws them)."""
 
 
@@ -331,24 +338,31 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
 
 def _relative_speed(student: dict, reference: dict, settings: SpeedupSettings) -> tuple[float, str, float] | None:
     """On a machine too busy to judge a speedup: the speedup the submission's timed runs would reach on free
-    cores, by their structure (``concurrency.estimated_speedup``: their workers' CPU time, how many played at
-    once, and how long the whole run slept), as a share of the reference's estimated the same way. A loop that
+    cores, by their structure (``concurrency.estimated_speedup``: the reference's CPU time for the same work
+    over their workers' CPU time shared by how many played at once, plus how long the whole run slept), as a
+    share of the reference's estimated the same way. A loop that
     loses time outside its episodes (a pause, a Pool per episode) falls behind however busy the cores. No loss
-    from ``slow_share`` of it, nothing at half of that or less: (fraction, message, share), or None where either
+    from ``slow_share`` of it, nothing at ``slow_zero_share`` or less: (fraction, message, share), or None where either
     was not measured."""
-    mine = [concurrency.estimated_speedup(e) for e in student.get("evidence") or [] if isinstance(e, dict)]
-    ref = [concurrency.estimated_speedup(e) for e in reference.get("evidence") or [] if isinstance(e, dict)]
+    beside_runs = [e for e in reference.get("evidence") or [] if isinstance(e, dict)]
+    needed = [w for e in beside_runs if (w := _number(e.get("work_seconds")))]
+    # The work's cost is the reference's CPU time for it: a loop whose workers burn twice that (spinning through
+    # forged, overlapping claims while they take turns) is estimated as slow as it would be on free cores.
+    need = median(needed) if needed else None
+    mine = [concurrency.estimated_speedup(e, need) for e in student.get("evidence") or [] if isinstance(e, dict)]
+    ref = [concurrency.estimated_speedup(e) for e in beside_runs]
     mine, ref = [v for v in mine if v], [v for v in ref if v]
     if not mine or not ref:
         return None
     estimate, beside = median(mine), median(ref)
-    share, full, zero = estimate / beside, settings.slow_share, settings.slow_share / 2
+    share, full, zero = estimate / beside, settings.slow_share, settings.slow_zero_share
     fraction = max(0.0, min(1.0, (share - zero) / (full - zero)))
     message = (
         f"on free cores your timed runs would reach about {estimate:.2f}x, {share:.0%} of the reference's "
-        f"{beside:.2f}x estimated the same way (from the CPU time of your workers, how many played at once and how "
-        f"long the whole run slept; no loss from {full:.0%}, nothing at {zero:.0%} or less): time spent outside "
-        "the episodes (pauses, a Pool started per generation or per episode) is the likely cause"
+        f"{beside:.2f}x estimated the same way (from the CPU time the reference's workers needed for the same work, "
+        f"the CPU time of yours, how many played at once and how long the whole run slept; no loss from {full:.0%}, "
+        f"nothing at {zero:.0%} or less): time spent outside the episodes (pauses, a Pool started per generation or "
+        "per episode) or CPU burned beside them (workers spinning while they wait) is the likely cause"
     )
     return fraction, message, share
 

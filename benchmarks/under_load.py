@@ -39,6 +39,7 @@ NOT_PARALLEL = (
     "pool_but_builtin_map",
     "forge_worker_records",
     "forge_busy_worker_records",
+    "forge_spinning_turns",
     "slow_pool",
 )
 """Loops whose episodes do not run side by side in worker processes (or, slow_pool, that lose time outside them)."""

@@ -154,11 +154,14 @@ def test_speedup_judge_evidence_claims_outside_the_samples_back_nothing():
     assert concurrency.evidence(after, busy, pop_size=2, caller=1)["backing"] == 0
 
 
-def evidence_timing(conc: float, outside: float = 0.01, *, idle: float = 0.0, ref: float = 1.9, reason="busy") -> dict:
+def evidence_timing(
+    conc: float, outside: float = 0.01, *, idle: float = 0.0, ref: float = 1.9, reason="busy", work: float = 0.6
+) -> dict:
     """A timing not judged on speed whose three rounds show ``conc`` episodes at once, ``outside`` of the CPU
-    spent beside the workers and ``idle`` seconds when the whole run slept (0.6 CPU seconds of work each)."""
+    spent beside the workers and ``idle`` seconds when the whole run slept (``work`` CPU seconds in the workers
+    each, 0.6 for the reference)."""
     out = timed(0.9, 1.0, inconclusive=reason)
-    mine = {"concurrency": conc, "outside_share": outside, "sampled_processes": 3, "work_seconds": 0.6}
+    mine = {"concurrency": conc, "outside_share": outside, "sampled_processes": 3, "work_seconds": work}
     out["student"]["evidence"] = [{**mine, "idle_seconds": idle}] * 3
     beside = {"concurrency": ref, "outside_share": 0.01, "sampled_processes": 3, "work_seconds": 0.6}
     out["reference"]["evidence"] = [{**beside, "idle_seconds": 0.0}] * 3
@@ -180,6 +183,17 @@ def test_speedup_judge_not_judged_follows_the_evidence(conc, outside, fraction, 
     assert judgement.verdict == "not judged"
     assert judgement.fraction == pytest.approx(fraction)
     assert words in judgement.speed.message and "not judged on speed" in judgement.speed.message
+
+
+def test_speedup_judge_not_judged_workers_spinning_through_turns_earn_little():
+    """Workers that take turns at the real work but spin while they wait, behind forged overlapping claims, look
+    concurrent and busy; their CPU time is twice the reference's for the same work, which the free-core estimate
+    shows: a third of the points at most on a busy machine (on free cores the speedup itself gives nothing)."""
+    spinning = speedup_judge.judge(evidence_timing(1.95, work=1.2), asdict(SpeedupSettings()))
+    assert spinning.verdict == "not judged" and spinning.speed.fraction <= 1 / 3, spinning.speed.message
+    assert "spinning while they wait" in spinning.speed.message
+    honest = speedup_judge.judge(evidence_timing(1.9, work=0.66), asdict(SpeedupSettings()))
+    assert honest.speed.fraction == 1, "a Pool's own overhead (10 % more CPU) must not cost points"
 
 
 def test_speedup_judge_unbacked_workers_break_the_processes_rule():
