@@ -13,7 +13,7 @@ from autograder.config import SpeedupSettings
 
 
 def timed(mine: float | None, ref: float, *, workers: int = 2, cpu_ratio: float = 1.8, inconclusive=None) -> dict:
-    """A speedup observation: the student's and the reference's medians over three rounds."""
+    """A speedup observation: the student's and the reference's speedups over three rounds."""
     return {
         "cores": 2,
         "inconclusive": inconclusive,
@@ -194,6 +194,35 @@ def test_speedup_judge_not_judged_workers_spinning_through_turns_earn_little():
     assert "spinning while they wait" in spinning.speed.message
     honest = speedup_judge.judge(evidence_timing(1.9, work=0.66), asdict(SpeedupSettings()))
     assert honest.speed.fraction == 1, "a Pool's own overhead (10 % more CPU) must not cost points"
+
+
+def judged_with_evidence(mine: float, ref: float, conc: float, *, work: float = 0.6, idle: float = 0.0) -> dict:
+    """A timing judged on speed (``mine`` beside the reference's ``ref``) whose rounds show ``conc`` episodes at
+    once, ``work`` CPU seconds in the workers (0.6 for the reference) and ``idle`` seconds asleep."""
+    out = evidence_timing(conc, idle=idle, work=work, reason=None)
+    out["student"]["speedup"], out["reference"]["speedup"] = mine, ref
+    return out
+
+
+@pytest.mark.parametrize(
+    "conc, work, idle, speed, parallel_work",
+    [
+        (1.85, 0.6, 0.0, 1.0, 1.0),  # episodes side by side, the reference's work: a burst slowed the clock
+        (1.0, 0.6, 0.0, 0.0, 0.0),  # workers taking turns: the clock was right
+        (1.95, 1.2, 0.0, 0.0, 0.0),  # workers spinning through their turns: twice the reference's CPU time
+        (1.85, 0.6, 0.4, 0.0, 0.0),  # a pause per generation: the run slept
+    ],
+)
+def test_speedup_judge_judged_clock_disturbed_or_not(conc, work, idle, speed, parallel_work):
+    """Judged on speed, a measured speedup of 0.98x beside the reference's 1.32x (no credit by the clock) earns
+    the points when the grader's samples show the episodes side by side at the reference's cost, and nothing
+    when they show turns, CPU burned beside the episodes or a sleeping run; the evidence is capped the same way."""
+    judgement = speedup_judge.judge(judged_with_evidence(0.98, 1.32, conc, work=work, idle=idle), SpeedupSettings())
+    assert judgement.verdict == "judged"
+    assert judgement.speed.fraction == pytest.approx(speed), judgement.speed.message
+    assert judgement.parallel_work.fraction == pytest.approx(parallel_work), judgement.parallel_work.message
+    if speed:
+        assert "the clock was disturbed" in judgement.speed.message
 
 
 def test_speedup_judge_unbacked_workers_break_the_processes_rule():
