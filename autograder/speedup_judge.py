@@ -318,15 +318,7 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
                 f"{detail}; but by the grader's samples of your processes the episodes ran side by side and "
                 f"{relative[1].split(' (from', 1)[0]}, so the clock was disturbed, not your loop",
             )
-        return Judgement(
-            "judged",
-            speed,
-            _capped(evidence.part, relative),
-            full_marks_at=full_at,
-            concurrency=evidence.concurrency,
-            reference_concurrency=evidence.reference,
-            full_concurrency_at=evidence.full_at,
-        )
+        return _with_evidence("judged", speed, evidence, relative, full_marks_at=full_at)
     ratio = _number(student.get("cpu_ratio"))
     if ratio is None or ratio < settings.min_cpu_ratio:
         work = Part(
@@ -377,6 +369,21 @@ def _relative_speed(student: dict, reference: dict, settings: SpeedupSettings) -
     return fraction, message, share
 
 
+def _with_evidence(
+    verdict: str, speed: Part, evidence: _Evidence, relative: tuple[float, str, float] | None, **extra
+) -> Judgement:
+    """A verdict whose second part is the evidence of parallel work, capped by the free-core estimate."""
+    return Judgement(
+        verdict,
+        speed,
+        _capped(evidence.part, relative),
+        concurrency=evidence.concurrency,
+        reference_concurrency=evidence.reference,
+        full_concurrency_at=evidence.full_at,
+        **extra,
+    )
+
+
 def _capped(part: Part, relative: tuple[float, str, float] | None) -> Part:
     """The evidence of parallel work, capped by the free-core estimate: episodes that look side by side earn
     nothing when the work took twice the reference's CPU time or the run slept between them."""
@@ -405,20 +412,9 @@ def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSe
             f"not judged on speed: {reason}{measured}; judged instead on how much of your episode work ran at once "
             f"in different processes: {evidence.part.message}"
         )
-        fraction = evidence.part.fraction
         relative = _relative_speed(student, reference, settings)
-        if relative is not None and relative[0] < fraction:
-            fraction, message = relative[0], f"{message}; but {relative[1]}"
-        speed = Part(fraction, message)
-        return Judgement(
-            "not judged",
-            speed,
-            _capped(evidence.part, relative),
-            reason=reason,
-            concurrency=evidence.concurrency,
-            reference_concurrency=evidence.reference,
-            full_concurrency_at=evidence.full_at,
-        )
+        speed = _capped(Part(evidence.part.fraction, message), relative)
+        return _with_evidence("not judged", speed, evidence, relative, reason=reason)
     # The grader could not sample processes here (no /proc): correct runs in worker processes, scaled by speed.
     measured = f"your measured speedup was {mine:.2f}x; " if mine is not None else ""
     work = Part(1.0, f"not judged on speed: {reason}; {measured}the timed runs were correct and used worker processes")
