@@ -309,10 +309,13 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
         if evidence.part.fraction <= 0 and speed.fraction > 0:
             # No episode work ran at once: whatever the clock showed was noise, not a speedup.
             speed = Part(0.0, f"{detail}, but {evidence.part.message}")
-        elif relative is not None and evidence.part.fraction > 0 and relative[0] > speed.fraction:
+        elif (
+            relative is not None and evidence.part.fraction > 0 and relative[2] >= settings.slow_share > speed.fraction
+        ):
             # The episodes ran side by side and the run's structure keeps up with the reference's by the grader's
-            # own samples: a burst of other work slowed the clock (a spawned Pool's start-up varies most), not the
-            # loop. Another program can only slow a run down, so the samples, not the clock, carry the points.
+            # own samples (no loss by the estimate): a burst of other work slowed the clock (a spawned Pool's
+            # start-up varies most), not the loop. Another program can only slow a run down, so the samples, not
+            # the clock, carry the points. A structure that falls short of that is not taken over the clock.
             speed = Part(
                 relative[0],
                 f"{detail}; but by the grader's samples of your processes the episodes ran side by side and "
