@@ -102,31 +102,36 @@ def _fastest(series: dict) -> dict:
     return {k: v[best] for k, v in series.items() if len(v) > best}
 
 
+def _speedup(serial: float, parallel: float) -> float | None:
+    """Serial seconds over parallel seconds (None when either is not positive: nothing measurable)."""
+    return serial / parallel if serial > 0 and parallel > 0 else None
+
+
 def summarise(student: dict, reference: dict) -> dict:
     """Fastest rounds, both speedups and the parallel run's CPU seconds per wall second, from trusted baselines."""
-    med = {
+    fastest = {
         side: {kind: _fastest(s) for kind, s in data["series"].items()}
         for side, data in (("student", student), ("reference", reference))
     }
-    noop = med["reference"]["noop"]
-    ref_serial = med["reference"]["serial"]["wall"] - noop["wall"]
-    ref_parallel = med["reference"]["parallel"]["wall"] - noop["wall"]
-    own_serial = med["student"]["serial"]["wall"] - noop["wall"]
-    parallel = med["student"]["parallel"]["wall"] - noop["wall"]
-    cpu = med["student"]["parallel"]["cpu"] - noop["cpu"]
+    noop = fastest["reference"]["noop"]
+    ref_serial = fastest["reference"]["serial"]["wall"] - noop["wall"]
+    ref_parallel = fastest["reference"]["parallel"]["wall"] - noop["wall"]
+    own_serial = fastest["student"]["serial"]["wall"] - noop["wall"]
+    parallel = fastest["student"]["parallel"]["wall"] - noop["wall"]
+    cpu = fastest["student"]["parallel"]["cpu"] - noop["cpu"]
     baseline = min(ref_serial, own_serial)
     return {
         "student": {
             "serial_seconds": own_serial,
             "parallel_seconds": parallel,
-            "speedup": baseline / parallel if baseline > 0 and parallel > 0 else None,
+            "speedup": _speedup(baseline, parallel),
             "cpu_ratio": cpu / parallel if parallel > 0 else None,
             "speedup_rounds": round_speedups(student, student, reference),
         },
         "reference": {
             "serial_seconds": ref_serial,
             "parallel_seconds": ref_parallel,
-            "speedup": baseline / ref_parallel if baseline > 0 and ref_parallel > 0 else None,
+            "speedup": _speedup(baseline, ref_parallel),
             "speedup_rounds": round_speedups(reference, student, reference),
         },
         "startup_seconds": noop["wall"],
@@ -141,8 +146,7 @@ def round_speedups(side: dict, student: dict, reference: dict) -> list[float | N
     noop = reference["series"]["noop"]["wall"]
     out: list[float | None] = []
     for r in range(min(len(walls), len(own), len(ref), len(noop))):
-        serial, parallel = min(own[r], ref[r]) - noop[r], walls[r] - noop[r]
-        out.append(serial / parallel if serial > 0 and parallel > 0 else None)
+        out.append(_speedup(min(own[r], ref[r]) - noop[r], walls[r] - noop[r]))
     return out
 
 
