@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 from statistics import median
+from typing import NamedTuple
 
 from autograder import concurrency
 from autograder.config import SpeedupSettings
@@ -140,7 +141,7 @@ def settled(timing: dict, rounds: int, settings: SpeedupSettings) -> bool:
         )
     relative = _relative_speed(student, reference, settings)
     return evidence.concurrency >= margin * evidence.full_at and (
-        relative is None or relative[2] >= margin * settings.slow_share
+        relative is None or relative.share >= margin * settings.slow_share
     )
 
 
@@ -310,16 +311,18 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
             # No episode work ran at once: whatever the clock showed was noise, not a speedup.
             speed = Part(0.0, f"{detail}, but {evidence.part.message}")
         elif (
-            relative is not None and evidence.part.fraction > 0 and relative[2] >= settings.slow_share > speed.fraction
+            relative is not None
+            and evidence.part.fraction > 0
+            and relative.share >= settings.slow_share > speed.fraction
         ):
             # The episodes ran side by side and the run's structure keeps up with the reference's by the grader's
             # own samples (no loss by the estimate): a burst of other work slowed the clock (a spawned Pool's
             # start-up varies most), not the loop. Another program can only slow a run down, so the samples, not
             # the clock, carry the points. A structure that falls short of that is not taken over the clock.
             speed = Part(
-                relative[0],
+                relative.fraction,
                 f"{detail}; but by the grader's samples of your processes the episodes ran side by side and "
-                f"{relative[1].split(' (from', 1)[0]}, so the clock was disturbed, not your loop",
+                f"{relative.headline}, so the clock was disturbed, not your loop",
             )
         return _with_evidence("judged", speed, evidence, relative, full_marks_at=full_at)
     ratio = _number(student.get("cpu_ratio"))
@@ -341,7 +344,19 @@ def _judged(student: dict, reference: dict, settings: SpeedupSettings) -> Judgem
     return Judgement("judged", speed, work, full_marks_at=full_at)
 
 
-def _relative_speed(student: dict, reference: dict, settings: SpeedupSettings) -> tuple[float, str, float] | None:
+class Estimate(NamedTuple):
+    """The free-core estimate's share of the points (``_relative_speed``)."""
+
+    fraction: float
+    message: str
+    """What the student reads: the estimate, how it is made, the likely cause."""
+    share: float
+    """The submission's estimated free-core speedup over the reference's."""
+    headline: str
+    """The estimate in one clause, for a message that quotes it."""
+
+
+def _relative_speed(student: dict, reference: dict, settings: SpeedupSettings) -> Estimate | None:
     """On a machine too busy to judge a speedup: the speedup the submission's timed runs would reach on free
     cores, by their structure (``concurrency.estimated_speedup``: the reference's CPU time for the same work
     over their workers' CPU time shared by how many played at once, plus how long the whole run slept), as a
@@ -362,19 +377,20 @@ def _relative_speed(student: dict, reference: dict, settings: SpeedupSettings) -
     estimate, beside = median(mine), median(ref)
     share, full, zero = estimate / beside, settings.slow_share, settings.slow_zero_share
     fraction = max(0.0, min(1.0, (share - zero) / (full - zero)))
-    message = (
+    headline = (
         f"on free cores your timed runs would reach about {estimate:.2f}x, {share:.0%} of the reference's "
-        f"{beside:.2f}x estimated the same way (from the CPU time the reference's workers needed for the same work, "
+        f"{beside:.2f}x estimated the same way"
+    )
+    message = (
+        f"{headline} (from the CPU time the reference's workers needed for the same work, "
         f"the CPU time of yours, how many played at once and how long the whole run slept; no loss from {full:.0%}, "
         f"nothing at {zero:.0%} or less): time spent outside the episodes (pauses, a Pool started per generation or "
         "per episode) or CPU burned beside them (workers spinning while they wait) is the likely cause"
     )
-    return fraction, message, share
+    return Estimate(fraction, message, share, headline)
 
 
-def _with_evidence(
-    verdict: str, speed: Part, evidence: _Evidence, relative: tuple[float, str, float] | None, **extra
-) -> Judgement:
+def _with_evidence(verdict: str, speed: Part, evidence: _Evidence, relative: Estimate | None, **extra) -> Judgement:
     """A verdict whose second part is the evidence of parallel work, capped by the free-core estimate."""
     return Judgement(
         verdict,
@@ -387,12 +403,12 @@ def _with_evidence(
     )
 
 
-def _capped(part: Part, relative: tuple[float, str, float] | None) -> Part:
+def _capped(part: Part, relative: Estimate | None) -> Part:
     """The evidence of parallel work, capped by the free-core estimate: episodes that look side by side earn
     nothing when the work took twice the reference's CPU time or the run slept between them."""
-    if relative is None or relative[0] >= part.fraction:
+    if relative is None or relative.fraction >= part.fraction:
         return part
-    return Part(relative[0], f"{part.message}; but {relative[1]}")
+    return Part(relative.fraction, f"{part.message}; but {relative.message}")
 
 
 def _not_judged(student: dict, reference: dict, reason: str, settings: SpeedupSettings) -> Judgement:
