@@ -115,7 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(CATEGORIES),
         help=f"comma-separated categories to grade (default: all of {','.join(CATEGORIES)})",
     )
+    parser.add_argument(
+        "--seal",
+        action="store_true",
+        help="only make the reference, hidden tests and grader code private to root, then exit (setup.sh runs this "
+        "when the image is built, so no moment exists where another user could read them)",
+    )
     args = parser.parse_args(argv)
+    if args.seal:
+        from autograder.sandbox import guard
+
+        closed = guard.close(paths.private_folders())
+        print(f"private to the grader: {', '.join(closed) or 'already'}")
+        return 0
     try:
         categories = parse_categories(args.categories)
     except ValueError as exc:

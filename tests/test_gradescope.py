@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import support
 
 from autograder.paths import ROOT
 from tools import gradescope
@@ -53,6 +54,27 @@ def test_gradescope_bundle_layout(bundle):
     assert not leaked, f"the bundle carries {leaked[:5]}"
 
 
+def test_gradescope_setup_seals_the_reference_before_any_run(bundle, tmp_path):
+    """setup.sh's seal step leaves the reference and the grader's code readable by root alone (mode 0700), and says
+    so; sealing again changes nothing."""
+    source = tmp_path / "source"
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(source)
+    assert "gradescope_run --seal" in (source / "setup.sh").read_text()
+    for folder in ("solutions", "autograder"):
+        os.chmod(source / folder, 0o755)  # as an unzip with the usual umask leaves them
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder.gradescope_run", "--seal"], cwd=source, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "solutions" in done.stdout, done.stdout + done.stderr
+    for folder in ("solutions", "autograder"):
+        assert (source / folder).stat().st_mode & 0o777 == 0o700, f"{folder} is still open to other users"
+    again = subprocess.run(
+        [sys.executable, "-m", "autograder.gradescope_run", "--seal"], cwd=source, capture_output=True, text=True
+    )
+    assert again.stdout.strip().endswith("already"), again.stdout
+
+
 @pytest.mark.slow
 def test_gradescope_run_autograder_matches_make_grade(bundle, tmp_path):
     """Each demo student graded by run_autograder in an emulated /autograder gets make grade's scores; a renamed
@@ -82,6 +104,7 @@ def test_gradescope_run_autograder_matches_make_grade(bundle, tmp_path):
     root = tmp_path / "autograder"
     with zipfile.ZipFile(bundle) as zf:
         zf.extractall(root / "source")
+    support.seal_gradescope_source(root / "source")
     env = {
         **os.environ,
         "AUTOGRADER_ROOT": str(root),
@@ -126,6 +149,7 @@ def test_gradescope_run_autograder_without_a_notebook_still_writes_results(bundl
     root = tmp_path / "autograder"
     with zipfile.ZipFile(bundle) as zf:
         zf.extractall(root / "source")
+    support.seal_gradescope_source(root / "source")
     (root / "submission").mkdir()
     (root / "submission" / "answers.py").write_text("print('hi')\n")
     env = {

@@ -144,6 +144,7 @@ def escaped(bundle):
         root = base / name
         with zipfile.ZipFile(bundle) as zf:
             zf.extractall(root / "source")
+        support.seal_gradescope_source(root / "source")
         (root / "submission").mkdir(parents=True)
         (root / "tmp").mkdir()
         support.write_student(root / "staging", "s", source)

@@ -10,7 +10,8 @@ decide what a run can touch. Before any student is graded, :func:`secure` theref
    only, never read;
 2. **closes the private folders** (the reference solution, hidden tests, the grader's code,
    submissions, results): mode 0700, owner only (the batch's scratch is pass-through only, 0711,
-   and the templates in it 0700);
+   and the templates in it 0700). Under bubblewrap too: its namespaces hide them from this
+   grader's runs, but not from the runs of another grader on the same machine without it;
 3. **probes**: a trusted script (``reach.py``) runs exactly as student code would and reports
    its ids, capabilities and what it could read or write. Anything private it can read,
    anything protected it can change, or any privilege it kept stops the batch with one line
@@ -62,7 +63,7 @@ class Secured:
         return "; ".join(parts)
 
 
-def _close(paths: Iterable[Path]) -> list[str]:
+def close(paths: Iterable[Path]) -> list[str]:
     """Mode 0700 on each existing private folder (0600 on a file); the paths changed."""
     changed: list[str] = []
     for path in paths:
@@ -144,7 +145,10 @@ def secure(private: Iterable[Path], protected: Iterable[Path], scratch: Path) ->
     done = Secured()
     if mode == PROCESS:  # plain permissions are the boundary: set them
         done.passages = accounts.open_passage([*bwrap.python_roots(), scratch])
-        done.closed = _close(private)
+    # Closed under bubblewrap too, where the namespaces already hide them from this grader's runs:
+    # a run of another grader on the machine that has no bubblewrap (two courses on one server)
+    # meets only file permissions, and /proc shows it where this grader's files are.
+    done.closed = close(private)
     done.probe = probe(private, protected, scratch)
     problem = verdict(done.probe, dropped=root)
     if problem:

@@ -185,3 +185,11 @@ def verdict_problem(entry: Entry, result: dict, graded: set[str], *, check_messa
     if check_message and entry.message and required and entry.message.lower() not in failures(result).lower():
         return f"{entry.name}: no message mentions {entry.message!r}\n{failures(result)}"
     return None
+
+
+def seal_gradescope_source(source: Path) -> None:
+    """What setup.sh does when Gradescope builds the image: the grader's private folders closed before any run."""
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder.gradescope_run", "--seal"], cwd=source, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-1500:]

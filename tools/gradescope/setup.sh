@@ -15,6 +15,8 @@ python3 -m venv "$SOURCE/.venv"
 "$SOURCE/.venv/bin/python" -m pip install -q -r "$SOURCE/requirements.lock"
 # Runs of student code must not be able to change the environment; the grader checks this.
 chmod -R go-w "$SOURCE/.venv"
+# The reference, hidden tests and grader code private to root from the start, not from the first grade.
+(cd "$SOURCE" && .venv/bin/python -m autograder.gradescope_run --seal)
 # Fail the image build now, not at the first submission.
 cd "$SOURCE" && .venv/bin/python -c "import autograder.batch, gymnasium, nbgrader, matplotlib" \
     && echo "neuroevolution autograder installed in $SOURCE/.venv"
