@@ -3,7 +3,8 @@
 A timed phase (the speedup measurement: the submission's and the reference's runs) runs alone on
 its cores for its whole length. It claims them first, so that no untimed work starts there any
 more, then waits until every untimed piece of work already on them has ended (a run of another
-student in flight, its checks, its feedback page), and only then starts; its runs are pinned to
+student in flight with the grader's reading and checking of it, its checks, its feedback page, the
+agent's held-out episodes), and only then starts; its runs are pinned to
 those cores (CPU affinity, and the run's control group's cpuset where there is one, which a run
 cannot widen). Untimed work takes the cores no timed phase has claimed, and waits while there are
 none. Every piece of untimed work is logged with its cores, its times and (for runs) its CPU time,

@@ -15,7 +15,9 @@ import multiprocessing
 import random
 import secrets
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from autograder import concurrency, deviations, extract, hints, messages, paths, readback, rules, workspace
 from autograder.config import AGENT, OBSERVE, SANDBOX, SETTINGS_ENV, SPEEDUP
-from autograder.cores import Cores
+from autograder.cores import Cores, Work
 from autograder.observations import RunObservation
 
 _TRUSTED = None
@@ -262,7 +264,17 @@ class Observer:
         ``fresh``: in a new interpreter rather than a fork of the session's zygote.
         ``cpus``: the cores of a timed phase; other runs take the cores no timed phase holds.
         """
-        result = self._call(function, kwargs, wall_seconds=wall_seconds, cpus=cpus, method=method, fresh=fresh)
+        # The read-back and the checks (episode replays) are the grader's own CPU work: placed with the run,
+        # so that none of it lands on the cores of another student's timed phase (``--jobs``).
+        with self.placed(cpus) as work:
+            result = self._call(function, kwargs, wall_seconds=wall_seconds, cpus=work.cpus, method=method, fresh=fresh)
+            work.cpu_seconds = result.outcome.cpu_seconds
+            return self._observation(result, function, kwargs, wall_seconds, check)
+
+    def _observation(
+        self, result: workspace.RunResult, function: str | None, kwargs: dict, wall_seconds: float, check: bool
+    ) -> RunObservation:
+        """A run's result read back and (``check``) verified."""
         if function == "evolve_parallel":
             self.start_methods.update(result.outcome.start_methods)
         outcome = result.outcome
@@ -341,27 +353,28 @@ class Observer:
         fresh: bool = False,
         stop_after_episodes: int | None = None,
     ) -> workspace.RunResult:
-        """The sandboxed run itself, read back (``Observer.run`` and ``first_generation_problem`` check it)."""
+        """The sandboxed run itself on ``cpus`` (None: any core), read back; the caller places it (:meth:`placed`)."""
+        return workspace.run_call(
+            self.template,
+            function,
+            kwargs,
+            wall_seconds=wall_seconds,
+            start_method=method or start_method(),
+            expected_episodes=kwargs.get("generations", 0) * kwargs.get("pop_size", 0),
+            session=None if fresh else self.session,
+            cpus=cpus,
+            stop_after_episodes=stop_after_episodes,
+        )
 
-        def call(cores: tuple[int, ...] | None) -> workspace.RunResult:
-            return workspace.run_call(
-                self.template,
-                function,
-                kwargs,
-                wall_seconds=wall_seconds,
-                start_method=method or start_method(),
-                expected_episodes=kwargs.get("generations", 0) * kwargs.get("pop_size", 0),
-                session=None if fresh else self.session,
-                cpus=cores,
-                stop_after_episodes=stop_after_episodes,
-            )
-
+    @contextmanager
+    def placed(self, cpus: tuple[int, ...] | None = None) -> Iterator[Work]:
+        """Where a block of work runs: on a timed phase's ``cpus`` when given, else as untimed work (never on the
+        cores of a timed phase, nor while one waits for them; any core without a :class:`Cores`)."""
         if cpus is not None or self.cores is None:
-            return call(cpus)
-        with self.cores.untimed() as work:  # never on the cores of a timed phase, nor while one waits for them
-            result = call(work.cpus)
-            work.cpu_seconds = result.outcome.cpu_seconds
-            return result
+            yield Work(cpus, 0.0)
+            return
+        with self.cores.untimed() as work:
+            yield work
 
     def first_generation_problem(self, function: str, kwargs: dict, *, wall_seconds: float) -> str | None:
         """Start ``function(**kwargs)`` and end it once generation 0 is played: the sampling rule's message
@@ -372,7 +385,11 @@ class Observer:
         A run that fails before playing generation 0 tells nothing: None.
         """
         pop_size = kwargs["pop_size"]
-        result = self._call(function, kwargs, wall_seconds=wall_seconds, stop_after_episodes=pop_size)
+        with self.placed() as work:
+            result = self._call(
+                function, kwargs, wall_seconds=wall_seconds, cpus=work.cpus, stop_after_episodes=pop_size
+            )
+            work.cpu_seconds = result.outcome.cpu_seconds
         if result.garbled or len(result.episodes) < pop_size:
             return None
         first = [rules.vector(e.params) for e in result.episodes[:pop_size]]

@@ -250,11 +250,9 @@ def speedup_batch(tmp_path_factory) -> Graded:
             or ("speedup" in e.loses and not {"serial", "parallel"} & set(e.loses))
         )
     }
-    # Each run counts at its fastest round: one round more than the other batches' makes a burst of other work
-    # on this machine less likely to decide a verdict (the real settings time 3 to 5 rounds of twice the work).
-    speedup = {**support.TEST_SETTINGS["speedup"], "repeats": 2, "max_repeats": 3}
-    settings = {**support.TEST_SETTINGS, "speedup": speedup}
-    return _grade(tmp_path_factory.mktemp("speedup"), entries, "speedup", odd_folders=False, settings=settings)
+    return _grade(
+        tmp_path_factory.mktemp("speedup"), entries, "speedup", odd_folders=False, settings=support.TIMED_SETTINGS
+    )
 
 
 def pytest_collection_modifyitems(items):

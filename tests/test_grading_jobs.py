@@ -24,7 +24,7 @@ def _batch(tmp_path, jobs: int):
         code = demo.reference_source() if source == "reference" else (corpus[source].source if source else None)
         support.write_student(submitted, student, code)
     done = support.grade(
-        submitted, output, "--categories", CATEGORIES, "--jobs", str(jobs), settings=support.UNTIMED_SETTINGS
+        submitted, output, "--categories", CATEGORIES, "--jobs", str(jobs), settings=support.TIMED_SETTINGS
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return {student: support.results(output, student) for student in STUDENTS}
