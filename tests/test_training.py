@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -38,6 +39,10 @@ class FakeCollector:
     def first_generation_problem(self, function, kwargs, *, wall_seconds):
         self.log.append("generation 0")
         return self.first_generation
+
+    @contextmanager
+    def placed(self, cpus=None):  # the held-out episodes' cores: any, here
+        yield None
 
 
 @pytest.fixture
