@@ -516,3 +516,19 @@ def test_session_run_can_be_ended_after_generation_0(tmp_path):
         assert collector.first_generation_problem("evolve_parallel", {**kwargs, "seed": 4}, wall_seconds=30) is None
     finally:
         collector.close()
+
+
+@pytest.mark.skipif(not HAVE_BWRAP and os.geteuid() != 0, reason="a plain user without bubblewrap closes nothing")
+def test_guard_closes_private_folders_in_every_mode(tmp_path):
+    """The grader's private folders become 0700 under bubblewrap too (another grader's runs on the machine may have
+    no namespaces, and /proc shows them where these folders are), and the probe run reads nothing of them."""
+    from autograder.sandbox import guard
+
+    secret, protected, scratch = tmp_path / "solutions", tmp_path / "autograder", tmp_path / "scratch"
+    for folder in (secret, protected, scratch):
+        folder.mkdir()
+    (secret / "reference.ipynb").write_text("### BEGIN SOLUTION")
+    os.chmod(secret, 0o755)  # as a clone with the usual umask leaves it
+    done = guard.secure([secret], [protected], scratch)
+    assert secret.stat().st_mode & 0o777 == 0o700, f"{isolation_mode()}: the private folder stayed open"
+    assert str(secret) in done.describe() and not done.probe.get("readable"), done.probe
