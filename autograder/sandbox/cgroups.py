@@ -26,7 +26,7 @@ ROOT = Path("/sys/fs/cgroup")
 
 
 @dataclass
-class Usage:
+class GroupUsage:
     """What the kernel counted for one run's group."""
 
     cpu_seconds: float = 0.0
@@ -89,20 +89,20 @@ class Group:
                 out[parts[0]] = int(parts[1])
         return out
 
-    def usage(self) -> Usage:
+    def usage(self) -> GroupUsage:
         """The kernel's counts for the run so far."""
         if self.version == 2:
             cpu = self._keyed("cpu", "cpu.stat").get("usage_usec", 0) / 1e6
             peak = self._read("memory", "memory.peak").strip()
             events = self._keyed("memory", "memory.events")
             pid_events = self._keyed("pids", "pids.events")
-            return Usage(
+            return GroupUsage(
                 cpu, int(peak) if peak.isdigit() else 0, events.get("oom_kill", 0) > 0, pid_events.get("max", 0) > 0
             )
         cpu_text = self._read("cpuacct", "cpuacct.usage").strip()
         peak = self._read("memory", "memory.max_usage_in_bytes").strip()
         oom = self._keyed("memory", "memory.oom_control")
-        return Usage(
+        return GroupUsage(
             int(cpu_text) / 1e9 if cpu_text.isdigit() else 0.0,
             int(peak) if peak.isdigit() else 0,
             oom.get("oom_kill", 0) > 0 or oom.get("under_oom", 0) > 0,

@@ -50,7 +50,7 @@ class Run:
         """Why the watchdog ended the run: "memory", "tasks", "time", "stop" (asked to), or None."""
         self.peak_memory = 0
         self.cpu_seconds = 0.0
-        self.kernel: cgroups.Usage | None = None
+        self.kernel: cgroups.GroupUsage | None = None
         """The group's counts once the run ended (None without a group)."""
 
     # --- before the run ---------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _private_bytes(pid: int) -> int:
 
 
 @dataclass
-class Usage:
+class TreeUsage:
     """Processes, threads and private resident memory of a tree at one moment."""
 
     tasks: int = 0
@@ -95,9 +95,9 @@ class Usage:
     """CPU time of the live processes plus what they have waited for."""
 
 
-def measure(pids: list[int]) -> Usage:
+def measure(pids: list[int]) -> TreeUsage:
     """Threads and private resident memory summed over ``pids`` (gone ones count zero)."""
-    usage = Usage()
+    usage = TreeUsage()
     ticks = 0
     for pid in pids:
         usage.tasks += _threads(pid)
