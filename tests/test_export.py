@@ -57,6 +57,7 @@ def test_export_per_part_table(tmp_path, capsys):
         "max_score",
         "status",
         "late",
+        "written_rng (by hand, of 5)",
     ]
     assert table["1001"]["agent"] == "20" and table["1001"]["score"] == "100" and table["1001"]["status"] == "graded"
     assert (
@@ -65,7 +66,28 @@ def test_export_per_part_table(tmp_path, capsys):
         and table["1002"]["status"] == "graded: serial,parallel"
     )
     assert table["1003"]["score"] == "" and table["1003"]["status"] == "not graded"
+    assert (
+        table["1001"]["written_rng (by hand, of 5)"] == "ungraded"
+        and table["1003"]["written_rng (by hand, of 5)"] == ""
+    )
     assert "3 students, 2 graded" in capsys.readouterr().out
+
+
+def test_export_per_part_table_shows_hand_grades_apart(tmp_path):
+    """A score given by hand in the formgrader is in export.csv in its own column; the autograded score is
+    unchanged by it, and a student whose answer is not read yet says so."""
+    from nbgrader.api import Gradebook
+
+    output, submitted = tmp_path / "grades", tmp_path / "submitted"
+    docs = [(s, graded(output, s, dict(POINTS))) for s in ("alice", "bob")]
+    gradebook.rebuild(output / "gradebook.db", docs)
+    with Gradebook(f"sqlite:///{output / 'gradebook.db'}") as gb:
+        gb.find_grade("written_rng", gradebook.NOTEBOOK_NAME, paths.ASSIGNMENT, "alice").manual_score = 4.0
+        gb.db.commit()
+    assert cli.main(["export", "--output", str(output), "--submitted", str(submitted)]) == 0
+    table = {r["student_id"]: r for r in rows(output / "export.csv")}
+    assert table["alice"]["written_rng (by hand, of 5)"] == "4" and table["alice"]["score"] == "100"
+    assert table["bob"]["written_rng (by hand, of 5)"] == "ungraded"
 
 
 def test_export_fills_a_canvas_roster(tmp_path, capsys):

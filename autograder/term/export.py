@@ -1,7 +1,7 @@
 """Grades out of the grader: a per-part table, or an LMS gradebook file filled from a roster.
 
 ``python -m autograder export`` (``make export``) writes ``OUTPUT/export.csv``: one row per
-student with a column per part. ``--roster FILE`` (a gradebook exported from Canvas, Moodle, ...)
+student with a column per part, and one per answer graded by hand in the formgrader. ``--roster FILE`` (a gradebook exported from Canvas, Moodle, ...)
 writes ``OUTPUT/lms-upload.csv`` instead: the roster's identifying columns, in its order, and
 this assignment's score column; roster students without a submission keep an empty score, and
 graded students missing from the roster are listed, never dropped silently. Every cell is
@@ -83,16 +83,54 @@ def graded_results(output: Path) -> dict[str, dict]:
     return {p.parent.name: doc for p in sorted(Path(output).glob("*/results.json")) if (doc := read_results(p))}
 
 
-def part_table(results: dict[str, dict], students: list[str]) -> str:
+@dataclass
+class HandGrades:
+    """The answers graded by hand (nbgrader's formgrader) and the scores given so far."""
+
+    cells: dict[str, float] = field(default_factory=dict)
+    """grade_id -> points of each hand-graded answer."""
+    given: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(student_id, grade_id) -> the score given by hand."""
+
+    @classmethod
+    def read(cls, output: Path) -> HandGrades:
+        from autograder.term import gradebook
+
+        cells = gradebook.hand_graded_cells()
+        return cls(cells, gradebook.manual_scores(Path(output) / "gradebook.db", cells))
+
+    def row(self, student: str, graded: bool) -> list[str]:
+        """A graded student's hand scores, "ungraded" where none is given yet; empty cells for one not graded."""
+        if not graded:
+            return [""] * len(self.cells)
+        return [f"{self.given[(student, c)]:g}" if (student, c) in self.given else "ungraded" for c in self.cells]
+
+
+def part_table(results: dict[str, dict], students: list[str], hand: HandGrades | None = None) -> str:
     """CSV text: student_id, timestamp, a column per part, the raw score, the late penalty, the score (after it),
-    max_score, status and how the submission stands against the due date."""
+    max_score, status, how the submission stands against the due date, and a column per answer graded by hand
+    (``<grade_id> (by hand, of N)``: apart from the autograded score, which it never changes)."""
+    hand = hand or HandGrades()
     table = [
-        ["student_id", "timestamp", *CATEGORIES, "raw_score", "late_penalty", "score", "max_score", "status", "late"]
+        [
+            "student_id",
+            "timestamp",
+            *CATEGORIES,
+            "raw_score",
+            "late_penalty",
+            "score",
+            "max_score",
+            "status",
+            "late",
+            *(f"{cell} (by hand, of {points:g})" for cell, points in hand.cells.items()),
+        ]
     ]
     for student in sorted(set(students) | set(results)):
         doc = results.get(student)
         if doc is None:
-            table.append([student, "", *[""] * len(CATEGORIES), "", "", "", TOTAL, "not graded", ""])
+            table.append(
+                [student, "", *[""] * len(CATEGORIES), "", "", "", TOTAL, "not graded", "", *hand.row(student, False)]
+            )
             continue
         extra = doc.get("extra_data") or {}
         scores = extra.get("category_scores") or {}
@@ -114,6 +152,7 @@ def part_table(results: dict[str, dict], students: list[str]) -> str:
                 TOTAL,
                 status,
                 late.get("headline") or "",
+                *hand.row(student, True),
             ]
         )
     return csv_text(table)
@@ -222,7 +261,7 @@ def run(
         if Path(submitted).is_dir()
         else []
     )
-    table = part_table(results, students)
+    table = part_table(results, students, HandGrades.read(output))
     write_atomic(Path(output) / "export.csv", table)
     if roster is None:
         target = Path(to or Path(output) / "export.csv")
