@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from autograder.messages import first_line
 from autograder.observations import Observations, RunObservation, SpeedupObservation
 from autograder.sandbox import SandboxError, accounts, guard, isolation_mode, isolation_warning
 from autograder.sandbox.cgroups import controller
+from autograder.sandbox.process import PROCESS
 from autograder.workspace import remove_tree
 
 
@@ -127,8 +129,10 @@ def preflight(
         secured = guard.secure([*paths.private_folders(), *private], [*paths.protected_folders(), *protected], workdir)
     except (SandboxError, guard.Exposed) as exc:
         raise GraderFault(str(exc)) from None
-    if secured.describe():
+    if secured.describe() and mode == PROCESS:  # file modes are the boundary there: part of its warning
         warning = f"{warning}\n{secured.describe()}" if warning else secured.describe()
+    elif secured.describe():  # under bubblewrap, a hardening done once on a new checkout: said, not a warning
+        print(f"note: {secured.describe()}", file=sys.stderr, flush=True)
     caps = controller()
     if not caps.available:
         note = (
