@@ -45,6 +45,9 @@ class RunObservation(TypedDict):
     evidence: dict | None
     """For evolve_parallel: how much of its episode work ran at once in different processes
     (``concurrency.evidence``), or None."""
+    generation_0_of_seed: int | None
+    """Another seed whose run started from this run's generation 0 (give or take a little noise): the candidates
+    do not come from this run's seed. None when they do, or before another seed's run was verified."""
 
 
 class TimedSide(TypedDict, total=False):

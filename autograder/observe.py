@@ -297,6 +297,7 @@ class Observer:
             "cpus": outcome.cpus,
             "start_methods": outcome.start_methods,
             "evidence": None,
+            "generation_0_of_seed": None,
         }
         if obs["problem"] or not function:
             return obs
@@ -338,6 +339,7 @@ class Observer:
         obs["rules"], obs["worker_pids"] = verdict.rules, verdict.worker_pids
         with self.lock:
             repeated = self._first_generation_seen(kwargs.get("seed"), verdict.first_generation)
+        obs["generation_0_of_seed"] = repeated
         if repeated and not obs["rules"]["sampling"]:
             obs["rules"]["sampling"] = hints.first_generation_repeated(obs["call"], repeated)
         return obs

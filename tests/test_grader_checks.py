@@ -159,6 +159,19 @@ def test_grader_checks_determinism_names_where_results_differ(tmp_path):
     assert "from generation 1 on" in message
 
 
+def test_grader_checks_determinism_needs_candidates_drawn_from_the_seed(tmp_path):
+    """A loop whose generation 0 is the same for every seed (a hard-coded or pre-trained population) earns no
+    determinism points, however reproducible its runs are; its serial points are the sampling rule's business."""
+    other = run(history=[[5.0, 6.0], [7.0, 8.0]], call="evolve_serial(seed=8)")
+    obs = observations(runs={"serial_other": {**other, "generation_0_of_seed": 7}})
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(obs), encoding="utf-8")
+    failed = [o for o in scoring.run_checks(path, ("determinism",)) if not o["passed"]]
+    assert len(failed) == 4, [o["name"] for o in failed]
+    assert all("seed 7 started from" in o["message"] and "seed draws the candidates" in o["message"] for o in failed)
+    assert scores(tmp_path, observations(), ("determinism",)) == {"determinism": POINTS["determinism"]}
+
+
 @pytest.mark.parametrize("category", ["serial", "parallel", "determinism", "agent", "speedup"])
 def test_grader_checks_luck_dependent_checks_refuse_a_run_not_chosen_for_them(tmp_path, category):
     """A check that needs a discriminating run raises a grader fault on a run whose seed was not chosen for it."""
