@@ -15,6 +15,11 @@ from autograder.cores import Cores
 STUDENTS = {"correct": "reference", "turns": "lock_turn_taking_workers", "argmin": "argmin_selection", "stub": None}
 """A correct loop, one whose workers take turns (not parallel), a wrong one and an untouched stub."""
 CATEGORIES = "serial,speedup"
+SETTINGS = {**support.TEST_SETTINGS, "observe": {"wall_seconds": 30}, "speedup": {"wall_seconds": 30}}
+"""The real timed workload and rounds (24 candidates per worker, 3 to 5 rounds): the test budgets' smaller ones
+leave half-second runs that a burst of other work on a shared machine moves by more than the noise allowance."""
+NOISE = 3
+"""Speedup points a correct loop may lose to noise in either batch (as in the timed corpus batch)."""
 
 
 def _batch(tmp_path, jobs: int):
@@ -23,9 +28,7 @@ def _batch(tmp_path, jobs: int):
     for student, source in STUDENTS.items():
         code = demo.reference_source() if source == "reference" else (corpus[source].source if source else None)
         support.write_student(submitted, student, code)
-    done = support.grade(
-        submitted, output, "--categories", CATEGORIES, "--jobs", str(jobs), settings=support.TIMED_SETTINGS
-    )
+    done = support.grade(submitted, output, "--categories", CATEGORIES, "--jobs", str(jobs), settings=SETTINGS)
     assert done.returncode == 0, done.stderr[-3000:]
     return {student: support.results(output, student) for student in STUDENTS}
 
@@ -33,15 +36,20 @@ def _batch(tmp_path, jobs: int):
 @pytest.mark.slow
 @pytest.mark.timed
 def test_grading_jobs_same_scores_and_timed_phases_alone(tmp_path):
-    """--jobs 1 and --jobs 2 give every student the same category scores, speedup included; every timed phase
-    ran on its reserved cores with nothing of another student beside it."""
+    """--jobs 1 and --jobs 2 give every student the same category scores (a correct loop's speedup within a few
+    points of noise, never the category); every timed phase ran on its reserved cores with nothing of another
+    student beside it."""
     one, two = _batch(tmp_path, 1), _batch(tmp_path, 2)
     for student in STUDENTS:
         scores = (one[student]["extra_data"]["category_scores"], two[student]["extra_data"]["category_scores"])
-        assert scores[0] == scores[1], f"{student}: --jobs 1 {scores[0]}, --jobs 2 {scores[1]}\n" + "\n".join(
+        why = f"{student}: --jobs 1 {scores[0]}, --jobs 2 {scores[1]}\n" + "\n".join(
             support.failures(batch[student]) for batch in (one, two)
         )
-    assert one["correct"]["extra_data"]["category_scores"]["speedup"] == POINTS["speedup"]
+        if student == "correct":  # never the category, at most a few points of noise in either batch
+            assert scores[0]["serial"] == scores[1]["serial"], why
+            assert all(s["speedup"] >= POINTS["speedup"] - NOISE for s in scores), why
+        else:
+            assert scores[0] == scores[1], why
     assert two["turns"]["extra_data"]["category_scores"]["speedup"] == 0
     for results in (one, two):
         for student in ("correct", "turns"):
