@@ -129,10 +129,11 @@ def preflight(
         secured = guard.secure([*paths.private_folders(), *private], [*paths.protected_folders(), *protected], workdir)
     except (SandboxError, guard.Exposed) as exc:
         raise GraderFault(str(exc)) from None
-    if secured.describe() and mode == PROCESS:  # file modes are the boundary there: part of its warning
-        warning = f"{warning}\n{secured.describe()}" if warning else secured.describe()
-    elif secured.describe():  # under bubblewrap, a hardening done once on a new checkout: said, not a warning
-        print(f"note: {secured.describe()}", file=sys.stderr, flush=True)
+    done = secured.describe()
+    if done and mode == PROCESS:  # file modes are the boundary there: part of its warning
+        warning = f"{warning}\n{done}" if warning else done
+    elif done:  # under bubblewrap, a hardening done once on a new checkout: said, not a warning
+        print(f"note: {done}", file=sys.stderr, flush=True)
     caps = controller()
     if not caps.available:
         note = (

@@ -267,8 +267,7 @@ class Observer:
         # The read-back and the checks (episode replays) are the grader's own CPU work: placed with the run,
         # so that none of it lands on the cores of another student's timed phase (``--jobs``).
         with self.placed(cpus) as work:
-            result = self._call(function, kwargs, wall_seconds=wall_seconds, cpus=work.cpus, method=method, fresh=fresh)
-            work.cpu_seconds = result.outcome.cpu_seconds
+            result = self._call(function, kwargs, work, wall_seconds=wall_seconds, method=method, fresh=fresh)
             return self._observation(result, function, kwargs, wall_seconds, check)
 
     def _observation(
@@ -348,15 +347,16 @@ class Observer:
         self,
         function: str | None,
         kwargs: dict,
+        work: Work,
         *,
         wall_seconds: float,
-        cpus: tuple[int, ...] | None = None,
         method: str | None = None,
         fresh: bool = False,
         stop_after_episodes: int | None = None,
     ) -> workspace.RunResult:
-        """The sandboxed run itself on ``cpus`` (None: any core), read back; the caller places it (:meth:`placed`)."""
-        return workspace.run_call(
+        """The sandboxed run itself on the cores :meth:`placed` gave ``work`` (None: any), read back; its CPU time
+        is noted on ``work``."""
+        result = workspace.run_call(
             self.template,
             function,
             kwargs,
@@ -364,9 +364,11 @@ class Observer:
             start_method=method or start_method(),
             expected_episodes=kwargs.get("generations", 0) * kwargs.get("pop_size", 0),
             session=None if fresh else self.session,
-            cpus=cpus,
+            cpus=work.cpus,
             stop_after_episodes=stop_after_episodes,
         )
+        work.cpu_seconds = result.outcome.cpu_seconds
+        return result
 
     @contextmanager
     def placed(self, cpus: tuple[int, ...] | None = None) -> Iterator[Work]:
@@ -388,10 +390,7 @@ class Observer:
         """
         pop_size = kwargs["pop_size"]
         with self.placed() as work:
-            result = self._call(
-                function, kwargs, wall_seconds=wall_seconds, cpus=work.cpus, stop_after_episodes=pop_size
-            )
-            work.cpu_seconds = result.outcome.cpu_seconds
+            result = self._call(function, kwargs, work, wall_seconds=wall_seconds, stop_after_episodes=pop_size)
         if result.garbled or len(result.episodes) < pop_size:
             return None
         first = [rules.vector(e.params) for e in result.episodes[:pop_size]]

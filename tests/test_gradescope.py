@@ -63,15 +63,11 @@ def test_gradescope_setup_seals_the_reference_before_any_run(bundle, tmp_path):
     assert "gradescope_run --seal" in (source / "setup.sh").read_text()
     for folder in ("solutions", "autograder"):
         os.chmod(source / folder, 0o755)  # as an unzip with the usual umask leaves them
-    done = subprocess.run(
-        [sys.executable, "-m", "autograder.gradescope_run", "--seal"], cwd=source, capture_output=True, text=True
-    )
-    assert done.returncode == 0 and "solutions" in done.stdout, done.stdout + done.stderr
+    done = support.seal_gradescope_source(source)
+    assert "solutions" in done.stdout, done.stdout + done.stderr
     for folder in ("solutions", "autograder"):
         assert (source / folder).stat().st_mode & 0o777 == 0o700, f"{folder} is still open to other users"
-    again = subprocess.run(
-        [sys.executable, "-m", "autograder.gradescope_run", "--seal"], cwd=source, capture_output=True, text=True
-    )
+    again = support.seal_gradescope_source(source)
     assert again.stdout.strip().endswith("already"), again.stdout
 
 

@@ -1,8 +1,8 @@
 """Grades out of the grader: a per-part table, or an LMS gradebook file filled from a roster.
 
 ``python -m autograder export`` (``make export``) writes ``OUTPUT/export.csv``: one row per
-student with a column per part, and one per answer graded by hand in the formgrader. ``--roster FILE`` (a gradebook exported from Canvas, Moodle, ...)
-writes ``OUTPUT/lms-upload.csv`` instead: the roster's identifying columns, in its order, and
+student with a column per part, and one per answer graded by hand in the formgrader. ``--roster
+FILE`` (a gradebook exported from Canvas, Moodle, ...) writes ``OUTPUT/lms-upload.csv`` instead: the roster's identifying columns, in its order, and
 this assignment's score column; roster students without a submission keep an empty score, and
 graded students missing from the roster are listed, never dropped silently. Every cell is
 written through ``spreadsheet.csv_text``, so no id or roster cell opens as a formula.

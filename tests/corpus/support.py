@@ -195,9 +195,10 @@ def verdict_problem(entry: Entry, result: dict, graded: set[str], *, check_messa
     return None
 
 
-def seal_gradescope_source(source: Path) -> None:
+def seal_gradescope_source(source: Path) -> subprocess.CompletedProcess:
     """What setup.sh does when Gradescope builds the image: the grader's private folders closed before any run."""
     done = subprocess.run(
         [sys.executable, "-m", "autograder.gradescope_run", "--seal"], cwd=source, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-1500:]
+    return done
