@@ -19,7 +19,7 @@ SETTINGS = {**support.TEST_SETTINGS, "observe": {"wall_seconds": 30}, "speedup":
 """The real timed workload and rounds (24 candidates per worker, 3 to 5 rounds): the test budgets' smaller ones
 leave half-second runs that a burst of other work on a shared machine moves by more than the noise allowance."""
 NOISE = 3
-"""Speedup points a correct loop may lose to noise in either batch (as in the timed corpus batch)."""
+"""Speedup points (of 15) a correct loop may lose to noise in either batch at the real workload."""
 
 
 def _batch(tmp_path, jobs: int):

@@ -69,8 +69,11 @@ REQUIRED = {
     "lock_turn_taking_workers",
 }
 
-NOISE = 3
-"""Speedup points a correct loop may lose to noise in the test budgets' timed batch."""
+NOISE = 5
+"""Speedup points (of 15) a correct loop may lose in the test budgets' timed batch: its runs last half a second
+and its generations are half the real ones, so a correct loop that sends work in coarse chunks (imap_in_order's
+6 of 24 candidates, where the reference's map sends 3) balances its workers worse than at the real size, and a
+burst of other work on a shared machine moves a round by more than the few points the real settings allow."""
 
 
 def test_hostile_corpus_is_well_formed():
@@ -168,8 +171,7 @@ def test_hostile_batch_nothing_written_outside_the_sandbox(class_batch):
 def test_hostile_speedup_batch_verdicts(speedup_batch):
     """In the speedup category, entries without real parallel work lose the points, the correct ones keep them."""
     assert "Traceback" not in speedup_batch.stderr, speedup_batch.stderr[-3000:]
-    # The test budgets time half the real workload in 2 or 3 rounds, where a run lasts half a second: a
-    # correct loop may lose a few points to noise there (at most NOISE of 15), never the category.
+    # A correct loop may lose a few points to the small timed workload here (at most NOISE), never the category.
     correct = {CORRECT_STUDENT, *support.corpus("correct")}
     noisy = {name: support.losses(speedup_batch.result(name)).get("speedup", 0) for name in correct}
     assert all(lost <= NOISE for lost in noisy.values()), "\n".join(
