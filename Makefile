@@ -25,7 +25,7 @@ STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS ?= never
 
 .DEFAULT_GOAL := help
-.PHONY: help install assignment student-kit check grade collect feedback export report gradescope test lint render bench bench-readme lock clean
+.PHONY: help install assignment student-kit check grade collect feedback export report gradescope test test-extended lint render bench bench-readme lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,10 +77,14 @@ report: $(STAMP) ## Write OUTPUT/report.html: the class at a glance (scores, fai
 gradescope: $(STAMP) ## Build dist/gradescope-autograder.zip (setup.sh + run_autograder) for a Gradescope autograder
 	$(PY) -m tools.gradescope
 
-test: $(STAMP) ## Run the project's own tests: TEST_WORKERS at once, then the timed ones alone on the machine
+test: $(STAMP) ## Run the project's own tests (about 6 minutes): TEST_WORKERS at once, then the timed ones alone
 	@# exit status 5: PYTEST_ARGS selected no test in that half
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not timed" $(PYTEST_ARGS) || [ $$? -eq 5 ]
-	$(PY) -m pytest -m timed $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not timed and not extended" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -m "timed and not extended" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test-extended: $(STAMP) ## The tests make test leaves out: whole corpora, fork and forkserver, kill and rerun (CI runs it)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not timed and extended" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -m "timed and extended" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP) ## Check the code with ruff: lint rules and formatting (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .

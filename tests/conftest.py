@@ -218,15 +218,63 @@ def _grade(
     )
 
 
-@pytest.fixture(scope="session")
-def class_batch(tmp_path_factory) -> Graded:
-    """Every corpus entry, the correct student and the ungradable folders, graded in every untimed category.
+SAMPLE = {
+    # correct variants a grader could mistake for wrong ones
+    "spawn_pool",
+    "other_draw_order",
+    # mistakes students make, one per check that catches them
+    "argmin_selection",
+    "best_ever",
+    "draw_order_differs",
+    "sampling_in_workers",
+    "unseeded_episodes",
+    "lambda_in_pool_map",
+    "sigma_ignored",
+    # crashes, hangs, floods and attacks, one per defence
+    "hang_in_serial",
+    "segfault_in_parallel",
+    "returns_wrong_types",
+    "sys_exit_at_import",
+    "memory_hog_serial",
+    "fork_bomb",
+    "output_flood",
+    "snoop_and_tamper",
+    "patch_clock",
+    "patch_helper",
+    "lingering_thread",
+    "handmade_controller",
+    "pretrained_population",
+    "kill_everything",
+    # evidence of parallel work that a timing must tell apart (speedup batch)
+    "imap_in_order",
+    "process_pool_executor",
+    "threads_instead_of_processes",
+    "whole_generation_to_one_worker",
+    "lock_turn_taking_workers",
+    "slowed_serial_fake_parallel",
+    *NOTEBOOK_FAULTS,  # refused at intake: they cost no run
+}
+"""The corpus entries ``make test`` grades: one of each kind, so that a broken defence shows within minutes.
+``make test-extended`` grades every entry (the tests' ``[whole]`` variants)."""
+
+CORPUS = [pytest.param("sample"), pytest.param("whole", marks=pytest.mark.extended)]
+
+
+def _corpus(request) -> dict[str, support.Entry]:
+    entries = all_entries()
+    return entries if request.param == "whole" else {n: e for n, e in entries.items() if n in SAMPLE}
+
+
+@pytest.fixture(scope="session", params=CORPUS)
+def class_batch(request, tmp_path_factory) -> Graded:
+    """The corpus entries (a sample, or all of them), the correct student and the ungradable folders, graded in
+    every untimed category.
 
     Two students at a time: nothing here is timed, and much of a hostile entry's grading is waiting
     (sleeps, hangs to the time limit), which the other job fills."""
     return _grade(
         tmp_path_factory.mktemp("class"),
-        all_entries(),
+        _corpus(request),
         "serial,parallel,determinism,agent",
         odd_folders=True,
         jobs=2,
@@ -234,15 +282,15 @@ def class_batch(tmp_path_factory) -> Graded:
     )
 
 
-@pytest.fixture(scope="session")
-def speedup_batch(tmp_path_factory) -> Graded:
+@pytest.fixture(scope="session", params=CORPUS)
+def speedup_batch(request, tmp_path_factory) -> Graded:
     """The entries a timing can tell apart, and the correct ones, graded in the speedup category only.
 
     An entry whose observed serial or parallel run already fails loses the speedup points before anything
     is timed (``grade.speedup_observation``): two cheap ones stand for them all."""
     entries = {
         name: e
-        for name, e in all_entries().items()
+        for name, e in _corpus(request).items()
         if e.source is not None
         and (
             name in support.corpus("correct")

@@ -30,6 +30,7 @@ def _batch(submitted: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_grader_sigkill_halfway_then_rerun_matches_uninterrupted(tmp_path):
     """Kill the grader with SIGKILL after the first student, re-run it: grades.csv equals an uninterrupted run's;
     the re-run released the scratch the killed grader left in the same (nested) TMPDIR, mounted or not."""

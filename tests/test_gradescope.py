@@ -72,6 +72,7 @@ def test_gradescope_setup_seals_the_reference_before_any_run(bundle, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_gradescope_run_autograder_matches_make_grade(bundle, tmp_path):
     """Each demo student graded by run_autograder in an emulated /autograder gets make grade's scores; a renamed
     notebook is accepted with a note; test outputs hold no grader paths."""
@@ -140,6 +141,7 @@ def test_gradescope_run_autograder_matches_make_grade(bundle, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_gradescope_run_autograder_without_a_notebook_still_writes_results(bundle, tmp_path):
     """A submission with no notebook gets a results.json that says so (0 points), not an autograder failure."""
     root = tmp_path / "autograder"

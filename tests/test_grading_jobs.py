@@ -35,6 +35,7 @@ def _batch(tmp_path, jobs: int):
 
 @pytest.mark.slow
 @pytest.mark.timed
+@pytest.mark.extended
 def test_grading_jobs_same_scores_and_timed_phases_alone(tmp_path):
     """--jobs 1 and --jobs 2 give every student the same category scores (a correct loop's speedup within a few
     points of noise, never the category); every timed phase ran on its reserved cores with nothing of another

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import support
-from conftest import CORRECT_STUDENT, NOTEBOOK_FAULTS, UNGRADABLE, all_entries
+from conftest import CORRECT_STUDENT, NOTEBOOK_FAULTS, SAMPLE, UNGRADABLE, all_entries
 
 from autograder import demo
 from autograder.categories import CATEGORIES
@@ -80,6 +80,7 @@ def test_hostile_corpus_is_well_formed():
     """Every corpus file parses, says what it does, names valid categories and covers the required cases."""
     entries = {**support.corpus("hostile"), **support.corpus("wrong"), **support.corpus("correct")}
     assert REQUIRED <= set(entries), f"missing hostile cases: {sorted(REQUIRED - set(entries))}"
+    assert SAMPLE <= set(entries) | set(NOTEBOOK_FAULTS), f"make test's sample names no entry {sorted(SAMPLE - set(entries))}"
     assert len(support.corpus("wrong")) >= 10
     for name, entry in entries.items():
         assert entry.doc, f"{name}: add a docstring saying what the submission does"

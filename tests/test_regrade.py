@@ -34,6 +34,7 @@ def draws(entries, tmp_path_factory) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_regrade_same_code_same_scores_in_every_draw(entries, draws):
     """Every student gets the same score in every category from batches that drew their own seeds."""
     for draw in draws:
@@ -44,6 +45,7 @@ def test_regrade_same_code_same_scores_in_every_draw(entries, draws):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_regrade_every_deviation_caught_in_every_draw(entries, draws):
     """Each entry loses exactly the categories it declares, with its message, in every draw."""
     wrong = []

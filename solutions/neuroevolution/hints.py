@@ -236,6 +236,13 @@ def speedup_too_low(speedup: float, needed: float, processes: int, serial: float
             "threads")
 
 
+def played_in_this_process(share: float) -> str:
+    """While ``evolve_parallel`` ran, this process's own CPU time was ``share`` of ``evolve_serial``'s."""
+    return (f"evolve_parallel kept this process busy for {share:.0%} of the CPU time evolve_serial needs: its "
+            "episodes were played here, not in worker processes. Test each generation with pool.map on a "
+            "multiprocessing Pool (threads share this process and its interpreter lock)")
+
+
 def is_too_slow(message: str) -> bool:
     """True when a failed speedup test measured a speedup too low (rather than failing to run at all)."""
     return TOO_SLOW in message
