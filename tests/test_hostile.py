@@ -80,7 +80,9 @@ def test_hostile_corpus_is_well_formed():
     """Every corpus file parses, says what it does, names valid categories and covers the required cases."""
     entries = {**support.corpus("hostile"), **support.corpus("wrong"), **support.corpus("correct")}
     assert REQUIRED <= set(entries), f"missing hostile cases: {sorted(REQUIRED - set(entries))}"
-    assert SAMPLE <= set(entries) | set(NOTEBOOK_FAULTS), f"make test's sample names no entry {sorted(SAMPLE - set(entries))}"
+    assert SAMPLE <= set(entries) | set(NOTEBOOK_FAULTS), (
+        f"make test's sample names no entry {sorted(SAMPLE - set(entries))}"
+    )
     assert len(support.corpus("wrong")) >= 10
     for name, entry in entries.items():
         assert entry.doc, f"{name}: add a docstring saying what the submission does"

@@ -210,9 +210,7 @@ def test_notebooks_speedup_cell_fails_a_loop_that_plays_in_the_notebook(disguise
     out = selfcheck.printed_text(speedup_cell)
     assert raised, f"the speedup cell did not fail an evolve_parallel that plays in the notebook ({disguise}): {out}"
     assert (
-        raised[0].ename == "AssertionError"
-        and "played here" in raised[0].evalue
-        and "pool.map" in raised[0].evalue
+        raised[0].ename == "AssertionError" and "played here" in raised[0].evalue and "pool.map" in raised[0].evalue
     ), f"the speedup cell failed without saying what to fix: {raised[0].ename}: {raised[0].evalue}"
 
 
