@@ -245,24 +245,28 @@ SAMPLE = {
     "handmade_controller",
     "pretrained_population",
     "kill_everything",
-    # evidence of parallel work that a timing must tell apart (speedup batch)
-    "imap_in_order",
-    "process_pool_executor",
+    *NOTEBOOK_FAULTS,  # refused at intake: they cost no run
+}
+"""The corpus entries ``make test`` grades in the class batch: one of each kind, so that a broken defence shows
+within minutes. ``make test-extended`` grades every entry (the tests' ``[whole]`` variants)."""
+
+SPEEDUP_SAMPLE = {
+    *support.corpus("correct"),
+    *OBSERVED_RUN_FAILS,
+    # no real parallel work, each in its own way
     "threads_instead_of_processes",
     "whole_generation_to_one_worker",
     "lock_turn_taking_workers",
     "slowed_serial_fake_parallel",
-    *NOTEBOOK_FAULTS,  # refused at intake: they cost no run
 }
-"""The corpus entries ``make test`` grades: one of each kind, so that a broken defence shows within minutes.
-``make test-extended`` grades every entry (the tests' ``[whole]`` variants)."""
+"""The entries ``make test`` grades in the speedup batch: the correct variants and a sample of the wrong ones."""
 
 CORPUS = [pytest.param("sample"), pytest.param("whole", marks=pytest.mark.extended)]
 
 
-def _corpus(request) -> dict[str, support.Entry]:
+def _corpus(request, sample: set[str]) -> dict[str, support.Entry]:
     entries = all_entries()
-    return entries if request.param == "whole" else {n: e for n, e in entries.items() if n in SAMPLE}
+    return entries if request.param == "whole" else {n: e for n, e in entries.items() if n in sample}
 
 
 @pytest.fixture(scope="session", params=CORPUS)
@@ -274,7 +278,7 @@ def class_batch(request, tmp_path_factory) -> Graded:
     (sleeps, hangs to the time limit), which the other job fills."""
     return _grade(
         tmp_path_factory.mktemp("class"),
-        _corpus(request),
+        _corpus(request, SAMPLE),
         "serial,parallel,determinism,agent",
         odd_folders=True,
         jobs=2,
@@ -290,7 +294,7 @@ def speedup_batch(request, tmp_path_factory) -> Graded:
     is timed (``grade.speedup_observation``): two cheap ones stand for them all."""
     entries = {
         name: e
-        for name, e in _corpus(request).items()
+        for name, e in _corpus(request, SPEEDUP_SAMPLE).items()
         if e.source is not None
         and (
             name in support.corpus("correct")

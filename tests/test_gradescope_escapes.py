@@ -131,8 +131,8 @@ def bundle(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def escaped(bundle):
-    """Every escape graded by run_autograder in its own emulated /autograder, two at a time."""
+def container(bundle):
+    """Grades one submission with run_autograder in an emulated /autograder of its own, bubblewrap failing."""
     base = Path(tempfile.mkdtemp(prefix="gradescope-escapes-", dir="/tmp"))
     os.chmod(base, 0o755)  # reachable like /autograder is: the attacks must meet the grader's defences
     bin_dir = base / "bin"
@@ -176,17 +176,30 @@ def escaped(bundle):
         }
 
     try:
-        with ThreadPoolExecutor(2) as pool:
-            futures = {name: pool.submit(grade, name, source) for name, source in escapes().items()}
-            futures |= {
-                name: pool.submit(grade, name, entry.source, HOSTILE_CATEGORIES)
-                for name, entry in hostile_too().items()
-            }
-            yield {name: future.result() for name, future in futures.items()}
+        yield grade
     finally:
         for pid in processes_named(MARKER_COMM):
             os.kill(pid, 9)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def escaped(container):
+    """Every escape graded, two at a time."""
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(container, name, source) for name, source in escapes().items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.fixture(scope="module")
+def hostile_graded(container):
+    """The hostile entries that need an account per run, graded two at a time."""
+    with ThreadPoolExecutor(2) as pool:
+        futures = {
+            name: pool.submit(container, name, entry.source, HOSTILE_CATEGORIES)
+            for name, entry in hostile_too().items()
+        }
+        return {name: future.result() for name, future in futures.items()}
 
 
 def test_gradescope_escapes_cover_the_known_attacks():
@@ -230,11 +243,12 @@ def test_gradescope_escape_reference_attempt_found_nothing(escaped):
     assert "nothing found" in outputs, outputs[:1500]
 
 
+@pytest.mark.extended  # the class batch grades them under bubblewrap in make test
 @pytest.mark.parametrize("name", HOSTILE_TOO)
-def test_gradescope_hostile_entry_gets_its_verdict_with_an_account_per_run(escaped, name):
+def test_gradescope_hostile_entry_gets_its_verdict_with_an_account_per_run(hostile_graded, name):
     """Hostile entries that need isolation get, in the container, the verdict they get under bubblewrap; the grader's
     files are unchanged and nothing of theirs outlives the grade."""
-    got, entry = escaped[name], hostile_too()[name]
+    got, entry = hostile_graded[name], hostile_too()[name]
     run = got["run"]
     assert run.returncode == 0, f"{name}: run_autograder exited {run.returncode}\n{run.stderr[-1500:]}"
     problem = support.verdict_problem(entry, json.loads(got["results"]), set(HOSTILE_CATEGORIES.split(",")))
