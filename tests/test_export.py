@@ -236,6 +236,15 @@ def test_export_nbgrader_export_before_any_grading(tmp_path):
     assert rows(target) == [] and target.read_text().startswith("assignment,duedate,timestamp,student_id")
 
 
+def test_export_gradebook_stamped_with_nbgrader_s_own_schema_revision(monkeypatch):
+    """The schema revision the grader reads in its own process is the one nbgrader's `alembic heads` reports, so
+    `nbgrader export` and the formgrader open the rebuilt gradebook without a migration."""
+    from nbgrader import api
+
+    monkeypatch.setenv("PATH", os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    assert gradebook._alembic_head() == api.get_alembic_version()
+
+
 def test_export_gradebook_reads_nbgrader_and_iso_timestamps():
     """The gradebook stores each submission's time as naive UTC, whichever way results.json wrote it."""
     from datetime import datetime
@@ -274,7 +283,7 @@ def test_export_late_penalty_agrees_everywhere(tmp_path, monkeypatch):
             cli.main(["export", "--output", str(output), "--submitted", str(submitted), "--roster", str(roster)]) == 0
         )
         nbgrader_csv = tmp_path / "nbgrader.csv"
-        with gradebook._alembic_on_path(), Gradebook(f"sqlite:///{output / 'gradebook.db'}") as gb:
+        with gradebook.nbgrader_stamps_in_process(), Gradebook(f"sqlite:///{output / 'gradebook.db'}") as gb:
             CsvExportPlugin(to=str(nbgrader_csv)).export(gb)
         seen: dict[str, set] = {}
         for student in ("alice", "bob"):

@@ -78,12 +78,12 @@ def test_grader_gradebook_agrees_with_grades_csv(graded):
     """nbgrader's gradebook holds the same total per student as grades.csv."""
     from nbgrader.api import Gradebook
 
-    from autograder.term.gradebook import _alembic_on_path
+    from autograder.term.gradebook import nbgrader_stamps_in_process
 
     output, _ = graded
     rows = {r["student_id"]: float(r["score"]) for r in csv.DictReader((output / "grades.csv").open())}
     assert set(rows) == {"reference", "untouched", "damaged", "empty"}
-    with _alembic_on_path(), Gradebook(f"sqlite:///{output / 'gradebook.db'}") as gb:
+    with nbgrader_stamps_in_process(), Gradebook(f"sqlite:///{output / 'gradebook.db'}") as gb:
         for student, score in rows.items():
             assert gb.find_submission("neuroevolution", student).score == pytest.approx(score, abs=0.01), student
 

@@ -103,10 +103,10 @@ def generate(scratch: Path, *, use_gradebook: bool = False) -> Path:
     converter.force = True
     converter.create_assignment = use_gradebook
     if use_gradebook:
-        from autograder.term.gradebook import _alembic_on_path
+        from autograder.term.gradebook import nbgrader_stamps_in_process
 
         Path(config.CourseDirectory.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        with _alembic_on_path():  # nbgrader runs `alembic` from PATH to stamp a new database
+        with nbgrader_stamps_in_process():  # nbgrader stamps the new database with its schema revision
             result = capture_log(converter)
     else:
         result = capture_log(converter)
