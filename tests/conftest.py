@@ -309,10 +309,15 @@ def speedup_batch(request, tmp_path_factory) -> Graded:
     )
 
 
+LONGEST_FIRST = ("test_hostile.py", "test_notebooks.py", "test_gradescope_escapes.py", "test_grader_preflight.py")
+"""The files whose tests take longest (corpus batches, lesson notebooks, Gradescope containers), longest first."""
+
+
 def pytest_collection_modifyitems(items):
-    """The corpus batches take longest: their file's tests go first, so that under ``make test``'s workers the
-    other files fill the remaining workers while the batches are graded, instead of the batches starting last."""
-    items.sort(key=lambda item: item.path.name != "test_hostile.py")  # stable: every other order is kept
+    """The longest files go first, so that under ``make test``'s workers (one file each) the other files fill
+    the remaining workers while they run, instead of one of them starting last and running alone."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: every other order is kept
 
 
 # ---------------------------------------------------------------- nothing left behind
